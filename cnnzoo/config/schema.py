@@ -1,0 +1,137 @@
+"""The typed config: every key a user may write, its type, default and meaning.
+
+Sections split by concern: `model` (what to build), `data` (what to feed it),
+`train` (how to fit it) and `runtime` (where and how reproducibly it runs).
+Unknown keys are rejected (`extra="forbid"`) and types are strict, so a YAML
+typo never silently becomes a default. Keras-specific names (layer classes,
+optimizer arguments) are checked later against Keras itself, where the
+knowledge lives (`cnnzoo.models.layer_factory`, `cnnzoo.training.compile`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from cnnzoo.errors import Location
+
+# One layer as written in YAML: `Flatten`, `{Dense: 128}`, `{Conv2D: [32, 3]}`,
+# `{Conv2D: {filters: 32, kernel_size: 3}}`. Parsed by the model builder.
+LayerItem = Union[str, dict[str, Any]]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Named(BaseModel):
+    """A `{name: ..., **kwargs}` mapping: kwargs are checked against the Keras class."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ModelConfig(_Section):
+    name: str = Field("model", description="Model name; also names the run directory.")
+    input_shape: Optional[list[int]] = Field(
+        None,
+        description="Input image shape, channels last: [rows, cols, channels]. "
+        "Channels-first Keras-1 shapes like [1, 28, 28] are converted with a warning. "
+        "Default: the dataset's image shape.",
+    )
+    num_classes: Optional[int] = Field(
+        None, description="Classes the model must output; checked against the last layer and the dataset."
+    )
+    layers: list[LayerItem] = Field(
+        ...,
+        min_length=1,
+        description="The network as a list of `LayerClass: args` items; any class of `keras.layers` by name.",
+    )
+
+
+class PreprocessingConfig(_Section):
+    mean: Optional[list[float]] = Field(
+        None, description="Per-channel mean subtracted after scaling pixels to [0, 1]."
+    )
+    std: Optional[list[float]] = Field(None, description="Per-channel std divided after subtracting `mean`.")
+
+
+class DataConfig(_Section):
+    name: str = Field("mnist", description="A TFDS dataset name (e.g. mnist, fashion_mnist, mnist_sample).")
+    batch_size: int = Field(128, gt=0, description="Global batch size (summed over replicas).")
+    train_split: str = Field("train", description="TFDS split to train on (slicing like `train[:10%]` works).")
+    validation_split: Optional[str] = Field(
+        "test", description="Split evaluated after each epoch; null for none."
+    )
+    test_split: str = Field("test", description="Split for the final test metrics in metrics.json.")
+    data_dir: Optional[str] = Field(None, description="TFDS data directory (default: TFDS's, ~/tensorflow_datasets).")
+    manual_dir: Optional[str] = Field(
+        None,
+        description="Folder holding the dataset's original archive files, for offline preparation "
+        "(also --manual-dir or CNNZOO_MANUAL_DIR).",
+    )
+    shuffle_buffer: int = Field(10_000, gt=0, description="Examples in the tf.data shuffle buffer.")
+    cache: bool = Field(True, description="Cache decoded, preprocessed examples in memory.")
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+
+
+class OptimizerConfig(_Named):
+    """`name` is a class of `keras.optimizers`; other keys are its constructor arguments."""
+
+    name: str = Field("adadelta", description="Optimizer class, e.g. adadelta, sgd, adam.")
+
+
+class ScheduleConfig(_Named):
+    """`name` is a class of `keras.optimizers.schedules`; other keys are its arguments."""
+
+    name: str = Field(..., description="Schedule class, e.g. ExponentialDecay, PiecewiseConstantDecay.")
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(12, gt=0, description="Number of passes over the training split.")
+    steps_per_epoch: Optional[int] = Field(None, gt=0, description="Limit batches per epoch (default: the whole split).")
+    loss: str = Field("categorical_crossentropy", description="A `keras.losses` name; categorical losses get one-hot labels.")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    lr_schedule: Optional[ScheduleConfig] = Field(
+        None, description="Learning-rate schedule; replaces the optimizer's learning_rate."
+    )
+    metrics: list[str] = Field(["accuracy"], description="`keras.metrics` names.")
+    callbacks: list[LayerItem] = Field(
+        [], description="Extra `keras.callbacks` as `Name: {args}` items, e.g. `EarlyStopping: {patience: 3}`."
+    )
+
+
+class RuntimeConfig(_Section):
+    seed: Optional[int] = Field(
+        None, description="Seeds Python, NumPy, TF and Keras. Default: a random seed, written back to the run's config.yaml."
+    )
+    jit_compile: bool = Field(False, description="XLA-compile the train step (measured slower on small CPU models).")
+    steps_per_execution: int = Field(1, gt=0, description="Batches run per call into the compiled train function.")
+
+
+class Config(_Section):
+    """A whole experiment: what to build, what to feed it, how to train it, where."""
+
+    model: ModelConfig
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    _marks: dict = PrivateAttr(default_factory=dict)
+    _sources: tuple = PrivateAttr(default=())
+
+    def where(self, *path: Any) -> Location | None:
+        """The location a config path was written at (nearest written ancestor)."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self._marks:
+                return self._marks[path[:end]]
+        return Location(self._sources[-1]) if self._sources else None
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The files (and `<command line>`) this config was assembled from, base first."""
+        return self._sources

@@ -1,0 +1,107 @@
+"""YAML reading with source positions, and YAML-1.2 number rules.
+
+PyYAML's SafeLoader follows YAML 1.1, where `1e-3` is a *string*. We add the
+YAML 1.2 float pattern so learning rates written the usual way are numbers.
+Positions are collected from the composed node tree, so every key and list
+item can be traced back to `file:line:column` in error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnzoo.errors import ConfigError, Location
+
+KeyPath = tuple[Any, ...]
+Marks = dict[KeyPath, Location]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML-1.2 floats (`1e-3`, `1E5`); constructs only plain types."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, Marks]:
+    """Parse YAML text; return (data, marks) where marks maps key paths to locations.
+
+    Raises:
+        ConfigError: on YAML syntax errors, with the position PyYAML reports.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        location = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
+        problem = exc.problem or str(exc)
+        raise ConfigError(
+            f"invalid YAML: {problem}",
+            location=location,
+            hint="Check indentation and that every `key: value` has a space after the colon.",
+        ) from None
+    finally:
+        loader.dispose()
+    marks: Marks = {}
+    if node is not None:
+        _collect_marks(node, (), source, marks)
+    return data, marks
+
+
+def read_yaml(path: Path) -> tuple[Any, Marks]:
+    """Read and parse a YAML file; a missing file is a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file not found: {path}",
+            hint="Check the path (it is relative to the current directory, or to the file that `extends` it).",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_scalar(text: str, source: str) -> Any:
+    """Parse one command-line override value with the same rules as config files."""
+    data, _ = parse_yaml(text, source)
+    return data
+
+
+def _collect_marks(node: yaml.Node, path: KeyPath, source: str, marks: Marks) -> None:
+    marks[path] = _location(node, source)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key_path = path + (key_node.value,)
+            _collect_marks(value_node, key_path, source, marks)
+            # The key's own position is more useful than its value's in messages.
+            marks[key_path] = _location(key_node, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_marks(item, path + (index,), source, marks)
+
+
+def _location(node: yaml.Node, source: str) -> Location:
+    return Location(source, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def dump_yaml(data: Any) -> str:
+    """Serialise plain data as block-style YAML, keys in insertion order."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

@@ -1,0 +1,87 @@
+"""Errors raised for user mistakes: the CLI prints them as one paragraph, exit 2.
+
+Anything that is not a `CnnzooError` is a bug in cnnzoo and may show a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from: a YAML file position or a command-line override."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+class CnnzooError(Exception):
+    """A user-facing error: a message, an optional location, path and hint."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: Location | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.path = path
+        self.hint = hint
+        self.more: tuple[CnnzooError, ...] = ()  # further problems found in the same pass
+
+    def __str__(self) -> str:
+        return "\n".join([self.line(), *(e.line() for e in self.more)])
+
+    def line(self) -> str:
+        """This error alone as `file:line:col: error: path: message hint`."""
+        head = f"{self.location}: " if self.location else ""
+        path = f"{self.path}: " if self.path else ""
+        hint = f" {self.hint}" if self.hint else ""
+        return f"{head}error: {path}{self.message}{hint}"
+
+
+class ConfigError(CnnzooError):
+    """A config file or override is malformed, mistyped or names an unknown key."""
+
+
+class BuildError(CnnzooError):
+    """A layer cannot be built: unknown class, bad arguments, impossible shapes."""
+
+
+class DataError(CnnzooError):
+    """A dataset cannot be found, downloaded or prepared."""
+
+
+class TrainingError(CnnzooError):
+    """Training stopped for a reason the user must act on (e.g. NaN loss)."""
+
+    exit_code = 3
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, n: int = 3) -> str:
+    """Return ' Did you mean `x`?' (or '') for the closest of `choices` to `name`."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=n, cutoff=0.6)
+    if not close:
+        return ""
+    quoted = " or ".join(f"`{lowered[c]}`" for c in close)
+    return f" Did you mean {quoted}?"

@@ -1,0 +1,91 @@
+"""One YAML layer item -> one Keras layer.
+
+An item is a one-key mapping `LayerClass: args` (or a bare `LayerClass`):
+args is a mapping of keyword arguments, a list of positional arguments (which
+may end with a mapping of keyword arguments, like a Python call), or a single scalar (the first positional argument): `Dense: 128`, `Dropout: 0.25`,
+`Activation: relu`, `Conv2D: {filters: 32, kernel_size: 3}`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnzoo import registry
+from cnnzoo.arguments import bind
+from cnnzoo.errors import BuildError, Location
+from cnnzoo.models import keras1
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A parsed, checked layer item: class, keyword arguments and where it was written."""
+
+    index: int  # 1-based position in model.layers, as users count
+    class_name: str
+    cls: type
+    kwargs: dict[str, Any]
+    location: Location | None
+    declared_input_shape: tuple[int, ...] | None = field(default=None)
+
+    @property
+    def label(self) -> str:
+        return f"layer {self.index} ({self.class_name})"
+
+    def instantiate(self):
+        """Create the Keras layer; Keras' own argument errors become BuildErrors."""
+        kwargs = {"name": f"{_snake(self.class_name)}_{self.index}", **self.kwargs}
+        try:
+            return self.cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise BuildError(
+                f"{self.label}: Keras rejected its arguments {self.kwargs}: {_first_line(exc)}",
+                location=self.location,
+            ) from None
+
+
+def parse_layer(item: Any, index: int, location: Location | None) -> LayerSpec:
+    """Parse and check one `model.layers` item (index is 1-based)."""
+    name, args, kwargs = _split_item(item, index, location)
+    name, args, kwargs, input_shape = keras1.translate(name, args, kwargs, location)
+    path = f"model.layers[{index - 1}]"
+    cls = registry.layers().get(name, location=location, path=path)
+    import keras
+
+    bound = bind(cls, args, kwargs, what=f"layer {index} ({cls.__name__})", location=location, path=path, stop=keras.layers.Layer)
+    return LayerSpec(index, cls.__name__, cls, bound, location, input_shape)
+
+
+def _split_item(item: Any, index: int, location: Location | None) -> tuple[str, list, dict]:
+    if isinstance(item, str):
+        return item, [], {}
+    if isinstance(item, dict) and len(item) == 1:
+        (name, args), = item.items()
+        if args is None:
+            return name, [], {}
+        if isinstance(args, dict):
+            return name, [], args
+        if isinstance(args, list):
+            if args and isinstance(args[-1], dict):  # `[32, 3, 3, {padding: valid}]`, like a Python call
+                return name, list(args[:-1]), dict(args[-1])
+            return name, list(args), {}
+        return name, [args], {}
+    raise BuildError(
+        f"layer {index} must be a layer class name or a one-key mapping `LayerClass: args`, got {item!r}",
+        location=location,
+        path=f"model.layers[{index - 1}]",
+        hint="Examples: `- Flatten`, `- Dense: 128`, `- Conv2D: {filters: 32, kernel_size: 3}`. "
+        "A mapping with two keys usually means a missing `-` or wrong indentation.",
+    )
+
+
+def _snake(name: str) -> str:
+    """`MaxPooling2D` -> `max_pooling2d`, as Keras names layers."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
