@@ -76,6 +76,10 @@ class TrainingError(CnnzooError):
     exit_code = 3
 
 
+class CnnzooWarning(UserWarning):
+    """Something works but is probably not what the user meant; printed as one line."""
+
+
 def did_you_mean(name: str, choices: Iterable[str], *, n: int = 3) -> str:
     """Return ' Did you mean `x`?' (or '') for the closest of `choices` to `name`."""
     choices = list(choices)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from cnnzoo.errors import Location
+from cnnzoo.errors import CnnzooWarning, Location
 
 
-class Keras1Warning(FutureWarning):
+class Keras1Warning(CnnzooWarning):
     """A Keras-1 spelling was accepted and mapped to its Keras-3 equivalent."""
 
 

@@ -18,6 +18,9 @@ from cnnzoo.errors import BuildError, Location
 from cnnzoo.models import keras1
 
 
+LAYER_EXAMPLE = "`- Flatten`, `- Dense: 128`, `- Conv2D: {filters: 32, kernel_size: 3}`"
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """A parsed, checked layer item: class, keyword arguments and where it was written."""
@@ -47,9 +50,9 @@ class LayerSpec:
 
 def parse_layer(item: Any, index: int, location: Location | None) -> LayerSpec:
     """Parse and check one `model.layers` item (index is 1-based)."""
-    name, args, kwargs = _split_item(item, index, location)
-    name, args, kwargs, input_shape = keras1.translate(name, args, kwargs, location)
     path = f"model.layers[{index - 1}]"
+    name, args, kwargs = split_item(item, what=f"layer {index}", location=location, path=path, example=LAYER_EXAMPLE)
+    name, args, kwargs, input_shape = keras1.translate(name, args, kwargs, location)
     cls = registry.layers().get(name, location=location, path=path)
     import keras
 
@@ -57,7 +60,8 @@ def parse_layer(item: Any, index: int, location: Location | None) -> LayerSpec:
     return LayerSpec(index, cls.__name__, cls, bound, location, input_shape)
 
 
-def _split_item(item: Any, index: int, location: Location | None) -> tuple[str, list, dict]:
+def split_item(item: Any, *, what: str, location: Location | None, path: str, example: str) -> tuple[str, list, dict]:
+    """`Name`, `{Name: scalar}`, `{Name: [args..., {kwargs}]}` or `{Name: {kwargs}}` -> (name, args, kwargs)."""
     if isinstance(item, str):
         return item, [], {}
     if isinstance(item, dict) and len(item) == 1:
@@ -72,11 +76,10 @@ def _split_item(item: Any, index: int, location: Location | None) -> tuple[str, 
             return name, list(args), {}
         return name, [args], {}
     raise BuildError(
-        f"layer {index} must be a layer class name or a one-key mapping `LayerClass: args`, got {item!r}",
+        f"{what} must be a class name or a one-key mapping `Name: args`, got {item!r}",
         location=location,
-        path=f"model.layers[{index - 1}]",
-        hint="Examples: `- Flatten`, `- Dense: 128`, `- Conv2D: {filters: 32, kernel_size: 3}`. "
-        "A mapping with two keys usually means a missing `-` or wrong indentation.",
+        path=path,
+        hint=f"Examples: {example}. A mapping with two keys usually means a missing `-` or wrong indentation.",
     )
 
 

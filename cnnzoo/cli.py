@@ -1,0 +1,126 @@
+"""`cnnzoo` command line: train, validate, list.
+
+User mistakes (`CnnzooError`) print as `file:line:col: error: ...` with a hint
+and exit 2; anything else is a cnnzoo bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from cnnzoo.errors import CnnzooError, CnnzooWarning
+
+
+def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ start-up lines (e.g. "failed call to cuInit" on CPU machines) confuse
+    # more than they help; failures still arrive as Python exceptions. Set it to 0 to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _show_warnings_as_one_line()
+    try:
+        return args.handler(args) or 0
+    except CnnzooError as err:
+        print(err, file=sys.stderr)
+        return err.exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnzoo", description="CNN models from YAML configs, trained with Keras.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model from a config", description="Train a model from a config.")
+    train.add_argument("--config", "-c", help="YAML config file (not needed with --resume)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.epochs=3")
+    train.add_argument("--output-dir", help="run directory (default: runs/<model.name>-<timestamp>)")
+    train.add_argument("--manual-dir", help="folder with the dataset's original files, to prepare it offline")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
+    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.set_defaults(handler=_train)
+
+    validate = sub.add_parser(
+        "validate", help="check a config and build its model, without data or training",
+        description="Check a config: keys, types, layer names and arguments, shapes, optimizer and loss.",
+    )
+    validate.add_argument("config", help="YAML config file")
+    validate.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    validate.set_defaults(handler=_validate)
+
+    listing = sub.add_parser("list", help="list the names a config may use")
+    listing.add_argument("kind", choices=["layers", "optimizers", "schedules", "callbacks"])
+    listing.set_defaults(handler=_list)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cnnzoo.config.loader import load_config
+    from cnnzoo.config.yaml_io import dump_yaml
+    from cnnzoo.training import trainer
+
+    if args.resume:
+        if args.config:
+            raise CnnzooError(
+                "--resume continues a run with the config saved in it; do not pass --config too",
+                hint="Change settings of a resumed run with overrides, e.g. train.epochs=20.",
+            )
+        trainer.resume(args.resume, tuple(args.overrides), manual_dir=args.manual_dir)
+        return 0
+    if not args.config:
+        raise CnnzooError("no config given", hint="Usage: cnnzoo train --config configs/quickstart.yaml [key=value ...]")
+    config = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(dump_yaml(config.model_dump(mode="json")), end="")
+        return 0
+    trainer.train(config, output_dir=args.output_dir, manual_dir=args.manual_dir)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from cnnzoo.config.loader import load_config
+    from cnnzoo.models.builder import build_model
+    from cnnzoo.training.compile import check_loss_and_metrics, make_optimizer
+    from cnnzoo.training.callbacks import config_callbacks
+
+    config = load_config(args.config, args.overrides)
+    model = build_model(config)
+    check_loss_and_metrics(config)
+    make_optimizer(config)
+    config_callbacks(config)
+    print(
+        f"{args.config}: OK: model `{model.name}` {_shape(model.input_shape)} -> {_shape(model.output_shape)}, "
+        f"{len(config.model.layers)} layers, {model.count_params():,} parameters; "
+        f"data {config.data.name}, {config.train.epochs} epochs, optimizer {config.train.optimizer.name}"
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from cnnzoo import registry
+
+    table = {"layers": registry.layers, "optimizers": registry.optimizers,
+             "schedules": registry.schedules, "callbacks": registry.callbacks}[args.kind]()
+    print("\n".join(table.names()))
+    return 0
+
+
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape[1:])
+
+
+def _show_warnings_as_one_line() -> None:
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, CnnzooWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""`data` config -> prepared TFDS dataset -> batched `tf.data` pipelines.
+
+Any TFDS dataset with (image, label) supervised keys works by name. Offline,
+TFDS builds from a `manual_dir` holding the dataset's original download files
+(TFDS looks each expected file name up there and verifies its checksum).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnzoo.config.schema import Config, DataConfig
+from cnnzoo.errors import DataError, Location, did_you_mean
+
+MANUAL_DIR_ENV = "CNNZOO_MANUAL_DIR"
+
+
+@dataclass(frozen=True)
+class Datasets:
+    """Batched pipelines plus what the model needs to know about the data."""
+
+    train: Any
+    validation: Any | None
+    test: Any
+    image_shape: tuple[int, ...]
+    num_classes: int
+    train_examples: int
+    class_names: tuple[str, ...]
+
+
+def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = None) -> Datasets:
+    """Prepare the configured TFDS dataset (offline from manual_dir if given) and build pipelines."""
+    data = config.data
+    builder = get_builder(data, config.where("data", "name"))
+    prepare(builder, data, manual_dir or data.manual_dir or os.environ.get(MANUAL_DIR_ENV), config)
+    features = builder.info.features
+    image_shape = tuple(features["image"].shape)
+    num_classes = features["label"].num_classes
+    preprocess = _preprocess_fn(data, num_classes, one_hot)
+    train = _split(builder, data.train_split, config, "train_split", shuffle=True)
+    train_examples = _count(builder, data.train_split)
+    validation = None
+    if data.validation_split is not None:
+        validation = _split(builder, data.validation_split, config, "validation_split", shuffle=False)
+    test = _split(builder, data.test_split, config, "test_split", shuffle=False)
+    return Datasets(
+        train=_pipeline(train, preprocess, data, training=True),
+        validation=_pipeline(validation, preprocess, data, training=False) if validation is not None else None,
+        test=_pipeline(test, preprocess, data, training=False),
+        image_shape=image_shape,
+        num_classes=num_classes,
+        train_examples=train_examples,
+        class_names=tuple(features["label"].names),
+    )
+
+
+def get_builder(data: DataConfig, where: Location | None):
+    """The TFDS builder for `data.name`; unknown names get suggestions."""
+    import tensorflow_datasets as tfds
+
+    import cnnzoo.data.sample_dataset  # noqa: F401  (registers mnist_sample)
+
+    try:
+        builder = tfds.builder(data.name, data_dir=data.data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        names = tfds.list_builders(with_community_datasets=False)
+        raise DataError(
+            f"TFDS has no dataset `{data.name}`.{did_you_mean(data.name, names)}",
+            location=where,
+            path="data.name",
+            hint="See https://www.tensorflow.org/datasets/catalog for names; `mnist_sample` ships with cnnzoo.",
+        ) from None
+    features = builder.info.features
+    if not {"image", "label"} <= set(getattr(features, "keys", lambda: [])()):
+        raise DataError(
+            f"dataset `{data.name}` has no `image` and `label` features; cnnzoo trains image classifiers",
+            location=where,
+            path="data.name",
+        )
+    return builder
+
+
+def expected_files(builder) -> list[str]:
+    """File names TFDS downloads for this dataset (what a manual_dir must hold)."""
+    return sorted({info.filename for info in (builder.url_infos or {}).values() if info.filename})
+
+
+def prepare(builder, data: DataConfig, manual_dir: str | None, config: Config) -> None:
+    """Download and prepare once; offline from manual_dir. Failures become DataErrors."""
+    if builder.is_prepared():
+        return
+    import tensorflow_datasets as tfds
+
+    files = expected_files(builder)
+    if manual_dir is not None:
+        _check_manual_dir(Path(manual_dir).expanduser(), files, data.name)
+    tfds.display_progress_bar(sys.stderr.isatty())
+    print(f"cnnzoo: preparing TFDS dataset `{data.name}` in {builder.data_dir} (once)", file=sys.stderr)
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except Exception as exc:  # TFDS raises many kinds (network, checksum, IO): all are data problems here
+        raise DataError(
+            f"could not prepare TFDS dataset `{data.name}` in {builder.data_dir}: "
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+            location=config.where("data", "name"),
+            hint=_offline_hint(data.name, files),
+        ) from None
+
+
+def _check_manual_dir(manual_dir: Path, files: list[str], name: str) -> None:
+    if not manual_dir.is_dir():
+        raise DataError(
+            f"manual_dir {manual_dir} is not a folder",
+            path="data.manual_dir",
+            hint=_offline_hint(name, files),
+        )
+    missing = [f for f in files if not (manual_dir / f).exists()]
+    if missing:
+        raise DataError(
+            f"manual_dir {manual_dir} lacks {', '.join(missing)} for dataset `{name}`",
+            path="data.manual_dir",
+            hint=_offline_hint(name, files),
+        )
+
+
+def _offline_hint(name: str, files: list[str]) -> str:
+    listed = ", ".join(files) if files else "the dataset's original archive files"
+    return (
+        f"With no network, put {listed} (the original files TFDS downloads, unrenamed) in one folder "
+        f"and pass it with --manual-dir DIR, `data.manual_dir: DIR` or {MANUAL_DIR_ENV}=DIR; "
+        f"or train on the bundled `data.name=mnist_sample`."
+    )
+
+
+def _split(builder, split: str, config: Config, key: str, *, shuffle: bool):
+    try:
+        return builder.as_dataset(split=split, as_supervised=True, shuffle_files=shuffle)
+    except (ValueError, KeyError) as exc:
+        available = ", ".join(builder.info.splits.keys())
+        raise DataError(
+            f"dataset `{builder.name}` has no split `{split}` ({str(exc).strip().splitlines()[0]})",
+            location=config.where("data", key),
+            path=f"data.{key}",
+            hint=f"Its splits: {available}. Slices such as `train[:10%]` also work.",
+        ) from None
+
+
+def _count(builder, split: str) -> int:
+    try:
+        return builder.info.splits[split].num_examples  # TFDS resolves slices like train[:10%] too
+    except (KeyError, ValueError):
+        return 0
+
+
+def _preprocess_fn(data: DataConfig, num_classes: int, one_hot: bool):
+    import tensorflow as tf
+
+    mean = data.preprocessing.mean
+    std = data.preprocessing.std
+
+    def preprocess(image, label):
+        image = tf.cast(image, tf.float32) / 255.0
+        if mean is not None:
+            image = image - tf.constant(mean, tf.float32)
+        if std is not None:
+            image = image / tf.constant(std, tf.float32)
+        label = tf.one_hot(label, num_classes) if one_hot else label
+        return image, label
+
+    return preprocess
+
+
+def _pipeline(ds, preprocess, data: DataConfig, *, training: bool):
+    import tensorflow as tf
+
+    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    if data.cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(data.shuffle_buffer, reshuffle_each_iteration=True)
+    return ds.batch(data.batch_size).prefetch(tf.data.AUTOTUNE)

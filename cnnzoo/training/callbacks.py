@@ -1,0 +1,83 @@
+"""The callbacks every run gets (logging, checkpoints, resume, NaN guard) plus the config's own."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+
+from cnnzoo import registry
+from cnnzoo.arguments import bind
+from cnnzoo.config.schema import Config
+from cnnzoo.errors import BuildError
+from cnnzoo.models.layer_factory import split_item
+from cnnzoo.training.run_dir import RunDir
+
+
+CALLBACK_EXAMPLE = "`- EarlyStopping: {monitor: val_loss, patience: 3}`"
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` to each epoch's logs (so CSV, TensorBoard and metrics.json get it)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN/inf loss and remembers where, for the error message."""
+
+    def __init__(self):
+        super().__init__()
+        self.nan_at: tuple[int, int] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nan_at = (self._epoch + 1, batch + 1)
+            self.model.stop_training = True
+
+
+def standard_callbacks(run: RunDir, monitor: str) -> list[keras.callbacks.Callback]:
+    """Timer, CSV history, resume state, TensorBoard, checkpoints: in the order they must run.
+
+    The CSV row is written before the backup, so a kill between the two makes the
+    resumed run write that epoch again (deduplicated later), never lose it.
+    """
+    run.checkpoints.mkdir(exist_ok=True)
+    mode = "max" if "acc" in monitor else "min"
+    return [
+        EpochTimer(),
+        keras.callbacks.CSVLogger(str(run.history), append=True),
+        keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True),
+        keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=True, update_freq="epoch"),
+        keras.callbacks.ModelCheckpoint(str(run.checkpoints / "last.keras")),
+        keras.callbacks.ModelCheckpoint(
+            str(run.checkpoints / "best.keras"), monitor=monitor, mode=mode, save_best_only=True
+        ),
+    ]
+
+
+def config_callbacks(config: Config) -> list[keras.callbacks.Callback]:
+    """The callbacks listed under `train.callbacks`, e.g. `- EarlyStopping: {patience: 3}`."""
+    result = []
+    for i, item in enumerate(config.train.callbacks):
+        where = config.where("train", "callbacks", i)
+        path = f"train.callbacks[{i}]"
+        name, args, kwargs = split_item(item, what="a callback", location=where, path=path, example=CALLBACK_EXAMPLE)
+        cls = registry.callbacks().get(name, location=where, path=path)
+        bound = bind(cls, args, kwargs, what=f"callback {cls.__name__}", location=where, path=path)
+        try:
+            result.append(cls(**bound))
+        except (TypeError, ValueError) as exc:
+            raise BuildError(f"callback {cls.__name__}: {exc}", location=where, path=path) from None
+    return result

@@ -1,0 +1,214 @@
+"""Config -> data -> model -> compiled model -> `model.fit` -> run directory.
+
+`train()` is the whole pipeline, one short step per helper, so each stage can
+be called (and tested) on its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import secrets
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from cnnzoo.config.loader import load_config
+from cnnzoo.config.schema import Config
+from cnnzoo.config.yaml_io import dump_yaml
+from cnnzoo.errors import BuildError, CnnzooError, TrainingError
+from cnnzoo.training.run_dir import RunDir, existing_run_dir, new_run_dir, start_info, write_json
+
+
+class TrainingInterrupted(CnnzooError):
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: RunDir
+    metrics: dict[str, Any]
+    model: Any
+
+
+def train(
+    config: Config,
+    *,
+    output_dir: str | None = None,
+    manual_dir: str | None = None,
+    run: RunDir | None = None,
+    log: Callable[[str], None] = print,
+    extra_callbacks: tuple = (),
+) -> RunResult:
+    """Train the model a config describes and fill a run directory.
+
+    Args:
+        config: a validated config.
+        output_dir: the run directory (default `runs/<model.name>-<timestamp>`).
+        manual_dir: folder with the dataset's original files, for offline preparation.
+        run: an existing run directory to continue (see `resume`).
+        log: where progress messages go.
+        extra_callbacks: more Keras callbacks (tests use this to interrupt a run).
+
+    Returns:
+        The run directory, the metrics written to metrics.json, and the trained model.
+
+    Raises:
+        CnnzooError: bad config, data or run directory; TrainingError if the loss diverges.
+    """
+    import keras
+
+    from cnnzoo.data.tfds_input import load_datasets
+    from cnnzoo.models.builder import build_model
+    from cnnzoo.training.callbacks import NanGuard, config_callbacks, standard_callbacks
+    from cnnzoo.training.compile import compile_model, uses_one_hot_labels
+
+    config = with_seed(config)
+    keras.utils.set_random_seed(config.runtime.seed)
+    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
+    model = build_model(config, input_shape=data.image_shape)
+    check_model_fits_data(model, data, config)
+    compile_model(model, config)
+    user_callbacks = config_callbacks(config)
+
+    resuming = run is not None
+    if run is None:
+        run = new_run_dir(config.model.name, output_dir)
+        run.config.write_text(dump_yaml(config.model_dump(mode="json")))
+        write_json(run.info, start_info(config.runtime.seed))
+        write_start_summaries(run, config, model)
+    else:
+        run.update_info(status="running")
+    log(f"cnnzoo: {'resuming' if resuming else 'training'} {config.model.name} "
+        f"({model.count_params():,} parameters) on {config.data.name}; run directory: {run.path}")
+
+    monitor = "val_accuracy" if data.validation is not None and "accuracy" in config.train.metrics else (
+        "val_loss" if data.validation is not None else "loss")
+    nan_guard = NanGuard()
+    callbacks = [*standard_callbacks(run, monitor), nan_guard, *user_callbacks, *extra_callbacks]
+    try:
+        model.fit(
+            data.train,
+            validation_data=data.validation,
+            epochs=config.train.epochs,
+            steps_per_epoch=config.train.steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    except KeyboardInterrupt:
+        run.update_info(status="interrupted")
+        raise TrainingInterrupted(
+            "training interrupted; the last completed epoch is saved",
+            hint=f"Continue with: cnnzoo train --resume {run.path}",
+        ) from None
+    if nan_guard.nan_at is not None:
+        run.update_info(status="failed: NaN loss")
+        epoch, batch = nan_guard.nan_at
+        raise TrainingError(
+            f"the loss became NaN/inf at epoch {epoch}, batch {batch}: training diverged and was stopped",
+            location=config.where("train", "optimizer"),
+            hint="Lower train.optimizer.learning_rate (or add a schedule) and check the inputs are scaled; "
+            f"checkpoints up to the last good epoch are in {run.checkpoints}.",
+        )
+    return finish(run, model, data, config, log)
+
+
+def resume(run_path: str, overrides: tuple[str, ...] = (), **kwargs) -> RunResult:
+    """Continue an interrupted run from its last completed epoch (weights, optimizer state, epoch)."""
+    run = existing_run_dir(run_path)
+    if run.read_info().get("status") == "completed" and not overrides:
+        raise CnnzooError(
+            f"the run in {run.path} already completed",
+            hint=f"Train longer with `cnnzoo train --resume {run.path} train.epochs=N`.",
+        )
+    config = load_config(run.config, overrides)
+    return train(config, run=run, **kwargs)
+
+
+def with_seed(config: Config) -> Config:
+    """The config with `runtime.seed` filled in (a fresh random one when unset)."""
+    if config.runtime.seed is not None:
+        return config
+    data = config.model_dump(mode="json")
+    data["runtime"]["seed"] = secrets.randbelow(2**31)
+    seeded = Config.model_validate(data)
+    seeded._marks, seeded._sources = config._marks, config._sources
+    return seeded
+
+
+def check_model_fits_data(model, data, config: Config) -> None:
+    """The dataset's images and classes must match the model's input and output."""
+    if tuple(model.input_shape[1:]) != tuple(data.image_shape):
+        raise BuildError(
+            f"the model takes {_shape(model.input_shape[1:])} inputs but `{config.data.name}` "
+            f"images are {_shape(data.image_shape)}",
+            location=config.where("model", "input_shape"),
+            path="model.input_shape",
+            hint=f"Set model.input_shape to {list(data.image_shape)} (or remove it to use the dataset's).",
+        )
+    outputs = model.output_shape[-1]
+    if outputs != data.num_classes:
+        raise BuildError(
+            f"the model outputs {outputs} class scores but `{config.data.name}` has {data.num_classes} classes",
+            location=config.where("model", "layers", len(config.model.layers) - 1),
+            path="model.layers",
+            hint=f"Make the last Dense layer `Dense: {data.num_classes}`.",
+        )
+
+
+def finish(run: RunDir, model, data, config: Config, log: Callable[[str], None] = print) -> RunResult:
+    """Evaluate on the test split, save model.keras and metrics.json, mark the run completed."""
+    test = model.evaluate(data.test, return_dict=True, verbose=0)
+    model.save(run.model)
+    history = read_history(run)
+    seconds = history.pop("epoch_seconds", [])
+    metrics = {
+        "model": config.model.name,
+        "dataset": config.data.name,
+        "params": model.count_params(),
+        "epochs_completed": len(history.get("epoch", [])),
+        "test": {k: float(v) for k, v in test.items()},
+        "history": {k: v for k, v in history.items() if k != "epoch"},
+        "epoch_seconds": seconds,
+        "train_examples": data.train_examples,
+    }
+    write_json(run.metrics, metrics)
+    run.update_info(status="completed")
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
+    log(f"cnnzoo: test {summary}; saved {run.model} and {run.metrics}")
+    return RunResult(run, metrics, model)
+
+
+def read_history(run: RunDir) -> dict[str, list[float]]:
+    """history.csv as columns, one value per epoch (the last row wins after a resume)."""
+    if not run.history.exists():
+        return {}
+    with run.history.open(newline="") as f:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(f) if row.get("epoch", "").isdigit()}
+    columns: dict[str, list[float]] = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            columns.setdefault(key, []).append(float(value) if value not in ("", None) else float("nan"))
+    return columns
+
+
+def write_start_summaries(run: RunDir, config: Config, model) -> None:
+    """TensorBoard extras: the resolved config (Text tab) and the op graph of the forward pass.
+
+    Keras 3's TensorBoard callback writes only the conceptual `keras` graph, so the
+    op-level graph is traced here once from the model's call.
+    """
+    import tensorflow as tf
+
+    text = "    " + dump_yaml(config.model_dump(mode="json")).replace("\n", "\n    ")
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
+    writer = tf.summary.create_file_writer(str(run.logs / "train"))
+    with writer.as_default():
+        tf.summary.text("config", text, step=0)
+        tf.summary.graph(graph)
+    writer.close()
+
+
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape)
