@@ -63,7 +63,7 @@ def bind(
             f"({', '.join(positional) or 'none'}), got {len(args)}: {args}",
             location=location,
             path=path,
-            hint="Use a mapping to name them, e.g. `{units: 128}`.",
+            hint=f"Use a mapping to name them, e.g. `{cls.__name__}: {{{positional[0] if positional else 'name'}: ...}}`.",
         )
     bound = dict(zip(positional, args))
     accepted = accepted_keywords(cls, stop)

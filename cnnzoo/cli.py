@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command in ("train", "validate"):
+        _import_tensorflow_quietly()
     _show_warnings_as_one_line()
     try:
         return args.handler(args) or 0
@@ -108,6 +110,34 @@ def _list(args: argparse.Namespace) -> int:
 
 def _shape(shape) -> str:
     return "x".join(str(d) for d in shape[1:])
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines (oneDNN, CUDA probing) held back.
+
+    TF 2.21 prints them before TF_CPP_MIN_LOG_LEVEL takes effect. They are shown
+    if the import fails, and always with TF_CPP_MIN_LOG_LEVEL=0.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()  # probes CUDA now, while muted
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _show_warnings_as_one_line() -> None:

@@ -55,7 +55,8 @@ class CnnzooError(Exception):
         head = f"{self.location}: " if self.location else ""
         path = f"{self.path}: " if self.path else ""
         hint = f" {self.hint}" if self.hint else ""
-        return f"{head}error: {path}{self.message}{hint}"
+        end = "" if self.message.endswith((".", "?", "!")) else "."
+        return f"{head}error: {path}{self.message}{end}{hint}"
 
 
 class ConfigError(CnnzooError):
@@ -82,10 +83,12 @@ class CnnzooWarning(UserWarning):
 
 def did_you_mean(name: str, choices: Iterable[str], *, n: int = 3) -> str:
     """Return ' Did you mean `x`?' (or '') for the closest of `choices` to `name`."""
-    choices = list(choices)
     lowered = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(str(name).lower(), list(lowered), n=n, cutoff=0.6)
     if not close:
         return ""
+    # Keep only the matches about as close as the best one: one clear answer beats three.
+    best = difflib.SequenceMatcher(None, str(name).lower(), close[0]).ratio()
+    close = [c for c in close if difflib.SequenceMatcher(None, str(name).lower(), c).ratio() >= best - 0.02]
     quoted = " or ".join(f"`{lowered[c]}`" for c in close)
     return f" Did you mean {quoted}?"

@@ -180,9 +180,17 @@ def _to_config_error(err: dict, data: dict, marks: Marks, source: str) -> Config
     hint = None
     if isinstance(value, bool):
         hint = "YAML reads yes/no/on/off/true/false as booleans: quote the value if you meant a string."
-    elif isinstance(value, str) and ("number" in err["msg"] or "integer" in err["msg"]):
+    elif isinstance(value, str) and _is_number(value):
         hint = "Write numbers without quotes."
     return ConfigError(message, location=location, path=dotted, hint=hint)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _data_path(loc: tuple, data: Any) -> KeyPath:

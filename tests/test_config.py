@@ -1,0 +1,114 @@
+"""Config loading: YAML positions, extends, overrides, strict keys and types."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from cnnzoo import ConfigError, load_config
+from conftest import CONFIGS, write
+
+MINIMAL = """\
+model:
+  input_shape: [28, 28, 1]
+  layers: [Flatten, {Dense: 10}, {Activation: softmax}]
+"""
+
+
+def test_slide_config_values():
+    config = load_config(CONFIGS / "slide_cnn.yaml")
+    assert config.model.name == "slide_cnn"
+    assert config.train.optimizer.name == "adadelta"
+    assert config.train.optimizer.kwargs == {"learning_rate": 1.0}
+    assert (config.data.batch_size, config.train.epochs, config.train.loss) == (128, 12, "categorical_crossentropy")
+
+
+def test_extends_deep_merges_and_replaces_lists():
+    config = load_config(CONFIGS / "lenet5.yaml")
+    assert config.model.name == "lenet5"
+    assert config.model.input_shape == [28, 28, 1]  # inherited from slide_cnn.yaml
+    assert config.train.optimizer.kwargs == {"learning_rate": 1.0}
+    assert config.model.layers[0] == {"ZeroPadding2D": 2}  # the child's list replaces the parent's
+    assert config.sources[-1].endswith("lenet5.yaml") and config.sources[0].endswith("slide_cnn.yaml")
+
+
+def test_overrides_are_yaml_values_applied_after_inheritance():
+    config = load_config(
+        CONFIGS / "lenet5.yaml",
+        ["train.epochs=3", "data.batch_size=256", "train.optimizer.learning_rate=5e-1",
+         "train.metrics=[accuracy, top_k_categorical_accuracy]", "model.layers.6.Dense.units=100"],
+    )
+    assert config.train.epochs == 3 and config.data.batch_size == 256
+    assert config.train.optimizer.kwargs["learning_rate"] == 0.5
+    assert config.train.metrics == ["accuracy", "top_k_categorical_accuracy"]
+    assert config.model.layers[6] == {"Dense": {"units": 100, "activation": "relu"}}
+    assert str(config.where("train", "epochs")) == "<command line> (train.epochs=3)"
+
+
+def test_yaml12_floats(tmp_path):
+    path = write(tmp_path / "c.yaml", MINIMAL + "train:\n  optimizer: {name: sgd, learning_rate: 1e-3}\n")
+    assert load_config(path).train.optimizer.kwargs["learning_rate"] == pytest.approx(0.001)
+
+
+def test_unknown_key_names_file_line_column_and_suggests(tmp_path):
+    path = write(tmp_path / "c.yaml", MINIMAL + "train:\n  optimzer: {name: sgd}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}:5:3: error: train.optimzer: unknown key `optimzer`.")
+    assert "Did you mean `optimizer`?" in text
+
+
+def test_unknown_key_in_a_parent_file_points_at_the_parent(tmp_path):
+    write(tmp_path / "base.yaml", MINIMAL + "data:\n  batch_sise: 64\n")
+    child = write(tmp_path / "child.yaml", "extends: base.yaml\ntrain:\n  epochs: 2\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(child)
+    assert str(info.value).startswith(f"{tmp_path / 'base.yaml'}:5:3: error: data.batch_sise")
+    assert "`batch_size`" in str(info.value)
+
+
+def test_wrong_types_all_reported_in_file_order(tmp_path):
+    path = write(tmp_path / "c.yaml", MINIMAL + "train:\n  epochs: '3'\ndata:\n  name: no\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith(f"{path}:5:3: error: train.epochs: input should be a valid integer, got '3'")
+    assert "Write numbers without quotes." in lines[0]
+    assert lines[1].startswith(f"{path}:7:3: error: data.name:") and "quote the value" in lines[1]
+
+
+def test_bad_override_key_is_reported_as_command_line(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(CONFIGS / "slide_cnn.yaml", ["train.epoch=3"])
+    assert str(info.value).startswith("<command line> (train.epoch=3): error: train.epoch: unknown key")
+    assert "`epochs`" in str(info.value)
+    with pytest.raises(ConfigError, match="not of the form key.sub=value"):
+        load_config(CONFIGS / "slide_cnn.yaml", ["train.epochs"])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model:\n  layers: [Flatten\n", r"c.yaml:\d+:\d+: error: invalid YAML"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("extends: nowhere.yaml\n", "does not exist"),
+        ("data:\n  name: mnist\n", "missing required key `model`"),
+        ("extends: c.yaml\n", "cycle"),
+    ],
+)
+def test_malformed_files(tmp_path, text, message):
+    path = write(tmp_path / "c.yaml", text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
+        load_config("nope.yaml")
+
+
+def test_config_is_frozen():
+    config = load_config(CONFIGS / "slide_cnn.yaml")
+    with pytest.raises(ValidationError):
+        config.train.epochs = 1
