@@ -1,0 +1,121 @@
+"""Training end to end on the bundled MNIST sample: run directory, TensorBoard, saved model, resume, NaN."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cnnzoo import TrainingError, load_config, train
+from cnnzoo.training.trainer import read_history, resume
+from conftest import CONFIGS, REPO
+
+QUICK = CONFIGS / "quickstart.yaml"
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    """One epoch of the slide's net on the bundled sample, shared by the checks below."""
+    config = load_config(QUICK, ["train.epochs=1", "runtime.seed=7"])
+    out = tmp_path_factory.mktemp("runs") / "quick"
+    return train(config, output_dir=str(out), log=lambda _: None)
+
+
+def test_one_epoch_beats_chance_by_far(one_epoch_run):
+    metrics = one_epoch_run.metrics
+    assert metrics["params"] == 600_810 and metrics["epochs_completed"] == 1
+    assert metrics["test"]["accuracy"] > 0.6  # chance is 0.1
+    assert metrics["train_examples"] == 6000
+    assert len(metrics["history"]["val_accuracy"]) == len(metrics["epoch_seconds"]) == 1
+
+
+def test_run_directory_contents(one_epoch_run):
+    run = one_epoch_run.run_dir
+    for path in (run.config, run.info, run.model, run.metrics, run.history,
+                 run.checkpoints / "last.keras", run.checkpoints / "best.keras"):
+        assert path.is_file(), path
+    assert not run.backup.exists()  # removed once the run completed
+    info = json.loads(run.info.read_text())
+    assert info["status"] == "completed" and info["seed"] == 7
+    assert info["versions"]["tensorflow"] and info["versions"]["keras"].startswith("3.")
+    saved = load_config(run.config)  # the resolved config reloads and reproduces the run
+    assert saved.runtime.seed == 7 and saved.train.epochs == 1 and saved.data.name == "mnist_sample"
+
+
+def _events(path):
+    acc = EventAccumulator(str(path), size_guidance={"tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_tensorboard_logs_scalars_config_text_and_graph(one_epoch_run):
+    logs = one_epoch_run.run_dir.logs
+    train_events, val_events = _events(logs / "train"), _events(logs / "validation")
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= set(train_events.Tags()["tensors"])
+    assert {"epoch_loss", "epoch_accuracy"} <= set(val_events.Tags()["tensors"])
+    lr = float(tf.make_ndarray(train_events.Tensors("epoch_learning_rate")[0].tensor_proto))
+    assert lr == pytest.approx(1.0)  # Adadelta at the slide's learning rate
+    text = tf.make_ndarray(train_events.Tensors("config")[0].tensor_proto).item().decode()
+    assert "name: adadelta" in text and "learning_rate: 1.0" in text
+    assert train_events.Tags()["graph"] is True
+    graph = train_events.Graph()
+    assert any("conv2d" in node.name for node in graph.node)
+
+
+def test_saved_model_loads_without_cnnzoo(one_epoch_run, tmp_path):
+    """model.keras loads with plain Keras in a fresh process that never imports cnnzoo."""
+    images = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
+    np.save(tmp_path / "x.npy", images)
+    expected = one_epoch_run.model.predict(images, verbose=0)
+    script = (
+        "import sys, numpy as np, keras\n"
+        f"m = keras.models.load_model({str(one_epoch_run.run_dir.model)!r})\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))\n"
+        "assert not any(name.startswith('cnnzoo') for name in sys.modules), 'cnnzoo was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path):
+    config = load_config(QUICK, ["train.epochs=2", "train.optimizer={name: sgd, learning_rate: 1e12}", "runtime.seed=1"])
+    with pytest.raises(TrainingError) as info:
+        train(config, output_dir=str(tmp_path / "nan"), log=lambda _: None)
+    assert "the loss became NaN/inf at epoch 1, batch" in str(info.value)
+    assert "Lower train.optimizer.learning_rate" in str(info.value)
+    assert json.loads((tmp_path / "nan" / "run.json").read_text())["status"] == "failed: NaN loss"
+
+
+def test_resume_after_kill_continues_epochs_and_optimizer_state(tmp_path):
+    """SIGKILL a real training process after its first epoch, then --resume finishes the run."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "cnnzoo.cli", "train", "--config", str(QUICK), "--output-dir", str(out),
+           "train.epochs=4", "runtime.seed=3"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = out / "backup" / "training_metadata.json"
+    deadline = time.time() + 240
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists(), "the run ended before its first backup"
+    killed_after = json.loads(marker.read_text())["epoch"]
+    assert 1 <= killed_after < 4
+    assert not (out / "model.keras").exists()
+
+    result = resume(str(out), log=lambda _: None)
+    history = read_history(result.run_dir)
+    assert history["epoch"] == [0.0, 1.0, 2.0, 3.0]  # each epoch once, none repeated or lost
+    assert result.metrics["epochs_completed"] == 4
+    steps_per_epoch = -(-6000 // 128)
+    # The optimizer's step counter came back from the backup: 4 epochs' worth, not only the resumed ones.
+    assert int(result.model.optimizer.iterations.numpy()) == 4 * steps_per_epoch
+    assert json.loads(result.run_dir.info.read_text())["status"] == "completed"
