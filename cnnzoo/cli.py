@@ -138,6 +138,9 @@ def _import_tensorflow_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's INFO/WARNING lines; cnnzoo reports progress itself
 
 
 def _show_warnings_as_one_line() -> None:

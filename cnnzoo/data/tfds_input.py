@@ -8,10 +8,12 @@ TFDS builds from a `manual_dir` holding the dataset's original download files
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from cnnzoo.config.schema import Config, DataConfig
 from cnnzoo.errors import DataError, Location, did_you_mean
@@ -98,6 +100,13 @@ def prepare(builder, data: DataConfig, manual_dir: str | None, config: Config) -
     files = expected_files(builder)
     if manual_dir is not None:
         _check_manual_dir(Path(manual_dir).expanduser(), files, data.name)
+    elif not _hosts_resolve(builder):
+        # Offline, TFDS would retry each download for ~200 s before failing: say so at once.
+        raise DataError(
+            f"dataset `{data.name}` is not prepared in {builder.data_dir} and its download host cannot be reached",
+            location=config.where("data", "name"),
+            hint=_offline_hint(data.name, files),
+        )
     tfds.display_progress_bar(sys.stderr.isatty())
     print(f"cnnzoo: preparing TFDS dataset `{data.name}` in {builder.data_dir} (once)", file=sys.stderr)
     download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
@@ -110,6 +119,17 @@ def prepare(builder, data: DataConfig, manual_dir: str | None, config: Config) -
             location=config.where("data", "name"),
             hint=_offline_hint(data.name, files),
         ) from None
+
+
+def _hosts_resolve(builder) -> bool:
+    """Whether every host the dataset downloads from resolves in DNS (no resolver, no network)."""
+    hosts = {urlparse(url).hostname for url in (builder.url_infos or {})} - {None}
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError:
+            return False
+    return True
 
 
 def _check_manual_dir(manual_dir: Path, files: list[str], name: str) -> None:

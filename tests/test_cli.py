@@ -1,0 +1,124 @@
+"""The command line as a user meets it: exit codes, one-paragraph errors, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CONFIGS, REPO, SHARED_DATA, run_cli, write
+
+
+def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in done.stderr, done.stderr[-3000:]
+
+
+def test_validate_ok_prints_the_model_summary():
+    done = run_cli("validate", str(CONFIGS / "lenet5.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert "OK: model `lenet5` 28x28x1 -> 10, 9 layers, 61,706 parameters" in done.stdout
+    assert "oneDNN" not in done.stderr  # TensorFlow's start-up chatter is held back
+
+
+def test_validate_reports_three_typos_in_one_session(tmp_path):
+    base = CONFIGS / "slide_cnn.yaml"
+    key = write(tmp_path / "key.yaml", f"extends: {base}\ntrain:\n  optimzer: {{name: sgd}}\n")
+    layer = write(tmp_path / "layer.yaml", f"extends: {base}\nmodel:\n  layers:\n    - Conv2D: [8, 3]\n    - MaxPoling2D: 2\n")
+    arg = write(tmp_path / "arg.yaml", f"extends: {base}\nmodel:\n  layers:\n    - Conv2D: {{filters: 8, kernal_size: 3}}\n")
+    assert_user_error(run_cli("validate", str(key)), f"{key}:3:3: error: train.optimzer: unknown key", "`optimizer`")
+    assert_user_error(run_cli("validate", str(layer)), f"{layer}:5:7: error:", "unknown layer `MaxPoling2D`", "`MaxPooling2D`")
+    assert_user_error(run_cli("validate", str(arg)), f"{arg}:4:7: error:", "no argument `kernal_size`", "`kernel_size`")
+
+
+def test_validate_checks_optimizer_loss_and_callbacks():
+    assert_user_error(run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "train.optimizer.name=adadelt"),
+                      "unknown optimizer `adadelt`", "`Adadelta`")
+    assert_user_error(run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "train.optimizer.learning_rat=1"),
+                      "optimizer Adadelta has no argument `learning_rat`", "`learning_rate`")
+    assert_user_error(run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "train.loss=categorical_crosentropy"),
+                      "unknown loss `categorical_crosentropy`", "`categorical_crossentropy`")
+    assert_user_error(run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "train.callbacks=[{EarlyStoping: {patience: 2}}]"),
+                      "unknown callback `EarlyStoping`", "`EarlyStopping`")
+
+
+def test_adadelta_without_learning_rate_warns_about_the_keras3_default():
+    done = run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "train.optimizer={name: adadelta}")
+    assert done.returncode == 0
+    assert "warning:" in done.stderr and "Keras 3's default 0.001" in done.stderr
+
+
+def test_train_py_is_an_alias_of_cnnzoo_train(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--config", str(CONFIGS / "slide_cnn.yaml"), "--print-config",
+         "train.epochs=3", "data.batch_size=256"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "epochs: 3" in done.stdout and "batch_size: 256" in done.stdout and "learning_rate: 1.0" in done.stdout
+
+
+def test_unknown_dataset_suggests_names(tmp_path):
+    done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "data.name=mnits", "--output-dir", str(tmp_path / "r"))
+    assert_user_error(done, "TFDS has no dataset `mnits`", "`mnist`")
+    assert not (tmp_path / "r").exists()  # nothing written before the data is known to exist
+
+
+def test_manual_dir_missing_files_says_which(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = run_cli("train", "--config", str(CONFIGS / "slide_cnn.yaml"), "--manual-dir", str(empty))
+    assert_user_error(done, f"manual_dir {empty} lacks", "train-images-idx3-ubyte.gz", "--manual-dir DIR")
+
+
+def test_bad_split_names_the_available_ones(tmp_path):
+    done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "data.validation_split=valid", "--output-dir", str(tmp_path / "r"))
+    assert_user_error(done, "has no split `valid`", "Its splits:", "train", "test")
+
+
+def test_dataset_shape_mismatch_is_explained(tmp_path):
+    done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "model.input_shape=[32, 32, 3]", "--output-dir", str(tmp_path / "r"))
+    assert_user_error(done, "the model takes 32x32x3 inputs but `mnist_sample` images are 28x28x1")
+
+
+def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path):
+    assert_user_error(run_cli("train", "--resume", str(tmp_path)), "is not a cnnzoo run directory")
+
+
+def test_output_dir_that_holds_a_run_is_not_overwritten(tmp_path):
+    write(tmp_path / "config.yaml", "model: {layers: [Flatten]}\n")
+    done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "--output-dir", str(tmp_path))
+    assert_user_error(done, "already holds a run", "--resume")
+    assert (tmp_path / "config.yaml").read_text() == "model: {layers: [Flatten]}\n"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs ../shared/data/mnist (the course's offline copy)")
+def test_full_mnist_prepares_offline_from_manual_dir(tmp_path):
+    """TFDS's own mnist builder, fed the canonical files through --manual-dir: a few real steps."""
+    done = run_cli("train", "--config", str(CONFIGS / "lenet5.yaml"), "--manual-dir", str(SHARED_DATA / "mnist"),
+                   "--output-dir", str(tmp_path / "r"), "train.epochs=1", "train.steps_per_epoch=20", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "test accuracy" in done.stdout
+
+
+def test_offline_and_unprepared_fails_fast_with_instructions(tmp_path, monkeypatch):
+    """No DNS (as on an offline machine): a clear message at once, not TFDS's ~200 s of retries."""
+    import socket
+
+    from cnnzoo import DataError, load_config
+    from cnnzoo.data.tfds_input import load_datasets
+
+    def no_network(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    config = load_config(CONFIGS / "slide_cnn.yaml", [f"data.data_dir={tmp_path}"])
+    with pytest.raises(DataError) as info:
+        load_datasets(config, one_hot=True)
+    text = str(info.value)
+    assert "slide_cnn.yaml:" in text and "is not prepared" in text and "cannot be reached" in text
+    for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "--manual-dir", "CNNZOO_MANUAL_DIR", "mnist_sample"):
+        assert name in text
