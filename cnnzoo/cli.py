@@ -87,7 +87,7 @@ def _validate(args: argparse.Namespace) -> int:
     from cnnzoo.training.callbacks import config_callbacks
 
     config = load_config(args.config, args.overrides)
-    model = build_model(config)
+    model = build_model(config, input_shape=_dataset_image_shape(config))
     check_loss_and_metrics(config)
     make_optimizer(config)
     config_callbacks(config)
@@ -97,6 +97,15 @@ def _validate(args: argparse.Namespace) -> int:
         f"data {config.data.name}, {config.train.epochs} epochs, optimizer {config.train.optimizer.name}"
     )
     return 0
+
+
+def _dataset_image_shape(config):
+    """The dataset's image shape from TFDS metadata (no download), when the config gives none."""
+    if config.model.input_shape is not None:
+        return None
+    from cnnzoo.data.tfds_input import get_builder
+
+    return tuple(get_builder(config.data, config.where("data", "name")).info.features["image"].shape)
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -85,6 +85,18 @@ def test_saved_model_loads_without_cnnzoo(one_epoch_run, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
 
 
+def test_a_completed_run_trains_further_from_its_final_state(one_epoch_run):
+    """`--resume RUN train.epochs=2` on a completed 1-epoch run adds one epoch, optimizer state included."""
+    run = one_epoch_run.run_dir
+    before = json.loads(run.metrics.read_text())
+    result = resume(str(run.path), ("train.epochs=2",), log=lambda _: None)
+    assert result.metrics["epochs_completed"] == 2
+    assert result.metrics["history"]["loss"][0] == before["history"]["loss"][0]
+    assert int(result.model.optimizer.iterations.numpy()) == 2 * -(-6000 // 128)
+    assert load_config(run.config).train.epochs == 2  # config.yaml describes the run as it now stands
+    assert len(json.loads(run.info.read_text())["resumed"]) == 1
+
+
 def test_nan_loss_stops_with_a_clear_error(tmp_path):
     config = load_config(QUICK, ["train.epochs=2", "train.optimizer={name: sgd, learning_rate: 1e12}", "runtime.seed=1"])
     with pytest.raises(TrainingError) as info:

@@ -37,7 +37,6 @@ def train(
     manual_dir: str | None = None,
     run: RunDir | None = None,
     log: Callable[[str], None] = print,
-    extra_callbacks: tuple = (),
 ) -> RunResult:
     """Train the model a config describes and fill a run directory.
 
@@ -47,7 +46,6 @@ def train(
         manual_dir: folder with the dataset's original files, for offline preparation.
         run: an existing run directory to continue (see `resume`).
         log: where progress messages go.
-        extra_callbacks: more Keras callbacks (tests use this to interrupt a run).
 
     Returns:
         The run directory, the metrics written to metrics.json, and the trained model.
@@ -57,43 +55,62 @@ def train(
     """
     import keras
 
-    from cnnzoo.data.tfds_input import load_datasets
-    from cnnzoo.models.builder import build_model
-    from cnnzoo.training.callbacks import NanGuard, config_callbacks, standard_callbacks
-    from cnnzoo.training.compile import compile_model, uses_one_hot_labels
-
     config = with_seed(config)
     keras.utils.set_random_seed(config.runtime.seed)
+    data, model, callbacks = prepare_data_and_model(config, manual_dir)
+    resuming = run is not None
+    run = open_run(run, config, model, output_dir)
+    log(f"cnnzoo: {'resuming' if resuming else 'training'} {config.model.name} "
+        f"({model.count_params():,} parameters) on {config.data.name}; run directory: {run.path}")
+    initial_epoch = continue_completed_run(run, model) if resuming else 0
+    fit(model, data, config, run, initial_epoch, callbacks)
+    return finish(run, model, data, config, log)
+
+
+def prepare_data_and_model(config: Config, manual_dir: str | None):
+    """Everything that can fail on user input, before anything is written: data, model, compile, callbacks."""
+    from cnnzoo.data.tfds_input import load_datasets
+    from cnnzoo.models.builder import build_model
+    from cnnzoo.training.callbacks import config_callbacks
+    from cnnzoo.training.compile import compile_model, uses_one_hot_labels
+
     data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
     model = build_model(config, input_shape=data.image_shape)
     check_model_fits_data(model, data, config)
     compile_model(model, config)
-    user_callbacks = config_callbacks(config)
+    return data, model, config_callbacks(config)
 
-    resuming = run is not None
+
+def open_run(run: RunDir | None, config: Config, model, output_dir: str | None) -> RunDir:
+    """A new run directory, or the one being resumed, with the resolved config written into it."""
     if run is None:
         run = new_run_dir(config.model.name, output_dir)
-        run.config.write_text(dump_yaml(config.model_dump(mode="json")))
         write_json(run.info, start_info(config.runtime.seed))
         write_start_summaries(run, config, model)
     else:
-        run.update_info(status="running")
-    log(f"cnnzoo: {'resuming' if resuming else 'training'} {config.model.name} "
-        f"({model.count_params():,} parameters) on {config.data.name}; run directory: {run.path}")
+        info = run.read_info()
+        run.update_info(status="running", resumed=[*info.get("resumed", []), " ".join(sys.argv)])
+    run.config.write_text(dump_yaml(config.model_dump(mode="json")))  # with a resume's overrides too
+    return run
 
-    monitor = "val_accuracy" if data.validation is not None and "accuracy" in config.train.metrics else (
-        "val_loss" if data.validation is not None else "loss")
+
+def fit(model, data, config: Config, run: RunDir, initial_epoch: int, user_callbacks: list) -> None:
+    """`model.fit` with the run's callbacks and the config's; Ctrl-C and NaN losses become clear errors."""
+    from cnnzoo.training.callbacks import NanGuard, standard_callbacks
+
+    monitor = "loss" if data.validation is None else (
+        "val_accuracy" if "accuracy" in config.train.metrics else "val_loss")
     nan_guard = NanGuard()
-    callbacks = [*standard_callbacks(run, monitor), nan_guard, *user_callbacks, *extra_callbacks]
     try:
         model.fit(
             data.train,
             validation_data=data.validation,
             epochs=config.train.epochs,
+            initial_epoch=initial_epoch,
             steps_per_epoch=config.train.steps_per_epoch,
-            callbacks=callbacks,
+            callbacks=[*standard_callbacks(run, monitor), nan_guard, *user_callbacks],
             shuffle=False,  # the tf.data pipeline shuffles
-            verbose=1 if sys.stdout.isatty() else 2,
+            verbose=1 if sys.stdout.isatty() else 2,  # one line per epoch in logs and CI
         )
     except KeyboardInterrupt:
         run.update_info(status="interrupted")
@@ -110,7 +127,6 @@ def train(
             hint="Lower train.optimizer.learning_rate (or add a schedule) and check the inputs are scaled; "
             f"checkpoints up to the last good epoch are in {run.checkpoints}.",
         )
-    return finish(run, model, data, config, log)
 
 
 def resume(run_path: str, overrides: tuple[str, ...] = (), **kwargs) -> RunResult:
@@ -123,6 +139,22 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), **kwargs) -> RunResul
         )
     config = load_config(run.config, overrides)
     return train(config, run=run, **kwargs)
+
+
+def continue_completed_run(run: RunDir, model) -> int:
+    """Train a completed run further: load its final weights and optimizer state.
+
+    An interrupted run is restored by BackupAndRestore from backup/; a completed one
+    has no backup any more, but its model.keras holds the same state.
+
+    Returns:
+        The epoch to continue from (0 when there is nothing to continue).
+    """
+    if run.backup.exists() or not run.model.exists():
+        return 0
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(run.model)
+    return len(read_history(run).get("epoch", []))
 
 
 def with_seed(config: Config) -> Config:

@@ -1,0 +1,59 @@
+"""Optimizer, schedule, callbacks and preprocessing from the config, checked against Keras."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from cnnzoo import BuildError, load_config
+from cnnzoo.config.loader import COMMAND_LINE
+from cnnzoo.data.tfds_input import _preprocess_fn
+from cnnzoo.training.callbacks import config_callbacks
+from cnnzoo.training.compile import make_optimizer, uses_one_hot_labels
+from conftest import CONFIGS
+
+SLIDE = CONFIGS / "slide_cnn.yaml"
+
+
+def test_optimizer_class_and_kwargs():
+    optimizer = make_optimizer(load_config(SLIDE, ["train.optimizer={name: sgd, learning_rate: 0.05, momentum: 0.9}"]))
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert float(optimizer.learning_rate) == pytest.approx(0.05) and optimizer.momentum == 0.9
+
+
+def test_lr_schedule_replaces_the_learning_rate():
+    config = load_config(SLIDE, ["train.lr_schedule={name: ExponentialDecay, initial_learning_rate: 1.0, decay_steps: 10, decay_rate: 0.5}"])
+    optimizer = make_optimizer(config)
+    schedule = optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.ExponentialDecay)
+    assert float(schedule(10)) == pytest.approx(0.5)
+
+
+def test_bad_schedule_argument_points_at_the_command_line():
+    config = load_config(SLIDE, ["train.lr_schedule={name: ExponentialDecay, initial_lr: 1.0}"])
+    with pytest.raises(BuildError) as info:
+        make_optimizer(config)
+    assert str(info.value).startswith(COMMAND_LINE) and "no argument `initial_lr`" in str(info.value)
+
+
+def test_config_callbacks_are_built_with_their_arguments():
+    config = load_config(SLIDE, ["train.callbacks=[{EarlyStopping: {monitor: val_loss, patience: 2}}, TerminateOnNaN]"])
+    early, nan = config_callbacks(config)
+    assert isinstance(early, keras.callbacks.EarlyStopping) and early.patience == 2
+    assert isinstance(nan, keras.callbacks.TerminateOnNaN)
+
+
+def test_labels_follow_the_loss():
+    assert uses_one_hot_labels("categorical_crossentropy")
+    assert not uses_one_hot_labels("sparse_categorical_crossentropy")
+
+
+def test_preprocessing_scales_normalises_and_one_hots():
+    config = load_config(SLIDE, ["data.preprocessing={mean: [0.5], std: [0.25]}"])
+    image = np.full((2, 2, 1), 255, np.uint8)
+    x, y = _preprocess_fn(config.data, 10, one_hot=True)(image, 3)
+    np.testing.assert_allclose(x.numpy(), np.full((2, 2, 1), 2.0))  # (1.0 - 0.5) / 0.25
+    assert y.numpy().tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    _, label = _preprocess_fn(config.data, 10, one_hot=False)(image, 3)
+    assert int(label) == 3
