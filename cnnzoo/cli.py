@@ -20,14 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command in ("train", "validate"):
-        _import_tensorflow_quietly()
+    _import_tensorflow_quietly()  # every command needs Keras
     _show_warnings_as_one_line()
     try:
         return args.handler(args) or 0
     except CnnzooError as err:
         print(err, file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # e.g. `cnnzoo list layers | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:

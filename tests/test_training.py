@@ -106,19 +106,35 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
     assert json.loads((tmp_path / "nan" / "run.json").read_text())["status"] == "failed: NaN loss"
 
 
-def test_resume_after_kill_continues_epochs_and_optimizer_state(tmp_path):
-    """SIGKILL a real training process after its first epoch, then --resume finishes the run."""
-    out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "cnnzoo.cli", "train", "--config", str(QUICK), "--output-dir", str(out),
-           "train.epochs=4", "runtime.seed=3"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _start_and_wait_for_first_backup(out, *overrides):
+    cmd = [sys.executable, "-m", "cnnzoo.cli", "train", "--config", str(QUICK), "--output-dir", str(out), *overrides]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     marker = out / "backup" / "training_metadata.json"
     deadline = time.time() + 240
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    assert marker.exists(), "the run ended before its first backup"
+    return proc, marker
+
+
+def test_ctrl_c_saves_state_and_says_how_to_resume(tmp_path):
+    out = tmp_path / "interrupted"
+    proc, _ = _start_and_wait_for_first_backup(out, "train.epochs=6")
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert f"error: training interrupted; the last completed epoch is saved. Continue with: cnnzoo train --resume {out}" in stderr
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert (out / "backup" / "latest.weights.h5").exists() and (out / "checkpoints" / "last.keras").exists()
+
+
+def test_resume_after_kill_continues_epochs_and_optimizer_state(tmp_path):
+    """SIGKILL a real training process after its first epoch, then --resume finishes the run."""
+    out = tmp_path / "killed"
+    proc, marker = _start_and_wait_for_first_backup(out, "train.epochs=4", "runtime.seed=3")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert marker.exists(), "the run ended before its first backup"
     killed_after = json.loads(marker.read_text())["epoch"]
     assert 1 <= killed_after < 4
     assert not (out / "model.keras").exists()
