@@ -17,18 +17,16 @@ from cnnzoo.errors import BuildError, CnnzooError, ConfigError, DataError, Train
 __version__ = "0.1.0"
 
 
-def build_model(config, *, input_shape=None):
-    """Build the uncompiled Functional `keras.Model` a config describes (see `cnnzoo.models.builder`)."""
-    from cnnzoo.models.builder import build_model as _build
-
-    return _build(config, input_shape=input_shape)
+# Keras-dependent entry points load on first use, keeping `import cnnzoo` light.
+_LAZY = {"build_model": "cnnzoo.models.builder", "train": "cnnzoo.training.trainer"}
 
 
-def train(config, **kwargs):
-    """Train a config's model and fill a run directory (see `cnnzoo.training.trainer.train`)."""
-    from cnnzoo.training.trainer import train as _train
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
 
-    return _train(config, **kwargs)
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cnnzoo' has no attribute {name!r}")
 
 
 __all__ = [

@@ -8,7 +8,7 @@ the closest valid spelling.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 from cnnzoo.errors import BuildError, Location, did_you_mean
 
@@ -44,8 +44,11 @@ def bind(
     location: Location | None,
     path: str | None,
     stop: type | None = None,
+    locate: Callable[[str], Location | None] | None = None,
 ) -> dict[str, Any]:
     """Turn positional `args` into keywords and check every keyword exists.
+
+    `locate(key)`, if given, finds where one keyword was written, for sharper messages.
 
     Returns:
         All arguments as keywords.
@@ -68,15 +71,15 @@ def bind(
     bound = dict(zip(positional, args))
     accepted = accepted_keywords(cls, stop)
     for key, value in kwargs.items():
+        if key in bound:
+            raise BuildError(f"{what}: argument `{key}` given twice", location=location, path=path)
         if key not in accepted:
             raise BuildError(
                 f"{what} has no argument `{key}`.{did_you_mean(key, accepted)}",
-                location=location,
+                location=(locate and locate(key)) or location,
                 path=path,
                 hint=f"Its arguments: {', '.join(accepted)}.",
             )
-        if key in bound:
-            raise BuildError(f"{what}: argument `{key}` given twice", location=location, path=path)
         bound[key] = value
     missing = [name for name in required_arguments(cls) if name not in bound]
     if missing:
@@ -86,7 +89,42 @@ def bind(
             path=path,
             hint=f"Example: `{cls.__name__}: {{{missing[0]}: ...}}`.",
         )
-    return bound
+    defaults = {p.name: p.default for p in _params(cls)}
+    return {
+        key: _coerce(key, value, defaults.get(key), what, (locate and locate(key)) or location, path)
+        for key, value in bound.items()
+    }
+
+
+def _coerce(key: str, value: Any, default: Any, what: str, location: Location | None, path: str | None) -> Any:
+    """YAML-typed values the way Keras wants them: `1` for a float argument becomes `1.0`."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # Keras rejects e.g. `learning_rate=1` (an int)
+    numeric_default = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if isinstance(value, bool) and (numeric_default or default is inspect.Parameter.empty):
+        raise BuildError(
+            f"{what}: argument `{key}` expects a number, got {str(value).lower()}",
+            location=location,
+            path=path,
+            hint="YAML reads yes/no/on/off/true/false as booleans.",
+        )
+    if numeric_default and isinstance(value, str):
+        raise BuildError(
+            f"{what}: argument `{key}` expects a number, got {value!r}",
+            location=location,
+            path=path,
+            hint="Write numbers without quotes." if is_number(value) else None,
+        )
+    return value
+
+
+def is_number(text: str) -> bool:
+    """Whether a string reads as a number (for the 'write numbers without quotes' hint)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _params(cls: type) -> list[inspect.Parameter]:

@@ -65,9 +65,12 @@ def _train(args: argparse.Namespace) -> int:
     from cnnzoo.training import trainer
 
     if args.resume:
-        if args.config:
+        clash = [flag for flag, given in (("--config", args.config), ("--output-dir", args.output_dir),
+                                          ("--print-config", args.print_config)) if given]
+        if clash:
             raise CnnzooError(
-                "--resume continues a run with the config saved in it; do not pass --config too",
+                f"--resume continues a run in its own folder with the config saved there; {', '.join(clash)} "
+                "cannot go with it",
                 hint="Change settings of a resumed run with overrides, e.g. train.epochs=20.",
             )
         trainer.resume(args.resume, tuple(args.overrides), manual_dir=args.manual_dir)
@@ -84,30 +87,24 @@ def _train(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from cnnzoo.config.loader import load_config
+    from cnnzoo.data.tfds_input import dataset_signature
     from cnnzoo.models.builder import build_model
+    from cnnzoo.models.shapes import fmt
     from cnnzoo.training.compile import check_loss_and_metrics, make_optimizer
     from cnnzoo.training.callbacks import config_callbacks
 
     config = load_config(args.config, args.overrides)
-    model = build_model(config, input_shape=_dataset_image_shape(config))
+    _, image_shape, num_classes = dataset_signature(config)  # TFDS metadata only: no download
+    model = build_model(config, input_shape=image_shape, num_classes=num_classes)
     check_loss_and_metrics(config)
     make_optimizer(config)
     config_callbacks(config)
     print(
-        f"{args.config}: OK: model `{model.name}` {_shape(model.input_shape)} -> {_shape(model.output_shape)}, "
+        f"{args.config}: OK: model `{model.name}` {fmt(model.input_shape)} -> {fmt(model.output_shape)}, "
         f"{len(config.model.layers)} layers, {model.count_params():,} parameters; "
         f"data {config.data.name}, {config.train.epochs} epochs, optimizer {config.train.optimizer.name}"
     )
     return 0
-
-
-def _dataset_image_shape(config):
-    """The dataset's image shape from TFDS metadata (no download), when the config gives none."""
-    if config.model.input_shape is not None:
-        return None
-    from cnnzoo.data.tfds_input import get_builder
-
-    return tuple(get_builder(config.data, config.where("data", "name")).info.features["image"].shape)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -117,10 +114,6 @@ def _list(args: argparse.Namespace) -> int:
              "schedules": registry.schedules, "callbacks": registry.callbacks}[args.kind]()
     print("\n".join(table.names()))
     return 0
-
-
-def _shape(shape) -> str:
-    return "x".join(str(d) for d in shape[1:])
 
 
 def _import_tensorflow_quietly() -> None:

@@ -6,6 +6,7 @@ Anything that is not a `CnnzooError` is a bug in cnnzoo and may show a traceback
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -48,9 +49,9 @@ class CnnzooError(Exception):
         self.more: tuple[CnnzooError, ...] = ()  # further problems found in the same pass
 
     def __str__(self) -> str:
-        return "\n".join([self.line(), *(e.line() for e in self.more)])
+        return "\n".join([self.one_line(), *(e.one_line() for e in self.more)])
 
-    def line(self) -> str:
+    def one_line(self) -> str:
         """This error alone as `file:line:col: error: path: message hint`."""
         head = f"{self.location}: " if self.location else ""
         path = f"{self.path}: " if self.path else ""
@@ -92,3 +93,16 @@ def did_you_mean(name: str, choices: Iterable[str], *, n: int = 3) -> str:
     close = [c for c in close if difflib.SequenceMatcher(None, str(name).lower(), c).ratio() >= best - 0.02]
     quoted = " or ".join(f"`{lowered[c]}`" for c in close)
     return f" Did you mean {quoted}?"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_KERAS_NOISE = ("Exception encountered when calling", "Arguments received by", "•", "Call arguments received")
+
+
+def keras_message(exc: BaseException) -> str:
+    """The informative part of a Keras/TF exception: without its wrapper lines, colours and op dumps."""
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(_KERAS_NOISE)]
+    text = " ".join(useful[:2]) or type(exc).__name__
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text).strip("'\" ")
+    return text if len(text) <= 300 else text[:297] + "..."

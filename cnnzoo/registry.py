@@ -7,6 +7,7 @@ Tables are filled from Keras' own public modules (`keras.layers`,
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Callable, Iterable
 
 from cnnzoo.errors import BuildError, Location, did_you_mean
@@ -31,9 +32,6 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._items)
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._items or _fold(name) in self._folded
-
     def get(self, name: str, *, location: Location | None = None, path: str | None = None) -> Any:
         """Look `name` up exactly, then ignoring case and underscores.
 
@@ -54,6 +52,12 @@ class Registry:
 
 
 _LISTABLE = {"layer", "optimizer", "schedule", "callback"}
+
+
+def snake_case(name: str) -> str:
+    """`MaxPooling2D` -> `max_pooling2d`, `CategoricalCrossentropy` -> `categorical_crossentropy`, as Keras names them."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _fold(name: str) -> str:

@@ -31,7 +31,7 @@ def test_validate_reports_three_typos_in_one_session(tmp_path):
     arg = write(tmp_path / "arg.yaml", f"extends: {base}\nmodel:\n  layers:\n    - Conv2D: {{filters: 8, kernal_size: 3}}\n")
     assert_user_error(run_cli("validate", str(key)), f"{key}:3:3: error: train.optimzer: unknown key", "`optimizer`")
     assert_user_error(run_cli("validate", str(layer)), f"{layer}:5:7: error:", "unknown layer `MaxPoling2D`", "`MaxPooling2D`")
-    assert_user_error(run_cli("validate", str(arg)), f"{arg}:4:7: error:", "no argument `kernal_size`", "`kernel_size`")
+    assert_user_error(run_cli("validate", str(arg)), f"{arg}:4:28: error:", "no argument `kernal_size`", "`kernel_size`")
 
 
 def test_validate_checks_optimizer_loss_and_callbacks():
@@ -70,18 +70,44 @@ def test_unknown_dataset_suggests_names(tmp_path):
 def test_manual_dir_missing_files_says_which(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    done = run_cli("train", "--config", str(CONFIGS / "slide_cnn.yaml"), "--manual-dir", str(empty))
+    done = run_cli("train", "--config", str(CONFIGS / "slide_cnn.yaml"), "--manual-dir", str(empty),
+                   "--output-dir", str(tmp_path / "r"))
     assert_user_error(done, f"manual_dir {empty} lacks", "train-images-idx3-ubyte.gz", "--manual-dir DIR")
+    assert not (tmp_path / "r").exists()
 
 
 def test_bad_split_names_the_available_ones(tmp_path):
     done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "data.validation_split=valid", "--output-dir", str(tmp_path / "r"))
     assert_user_error(done, "has no split `valid`", "Its splits:", "train", "test")
+    assert not (tmp_path / "r").exists()
 
 
 def test_dataset_shape_mismatch_is_explained(tmp_path):
     done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "model.input_shape=[32, 32, 3]", "--output-dir", str(tmp_path / "r"))
-    assert_user_error(done, "the model takes 32x32x3 inputs but `mnist_sample` images are 28x28x1")
+    assert_user_error(done, "<command line> (model.input_shape=[32, 32, 3]): error: model.input_shape: "
+                      "the model takes 32x32x3 inputs but `mnist_sample` images are 28x28x1")
+    assert not (tmp_path / "r").exists()
+
+
+def test_validate_checks_the_config_against_the_dataset_metadata():
+    done = run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "data.name=cifar10")
+    assert_user_error(done, "the model takes 28x28x1 inputs but `cifar10` images are 32x32x3")
+
+
+def test_resume_rejects_flags_that_do_not_apply(tmp_path):
+    done = run_cli("train", "--resume", str(tmp_path), "--output-dir", str(tmp_path / "x"))
+    assert_user_error(done, "--output-dir cannot go with it")
+
+
+def test_training_prints_one_line_per_epoch_when_not_a_terminal(tmp_path):
+    done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "--output-dir", str(tmp_path / "r"),
+                   "train.epochs=2", "train.steps_per_epoch=3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert len(epochs) == 2 and epochs[0].startswith("epoch 1/2 - ") and "val_accuracy" in epochs[1]
+    assert not any(line.startswith("Epoch ") for line in lines)
+    assert "600,810 parameters" in lines[0] and "test accuracy" in lines[-1]
 
 
 def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path):

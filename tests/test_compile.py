@@ -57,3 +57,47 @@ def test_preprocessing_scales_normalises_and_one_hots():
     assert y.numpy().tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
     _, label = _preprocess_fn(config.data, 10, one_hot=False)(image, 3)
     assert int(label) == 3
+
+
+def test_integer_learning_rate_is_accepted_as_a_float():
+    optimizer = make_optimizer(load_config(SLIDE, ["train.optimizer.learning_rate=1"]))
+    assert float(optimizer.learning_rate) == 1.0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.optimizer.learning_rate=fast", "argument `learning_rate` expects a number, got 'fast'"),
+        ("train.optimizer={name: sgd, clipnorm: 1, clipvalue: 1}", "optimizer SGD: Only one of `clipnorm`"),
+    ],
+)
+def test_optimizer_arguments_keras_rejects_are_build_errors(override, message):
+    with pytest.raises(BuildError, match=message) as info:
+        make_optimizer(load_config(SLIDE, [override]))
+    assert str(info.value).startswith(COMMAND_LINE)
+
+
+def test_loss_class_names_get_one_hot_labels_too():
+    assert uses_one_hot_labels("CategoricalCrossentropy")
+    assert not uses_one_hot_labels("SparseCategoricalCrossentropy")
+
+
+def test_preprocessing_must_match_the_channels():
+    from cnnzoo import DataError
+    from cnnzoo.data.tfds_input import dataset_signature
+
+    config = load_config(CONFIGS / "quickstart.yaml", ["data.preprocessing={mean: [0.1, 0.2, 0.3]}"])
+    with pytest.raises(DataError, match="3 values for 3 channels, but `mnist_sample` images have 1"):
+        dataset_signature(config)
+    _, shape, classes = dataset_signature(load_config(CONFIGS / "quickstart.yaml"))
+    assert (shape, classes) == ((28, 28, 1), 10)
+
+
+@pytest.mark.parametrize("name", ["mnist:9.9.9", "mnist/foo", "mnits"])
+def test_odd_dataset_names_are_data_errors(name):
+    from cnnzoo import DataError
+    from cnnzoo.data.tfds_input import get_builder
+
+    config = load_config(SLIDE, [f"data.name='{name}'"])
+    with pytest.raises(DataError, match="TFDS has no dataset"):
+        get_builder(config.data, config.where("data", "name"))

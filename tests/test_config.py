@@ -112,3 +112,50 @@ def test_config_is_frozen():
     config = load_config(CONFIGS / "slide_cnn.yaml")
     with pytest.raises(ValidationError):
         config.train.epochs = 1
+
+
+def test_duplicate_keys_are_an_error_not_last_wins(tmp_path):
+    path = write(tmp_path / "c.yaml", MINIMAL + "train:\n  epochs: 2\ntrain:\n  optimizer: sgd\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}:6:1: error: key `train` appears twice in the same mapping (first at line 4)")
+
+
+def test_an_override_that_creates_a_section_is_blamed_on_the_command_line():
+    with pytest.raises(ConfigError) as info:
+        load_config(CONFIGS / "quickstart.yaml", ["foo.bar=1"])
+    assert str(info.value).startswith("<command line> (foo.bar=1): error: foo: unknown key `foo`.")
+
+
+def test_optimizer_may_be_given_by_name_alone(tmp_path):
+    path = write(tmp_path / "c.yaml", MINIMAL + "train:\n  optimizer: sgd\n")
+    assert load_config(path).train.optimizer.name == "sgd"
+    default = load_config(write(tmp_path / "d.yaml", MINIMAL))
+    assert (default.train.optimizer.name, default.train.optimizer.kwargs) == ("adadelta", {"learning_rate": 1.0})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("runtime:\n  seed: -1\n", "runtime.seed: input should be greater than or equal to 0"),
+        ("data:\n  name: ''\n", "data.name: string should have at least 1 character"),
+        ("model:\n  input_shape: [28, 28, 0]\n  layers: [Flatten]\n", "model.input_shape.2: input should be greater than 0"),
+        ("model:\n  layers: [5]\n", "model.layers.0: each item must be a class name like `Flatten`"),
+        ("train: [1, 2]\n", "train: expected a mapping of `key: value` lines"),
+    ],
+)
+def test_schema_bounds(tmp_path, text, message):
+    base = write(tmp_path / "base.yaml", MINIMAL)
+    path = write(tmp_path / "c.yaml", "extends: base.yaml\n" + text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value) and str(info.value).count("\n") == 0  # one error, not one per union branch
+
+
+def test_non_utf8_and_folder_are_config_errors(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("model:\n  name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="is a folder, not a config file"):
+        load_config(tmp_path)

@@ -97,13 +97,24 @@ def test_a_completed_run_trains_further_from_its_final_state(one_epoch_run):
     assert len(json.loads(run.info.read_text())["resumed"]) == 1
 
 
-def test_nan_loss_stops_with_a_clear_error(tmp_path):
-    config = load_config(QUICK, ["train.epochs=2", "train.optimizer={name: sgd, learning_rate: 1e12}", "runtime.seed=1"])
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_path):
+    """Epoch 1 trains normally; a huge learning rate from epoch 2 on makes the loss NaN."""
+    import keras
+
+    config = load_config(QUICK, [
+        "train.epochs=3", "runtime.seed=1", "train.optimizer={name: sgd, learning_rate: 0.01}",
+        "train.lr_schedule={name: PiecewiseConstantDecay, boundaries: [47], values: [0.01, 1e12]}",
+    ])
     with pytest.raises(TrainingError) as info:
         train(config, output_dir=str(tmp_path / "nan"), log=lambda _: None)
-    assert "the loss became NaN/inf at epoch 1, batch" in str(info.value)
-    assert "Lower train.optimizer.learning_rate" in str(info.value)
+    assert "the loss became NaN/inf at epoch 2, batch" in str(info.value)
+    assert f"cnnzoo train --resume {tmp_path / 'nan'} train.optimizer.learning_rate=" in str(info.value)
+    assert info.value.exit_code == 3
     assert json.loads((tmp_path / "nan" / "run.json").read_text())["status"] == "failed: NaN loss"
+    # No NaN weights were saved: the checkpoint and the resume state are epoch 1's.
+    last = keras.models.load_model(tmp_path / "nan" / "checkpoints" / "last.keras")
+    assert all(np.isfinite(w).all() for w in last.get_weights())
+    assert json.loads((tmp_path / "nan" / "backup" / "training_metadata.json").read_text())["epoch"] == 1
 
 
 def _start_and_wait_for_first_backup(out, *overrides):

@@ -12,7 +12,8 @@ from typing import Any, Iterable, Mapping
 from pydantic import BaseModel, ValidationError
 
 from cnnzoo.config.schema import Config
-from cnnzoo.config.yaml_io import KeyPath, Marks, parse_scalar, read_yaml
+from cnnzoo.config.yaml_io import KeyPath, Marks, parse_value, read_yaml
+from cnnzoo.arguments import is_number
 from cnnzoo.errors import ConfigError, Location, did_you_mean
 
 COMMAND_LINE = "<command line>"
@@ -45,7 +46,8 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
 
 
 def validate_config(data: Any, marks: Marks, sources: tuple[str, ...]) -> Config:
-    source = sources[-1] if sources else "<config>"
+    files = [s for s in sources if s != COMMAND_LINE]
+    source = files[-1] if files else "<config>"
     if not isinstance(data, dict):
         raise ConfigError(
             "a config must be a mapping with sections model, data, train, runtime",
@@ -54,8 +56,9 @@ def validate_config(data: Any, marks: Marks, sources: tuple[str, ...]) -> Config
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        errors = [_to_config_error(err, data, marks, source) for err in exc.errors()]
-        errors.sort(key=lambda e: (str(e.location.file), e.location.line or 0))
+        errors = _unique(_to_config_error(err, data, marks, source) for err in exc.errors())
+        order = {name: i for i, name in enumerate(sources)}
+        errors.sort(key=lambda e: (order.get(e.location.file, len(order)), e.location.line or 0))
         first = errors[0]
         first.more = tuple(errors[1:])
         raise first from None
@@ -124,10 +127,12 @@ def apply_override(data: dict, marks: Marks, text: str) -> None:
             hint="Example: train.epochs=3 data.batch_size=256",
         )
     path = tuple(int(part) if part.isdigit() else part for part in key.strip().split("."))
-    value = parse_scalar(raw, f"{COMMAND_LINE} ({text})")
+    value = parse_value(raw, f"{COMMAND_LINE} ({text})")
     node: Any = data
+    here = Location(f"{COMMAND_LINE} ({text})")
     for depth, part in enumerate(path[:-1]):
         node = _descend(node, part, path[: depth + 1], text)
+        marks.setdefault(path[: depth + 1], here)  # a section the override creates is the override's
     last = path[-1]
     if isinstance(node, list):
         if not isinstance(last, int) or last >= len(node):
@@ -139,7 +144,7 @@ def apply_override(data: dict, marks: Marks, text: str) -> None:
         raise ConfigError(f"override {text!r}: {'.'.join(map(str, path[:-1]))} is not a mapping", location=Location(COMMAND_LINE))
     for stale in [p for p in marks if p[: len(path)] == path]:
         del marks[stale]
-    marks[path] = Location(f"{COMMAND_LINE} ({text})")
+    marks[path] = here
 
 
 def _descend(node: Any, part: Any, path: KeyPath, text: str) -> Any:
@@ -176,21 +181,29 @@ def _to_config_error(err: dict, data: dict, marks: Marks, source: str) -> Config
     if kind == "missing":
         return ConfigError(f"missing required key `{path[-1]}`", location=_nearest_mark(path[:-1], marks) or location, path=dotted)
     value = err.get("input")
-    message = f"{err['msg'][0].lower()}{err['msg'][1:]}, got {value!r} ({type(value).__name__})"
+    if len(path) == 3 and path[:2] in (("model", "layers"), ("train", "callbacks")):
+        return ConfigError(
+            f"each item must be a class name like `Flatten` or a one-key mapping like `Dense: 128`, got {value!r}",
+            location=location,
+            path=dotted,
+        )
+    expected = "a mapping of `key: value` lines" if kind in ("model_type", "dict_type") else None
+    message = (f"expected {expected}" if expected else f"{err['msg'][0].lower()}{err['msg'][1:]}") + (
+        f", got {value!r} ({type(value).__name__})")
     hint = None
     if isinstance(value, bool):
         hint = "YAML reads yes/no/on/off/true/false as booleans: quote the value if you meant a string."
-    elif isinstance(value, str) and _is_number(value):
+    elif isinstance(value, str) and is_number(value):
         hint = "Write numbers without quotes."
     return ConfigError(message, location=location, path=dotted, hint=hint)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _unique(errors) -> list[ConfigError]:
+    """One error per place: a union type (e.g. a layer item) otherwise reports each branch."""
+    seen: dict[tuple, ConfigError] = {}
+    for error in errors:
+        seen.setdefault((str(error.location), error.path), error)
+    return list(seen.values())
 
 
 def _data_path(loc: tuple, data: Any) -> KeyPath:

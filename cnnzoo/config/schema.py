@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
 
 from cnnzoo.errors import Location
 
-# One layer as written in YAML: `Flatten`, `{Dense: 128}`, `{Conv2D: [32, 3]}`,
-# `{Conv2D: {filters: 32, kernel_size: 3}}`. Parsed by the model builder.
-LayerItem = Union[str, dict[str, Any]]
+# A Keras class "call" as written in YAML: `Flatten`, `{Dense: 128}`, `{Conv2D: [32, 3]}`,
+# `{Conv2D: {filters: 32, kernel_size: 3}}`. Layers and callbacks are written this way and
+# parsed by `cnnzoo.models.layer_factory.split_item`.
+CallItem = Union[str, dict[str, Any]]
 
 
 class _Section(BaseModel):
@@ -26,9 +27,14 @@ class _Section(BaseModel):
 
 
 class _Named(BaseModel):
-    """A `{name: ..., **kwargs}` mapping: kwargs are checked against the Keras class."""
+    """A `{name: ..., **kwargs}` mapping, or just the name: kwargs are checked against the Keras class."""
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value  # `optimizer: sgd`, as in Keras
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -37,7 +43,7 @@ class _Named(BaseModel):
 
 class ModelConfig(_Section):
     name: str = Field("model", description="Model name; also names the run directory.")
-    input_shape: Optional[list[int]] = Field(
+    input_shape: Optional[list[PositiveInt]] = Field(
         None,
         description="Input image shape, channels last: [rows, cols, channels]. "
         "Channels-first Keras-1 shapes like [1, 28, 28] are converted with a warning. "
@@ -46,7 +52,7 @@ class ModelConfig(_Section):
     num_classes: Optional[int] = Field(
         None, description="Classes the model must output; checked against the last layer and the dataset."
     )
-    layers: list[LayerItem] = Field(
+    layers: list[CallItem] = Field(
         ...,
         min_length=1,
         description="The network as a list of `LayerClass: args` items; any class of `keras.layers` by name.",
@@ -61,7 +67,7 @@ class PreprocessingConfig(_Section):
 
 
 class DataConfig(_Section):
-    name: str = Field("mnist", description="A TFDS dataset name (e.g. mnist, fashion_mnist, mnist_sample).")
+    name: str = Field("mnist", min_length=1, description="A TFDS dataset name (e.g. mnist, fashion_mnist, mnist_sample).")
     batch_size: int = Field(128, gt=0, description="Global batch size (summed over replicas).")
     train_split: str = Field("train", description="TFDS split to train on (slicing like `train[:10%]` works).")
     validation_split: Optional[str] = Field(
@@ -95,19 +101,23 @@ class TrainConfig(_Section):
     epochs: int = Field(12, gt=0, description="Number of passes over the training split.")
     steps_per_epoch: Optional[int] = Field(None, gt=0, description="Limit batches per epoch (default: the whole split).")
     loss: str = Field("categorical_crossentropy", description="A `keras.losses` name; categorical losses get one-hot labels.")
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    optimizer: OptimizerConfig = Field(
+        # The slide's Adadelta at Keras 1's learning rate (Keras 3's default, 0.001, trains far slower).
+        default_factory=lambda: OptimizerConfig(name="adadelta", learning_rate=1.0),
+        description="`{name: ..., **kwargs}` or just the name; a class of `keras.optimizers`.",
+    )
     lr_schedule: Optional[ScheduleConfig] = Field(
         None, description="Learning-rate schedule; replaces the optimizer's learning_rate."
     )
     metrics: list[str] = Field(["accuracy"], description="`keras.metrics` names.")
-    callbacks: list[LayerItem] = Field(
+    callbacks: list[CallItem] = Field(
         [], description="Extra `keras.callbacks` as `Name: {args}` items, e.g. `EarlyStopping: {patience: 3}`."
     )
 
 
 class RuntimeConfig(_Section):
     seed: Optional[int] = Field(
-        None, description="Seeds Python, NumPy, TF and Keras. Default: a random seed, written back to the run's config.yaml."
+        None, ge=0, lt=2**32, description="Seeds Python, NumPy, TF and Keras. Default: a random seed, written back to the run's config.yaml."
     )
     jit_compile: bool = Field(False, description="XLA-compile the train step (measured slower on small CPU models).")
     steps_per_execution: int = Field(1, gt=0, description="Batches run per call into the compiled train function.")

@@ -69,6 +69,14 @@ def read_yaml(path: Path) -> tuple[Any, Marks]:
     """Read and parse a YAML file; a missing file is a ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start} cannot be decoded)",
+            location=Location(str(path)),
+            hint="Save it as UTF-8.",
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a config file", location=Location(str(path))) from None
     except FileNotFoundError:
         raise ConfigError(
             f"config file not found: {path}",
@@ -79,8 +87,8 @@ def read_yaml(path: Path) -> tuple[Any, Marks]:
     return parse_yaml(text, str(path))
 
 
-def parse_scalar(text: str, source: str) -> Any:
-    """Parse one command-line override value with the same rules as config files."""
+def parse_value(text: str, source: str) -> Any:
+    """Parse one command-line override value (scalar, list or mapping) with the config files' rules."""
     data, _ = parse_yaml(text, source)
     return data
 
@@ -88,7 +96,17 @@ def parse_scalar(text: str, source: str) -> Any:
 def _collect_marks(node: yaml.Node, path: KeyPath, source: str, marks: Marks) -> None:
     marks[path] = _location(node, source)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
+            if key_node.value in seen:
+                # PyYAML keeps the last silently: a repeated section would drop the first one's keys.
+                first = _location(seen[key_node.value], source)
+                raise ConfigError(
+                    f"key `{key_node.value}` appears twice in the same mapping (first at line {first.line})",
+                    location=_location(key_node, source),
+                    hint="Merge the two into one; YAML keeps only the last.",
+                )
+            seen[key_node.value] = key_node
             key_path = path + (key_node.value,)
             _collect_marks(value_node, key_path, source, marks)
             # The key's own position is more useful than its value's in messages.

@@ -31,17 +31,13 @@ class Datasets:
     image_shape: tuple[int, ...]
     num_classes: int
     train_examples: int
-    class_names: tuple[str, ...]
 
 
 def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = None) -> Datasets:
     """Prepare the configured TFDS dataset (offline from manual_dir if given) and build pipelines."""
     data = config.data
-    builder = get_builder(data, config.where("data", "name"))
+    builder, image_shape, num_classes = dataset_signature(config)
     prepare(builder, data, manual_dir or data.manual_dir or os.environ.get(MANUAL_DIR_ENV), config)
-    features = builder.info.features
-    image_shape = tuple(features["image"].shape)
-    num_classes = features["label"].num_classes
     preprocess = _preprocess_fn(data, num_classes, one_hot)
     train = _split(builder, data.train_split, config, "train_split", shuffle=True)
     train_examples = _count(builder, data.train_split)
@@ -49,15 +45,38 @@ def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = Non
     if data.validation_split is not None:
         validation = _split(builder, data.validation_split, config, "validation_split", shuffle=False)
     test = _split(builder, data.test_split, config, "test_split", shuffle=False)
+    train = _pipeline(train, preprocess, data, training=True)
+    if config.train.steps_per_epoch is not None:
+        train = train.repeat()  # epochs of N steps walk on through the data instead of running dry
     return Datasets(
-        train=_pipeline(train, preprocess, data, training=True),
+        train=train,
         validation=_pipeline(validation, preprocess, data, training=False) if validation is not None else None,
         test=_pipeline(test, preprocess, data, training=False),
         image_shape=image_shape,
         num_classes=num_classes,
         train_examples=train_examples,
-        class_names=tuple(features["label"].names),
     )
+
+
+def dataset_signature(config: Config) -> tuple[Any, tuple[int, ...], int]:
+    """(builder, image shape, number of classes) from TFDS metadata: no download needed.
+
+    Also checks the config's preprocessing against the image channels.
+    """
+    builder = get_builder(config.data, config.where("data", "name"))
+    features = builder.info.features
+    image_shape = tuple(features["image"].shape)
+    channels = image_shape[-1]
+    for key in ("mean", "std"):
+        values = getattr(config.data.preprocessing, key)
+        if values is not None and len(values) not in (1, channels):
+            raise DataError(
+                f"{len(values)} values for {len(values)} channels, but `{config.data.name}` images have {channels}",
+                location=config.where("data", "preprocessing", key),
+                path=f"data.preprocessing.{key}",
+                hint=f"Give one value per channel ({channels}), or one for all.",
+            )
+    return builder, image_shape, features["label"].num_classes
 
 
 def get_builder(data: DataConfig, where: Location | None):
@@ -68,7 +87,7 @@ def get_builder(data: DataConfig, where: Location | None):
 
     try:
         builder = tfds.builder(data.name, data_dir=data.data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
+    except (ValueError, AssertionError):  # DatasetNotFoundError is a ValueError; odd names raise others
         names = tfds.list_builders(with_community_datasets=False)
         raise DataError(
             f"TFDS has no dataset `{data.name}`.{did_you_mean(data.name, names)}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from cnnzoo.config.schema import Config
-from cnnzoo.errors import BuildError
+from cnnzoo.errors import BuildError, keras_message
 from cnnzoo.models import keras1, shapes
 from cnnzoo.models.layer_factory import LayerSpec, parse_layer
 
@@ -17,7 +17,7 @@ from cnnzoo.models.layer_factory import LayerSpec, parse_layer
 def parse_layers(config: Config) -> list[LayerSpec]:
     """Parse and check every `model.layers` item, without creating any layer."""
     return [
-        parse_layer(item, i + 1, config.where("model", "layers", i))
+        parse_layer(item, i + 1, lambda *sub, i=i: config.where("model", "layers", i, *sub))
         for i, item in enumerate(config.model.layers)
     ]
 
@@ -26,9 +26,11 @@ def input_shape_of(config: Config, specs: list[LayerSpec], dataset_shape: Sequen
     """The model's input shape: model.input_shape, else a layer's Keras-1 `input_shape`, else the dataset's."""
     declared = [s for s in specs if s.declared_input_shape is not None]
     if config.model.input_shape is not None:
-        return keras1.channels_last(config.model.input_shape, config.where("model", "input_shape"))
+        where = config.where("model", "input_shape")
+        return _matching(keras1.channels_last(config.model.input_shape, where), dataset_shape, config, where)
     if declared:
-        return keras1.channels_last(declared[0].declared_input_shape, declared[0].location)
+        where = declared[0].location
+        return _matching(keras1.channels_last(declared[0].declared_input_shape, where), dataset_shape, config, where)
     if dataset_shape is not None:
         return tuple(dataset_shape)
     raise BuildError(
@@ -39,12 +41,26 @@ def input_shape_of(config: Config, specs: list[LayerSpec], dataset_shape: Sequen
     )
 
 
-def build_model(config: Config, *, input_shape: Sequence[int] | None = None):
+def _matching(shape: tuple[int, ...], dataset_shape, config: Config, where) -> tuple[int, ...]:
+    if dataset_shape is not None and tuple(shape) != tuple(dataset_shape):
+        raise BuildError(
+            f"the model takes {shapes.fmt_dims(shape)} inputs but `{config.data.name}` images are "
+            f"{shapes.fmt_dims(dataset_shape)}",
+            location=where,
+            path="model.input_shape",
+            hint=f"Set model.input_shape to {list(dataset_shape)} (or remove it to use the dataset's).",
+        )
+    return tuple(shape)
+
+
+def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num_classes: int | None = None):
     """Build the Functional Keras model a config describes.
 
     Args:
         config: a validated config (see `cnnzoo.load_config`).
-        input_shape: the dataset's image shape, used when the config gives none.
+        input_shape: the dataset's image shape: the model's input when the config gives none,
+            and checked against the config's otherwise.
+        num_classes: the dataset's number of classes, checked against the model's output.
 
     Returns:
         An uncompiled `keras.Model` named `config.model.name`.
@@ -65,19 +81,39 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None):
         shapes_in.append(tuple(x.shape))
         shapes.check_window_fits(spec, layer, x.shape)
         x = _apply(spec, layer, x)
-    shapes.check_classifier_output(
-        specs, shapes_in, tuple(x.shape), config.model.num_classes, config.where("model", "layers")
-    )
-    return keras.Model(inputs, x, name=config.model.name)
+    shapes.check_classifier_output(specs, shapes_in, tuple(x.shape), config.where("model", "layers"))
+    _check_classes(specs[-1], x.shape[-1], config, num_classes)
+    try:
+        return keras.Model(inputs, x, name=config.model.name)
+    except ValueError as exc:  # e.g. a `name:` given to two layers
+        raise BuildError(f"cannot assemble the model: {keras_message(exc)}", location=config.where("model", "layers")) from None
+
+
+def _check_classes(last: LayerSpec, outputs: int, config: Config, dataset_classes: int | None) -> None:
+    declared = config.model.num_classes
+    if declared is not None and dataset_classes is not None and declared != dataset_classes:
+        raise BuildError(
+            f"model.num_classes is {declared} but `{config.data.name}` has {dataset_classes} classes",
+            location=config.where("model", "num_classes"),
+            path="model.num_classes",
+        )
+    expected = dataset_classes if dataset_classes is not None else declared
+    if expected is not None and outputs != expected:
+        source = (f"`{config.data.name}` has {expected} classes" if dataset_classes is not None
+                  else f"model.num_classes is {expected}")
+        raise BuildError(
+            f"the model outputs {outputs} class scores but {source}",
+            location=last.location,
+            hint=f"Make the last Dense layer `Dense: {expected}`.",
+        )
 
 
 def _apply(spec: LayerSpec, layer, x):
     try:
         return layer(x)
-    except (ValueError, TypeError) as exc:
-        text = str(exc).strip().splitlines()
+    except Exception as exc:  # any failure on a symbolic input means this layer cannot follow the previous
         raise BuildError(
-            f"{spec.label} cannot take input of shape {shapes.fmt(x.shape)}: {text[0] if text else exc!r}",
+            f"{spec.label} cannot take input of shape {shapes.fmt(x.shape)}: {keras_message(exc)}",
             location=spec.location,
             hint="Check the layers before it: e.g. Conv2D needs rows x cols x channels input, "
             "so it cannot follow Flatten or Dense.",

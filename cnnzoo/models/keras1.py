@@ -47,7 +47,6 @@ KWARG_RENAMES = {
 }
 _DIM_ORDERING = {"th": "channels_first", "tf": "channels_last"}
 _KERNEL_DIMS = ("nb_row", "nb_col")
-INPUT_KWARGS = ("input_shape", "batch_input_shape", "input_dim")
 
 
 def translate(name: str, args: list[Any], kwargs: dict[str, Any], location: Location | None):

@@ -2,19 +2,19 @@
 
 An item is a one-key mapping `LayerClass: args` (or a bare `LayerClass`):
 args is a mapping of keyword arguments, a list of positional arguments (which
-may end with a mapping of keyword arguments, like a Python call), or a single scalar (the first positional argument): `Dense: 128`, `Dropout: 0.25`,
+may end with a mapping of keyword arguments, like a Python call), or a single
+scalar (the first positional argument): `Dense: 128`, `Dropout: 0.25`,
 `Activation: relu`, `Conv2D: {filters: 32, kernel_size: 3}`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from cnnzoo import registry
-from cnnzoo.arguments import bind
-from cnnzoo.errors import BuildError, Location
+from cnnzoo.arguments import bind, is_number
+from cnnzoo.errors import BuildError, Location, keras_message
 from cnnzoo.models import keras1
 
 
@@ -38,25 +38,38 @@ class LayerSpec:
 
     def instantiate(self):
         """Create the Keras layer; Keras' own argument errors become BuildErrors."""
-        kwargs = {"name": f"{_snake(self.class_name)}_{self.index}", **self.kwargs}
+        kwargs = {"name": f"{registry.snake_case(self.class_name)}_{self.index}", **self.kwargs}
         try:
             return self.cls(**kwargs)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # Keras checks arguments with ValueError, TypeError, IndexError, ...
+            quoted = [k for k, v in self.kwargs.items() if isinstance(v, str) and is_number(v)]
             raise BuildError(
-                f"{self.label}: Keras rejected its arguments {self.kwargs}: {_first_line(exc)}",
+                f"{self.label}: Keras rejected its arguments {self.kwargs}: {keras_message(exc)}",
                 location=self.location,
+                hint=f"Write numbers without quotes ({', '.join(quoted)})." if quoted else None,
             ) from None
 
 
-def parse_layer(item: Any, index: int, location: Location | None) -> LayerSpec:
-    """Parse and check one `model.layers` item (index is 1-based)."""
-    path = f"model.layers[{index - 1}]"
+def parse_layer(item: Any, index: int, where: Callable[..., Location | None]) -> LayerSpec:
+    """Parse and check one `model.layers` item.
+
+    Args:
+        item: the YAML item.
+        index: its 1-based position, as users count layers.
+        where: `where(*subpath)` gives the location of the item or of a key inside it.
+    """
+    location = where()
+    path = f"model.layers.{index - 1}"
     name, args, kwargs = split_item(item, what=f"layer {index}", location=location, path=path, example=LAYER_EXAMPLE)
+    written_name = name
     name, args, kwargs, input_shape = keras1.translate(name, args, kwargs, location)
     cls = registry.layers().get(name, location=location, path=path)
     import keras
 
-    bound = bind(cls, args, kwargs, what=f"layer {index} ({cls.__name__})", location=location, path=path, stop=keras.layers.Layer)
+    bound = bind(
+        cls, args, kwargs, what=f"layer {index} ({cls.__name__})", location=location, path=path,
+        stop=keras.layers.Layer, locate=lambda key: where(written_name, key),
+    )
     return LayerSpec(index, cls.__name__, cls, bound, location, input_shape)
 
 
@@ -81,14 +94,3 @@ def split_item(item: Any, *, what: str, location: Location | None, path: str, ex
         path=path,
         hint=f"Examples: {example}. A mapping with two keys usually means a missing `-` or wrong indentation.",
     )
-
-
-def _snake(name: str) -> str:
-    """`MaxPooling2D` -> `max_pooling2d`, as Keras names layers."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

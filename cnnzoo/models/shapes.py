@@ -10,7 +10,11 @@ from cnnzoo.models.layer_factory import LayerSpec
 
 def fmt(shape: Sequence[int | None]) -> str:
     """(None, 12, 12, 32) -> '12x12x32' (the batch axis is left out)."""
-    dims = list(shape)[1:]
+    return fmt_dims(list(shape)[1:])
+
+
+def fmt_dims(dims: Sequence[int | None]) -> str:
+    """(12, 12, 32) -> '12x12x32'."""
     return "x".join("?" if d is None else str(d) for d in dims) or "scalar"
 
 
@@ -34,27 +38,21 @@ def check_window_fits(spec: LayerSpec, layer, input_shape: Sequence[int | None])
         )
 
 
-def check_classifier_output(specs: list[LayerSpec], shapes_in: list, output_shape, num_classes: int | None, where) -> None:
-    """The model must end in one score vector per image, of `num_classes` entries if given."""
-    if len(output_shape) > 2:
-        for spec, shape in zip(specs, shapes_in):
-            if spec.class_name == "Dense" and len(shape) > 2:
-                raise BuildError(
-                    f"{spec.label}: input is {fmt(shape)}, and Dense acts on the last axis only, so the model "
-                    f"would output {fmt(output_shape)} per image instead of one score per class",
-                    location=spec.location,
-                    hint="Add `- Flatten` (or `- GlobalAveragePooling2D`) before it.",
-                )
-        raise BuildError(
-            f"the model outputs {fmt(output_shape)} per image; a classifier must output one score per class",
-            location=where,
-            path="model.layers",
-            hint="End with `- Flatten`, `- Dense: <num_classes>`, `- Activation: softmax`.",
-        )
-    if num_classes is not None and output_shape[-1] != num_classes:
-        last = specs[-1]
-        raise BuildError(
-            f"the model outputs {output_shape[-1]} scores but model.num_classes is {num_classes}",
-            location=last.location,
-            hint=f"Make the last Dense layer `Dense: {num_classes}`.",
-        )
+def check_classifier_output(specs: list[LayerSpec], shapes_in: list, output_shape, where) -> None:
+    """The model must end in one score vector per image."""
+    if len(output_shape) <= 2:
+        return
+    for spec, shape in zip(specs, shapes_in):
+        if spec.class_name == "Dense" and len(shape) > 2:
+            raise BuildError(
+                f"{spec.label}: input is {fmt(shape)}, and Dense acts on the last axis only, so the model "
+                f"would output {fmt(output_shape)} per image instead of one score per class",
+                location=spec.location,
+                hint="Add `- Flatten` (or `- GlobalAveragePooling2D`) before it.",
+            )
+    raise BuildError(
+        f"the model outputs {fmt(output_shape)} per image; a classifier must output one score per class",
+        location=where,
+        path="model.layers",
+        hint="End with `- Flatten`, `- Dense: <num_classes>`, `- Activation: softmax`.",
+    )

@@ -10,7 +10,7 @@ import keras
 from cnnzoo import registry
 from cnnzoo.arguments import bind
 from cnnzoo.config.schema import Config
-from cnnzoo.errors import BuildError
+from cnnzoo.errors import BuildError, keras_message
 from cnnzoo.models.layer_factory import split_item
 from cnnzoo.training.run_dir import RunDir
 
@@ -29,13 +29,20 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
-class NanGuard(keras.callbacks.Callback):
-    """Stops training at the first NaN/inf loss and remembers where, for the error message."""
+class Diverged(Exception):
+    """Raised inside fit at the first NaN/inf loss, so no NaN weights are saved as a checkpoint."""
 
-    def __init__(self):
-        super().__init__()
-        self.nan_at: tuple[int, int] | None = None
-        self._epoch = 0
+    def __init__(self, epoch: int, batch: int):
+        super().__init__(f"NaN/inf loss at epoch {epoch}, batch {batch}")
+        self.epoch, self.batch = epoch, batch
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN/inf loss, before the epoch's checkpoints and backup are written.
+
+    Keras' TerminateOnNaN lets the epoch end, so ModelCheckpoint would save NaN weights
+    and BackupAndRestore would delete the last good state.
+    """
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -43,8 +50,21 @@ class NanGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.nan_at = (self._epoch + 1, batch + 1)
-            self.model.stop_training = True
+            raise Diverged(self._epoch + 1, batch + 1)
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line per epoch for logs and CI (Keras' verbose=2 prints two)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        seconds = logs.pop("epoch_seconds", float("nan"))
+        values = " - ".join(f"{key} {value:.4f}" for key, value in logs.items())
+        print(f"epoch {epoch + 1}/{self.epochs} - {seconds:.1f}s - {values}", flush=True)
 
 
 def standard_callbacks(run: RunDir, monitor: str) -> list[keras.callbacks.Callback]:
@@ -72,12 +92,13 @@ def config_callbacks(config: Config) -> list[keras.callbacks.Callback]:
     result = []
     for i, item in enumerate(config.train.callbacks):
         where = config.where("train", "callbacks", i)
-        path = f"train.callbacks[{i}]"
+        path = f"train.callbacks.{i}"
         name, args, kwargs = split_item(item, what="a callback", location=where, path=path, example=CALLBACK_EXAMPLE)
         cls = registry.callbacks().get(name, location=where, path=path)
-        bound = bind(cls, args, kwargs, what=f"callback {cls.__name__}", location=where, path=path)
+        bound = bind(cls, args, kwargs, what=f"callback {cls.__name__}", location=where, path=path,
+                     locate=lambda key, i=i, name=name: config.where("train", "callbacks", i, name, key))
         try:
             result.append(cls(**bound))
-        except (TypeError, ValueError) as exc:
-            raise BuildError(f"callback {cls.__name__}: {exc}", location=where, path=path) from None
+        except Exception as exc:
+            raise BuildError(f"callback {cls.__name__}: {keras_message(exc)}", location=where, path=path) from None
     return result

@@ -7,14 +7,15 @@ import warnings
 from cnnzoo import registry
 from cnnzoo.arguments import bind
 from cnnzoo.config.schema import Config
-from cnnzoo.errors import BuildError, CnnzooWarning, did_you_mean
+from cnnzoo.errors import BuildError, CnnzooWarning, did_you_mean, keras_message
 
 # Losses that compare against one-hot labels; the others take integer class ids.
 ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence"}
 
 
 def uses_one_hot_labels(loss: str) -> bool:
-    return loss in ONE_HOT_LOSSES
+    """Whether a loss (by function or class name) wants one-hot labels rather than class ids."""
+    return registry.snake_case(loss) in ONE_HOT_LOSSES
 
 
 def make_optimizer(config: Config):
@@ -22,7 +23,8 @@ def make_optimizer(config: Config):
     opt = config.train.optimizer
     where = config.where("train", "optimizer")
     cls = registry.optimizers().get(opt.name, location=config.where("train", "optimizer", "name"), path="train.optimizer.name")
-    kwargs = bind(cls, [], opt.kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer")
+    kwargs = bind(cls, [], opt.kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer",
+                  locate=lambda key: config.where("train", "optimizer", key))
     if cls.__name__ == "Adadelta" and "learning_rate" not in kwargs and config.train.lr_schedule is None:
         warnings.warn(
             f"{where}: Adadelta without learning_rate uses Keras 3's default 0.001; the lecture's Keras 1 "
@@ -32,18 +34,24 @@ def make_optimizer(config: Config):
         )
     if config.train.lr_schedule is not None:
         kwargs["learning_rate"] = make_schedule(config)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except Exception as exc:  # Keras validates arguments with ValueError, TypeError, ...
+        raise BuildError(
+            f"optimizer {cls.__name__}: {keras_message(exc)}", location=where, path="train.optimizer"
+        ) from None
 
 
 def make_schedule(config: Config):
     spec = config.train.lr_schedule
     where = config.where("train", "lr_schedule")
     cls = registry.schedules().get(spec.name, location=config.where("train", "lr_schedule", "name"), path="train.lr_schedule.name")
-    kwargs = bind(cls, [], spec.kwargs, what=f"schedule {cls.__name__}", location=where, path="train.lr_schedule")
+    kwargs = bind(cls, [], spec.kwargs, what=f"schedule {cls.__name__}", location=where, path="train.lr_schedule",
+                  locate=lambda key: config.where("train", "lr_schedule", key))
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise BuildError(f"schedule {cls.__name__}: {exc}", location=where, path="train.lr_schedule") from None
+    except Exception as exc:
+        raise BuildError(f"schedule {cls.__name__}: {keras_message(exc)}", location=where, path="train.lr_schedule") from None
 
 
 def check_loss_and_metrics(config: Config) -> None:
@@ -69,7 +77,7 @@ def check_loss_and_metrics(config: Config) -> None:
             raise BuildError(
                 f"unknown metric `{metric}`.{did_you_mean(metric, names)}",
                 location=config.where("train", "metrics", i),
-                path=f"train.metrics[{i}]",
+                path=f"train.metrics.{i}",
             ) from None
 
 

@@ -79,9 +79,9 @@ def new_run_dir(name: str, output_dir: str | None, root: str = "runs") -> RunDir
 
 def existing_run_dir(path: str) -> RunDir:
     run = RunDir(Path(path))
-    if not run.config.exists():
+    if not (run.config.exists() and run.info.exists()):
         raise CnnzooError(
-            f"{path} is not a cnnzoo run directory (no config.yaml)",
+            f"{path} is not a cnnzoo run directory (it needs the config.yaml and run.json that `cnnzoo train` writes)",
             hint="Pass the folder `cnnzoo train` printed at start, e.g. runs/slide_cnn-20260101-120000.",
         )
     return run

@@ -75,8 +75,7 @@ def prepare_data_and_model(config: Config, manual_dir: str | None):
     from cnnzoo.training.compile import compile_model, uses_one_hot_labels
 
     data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
-    model = build_model(config, input_shape=data.image_shape)
-    check_model_fits_data(model, data, config)
+    model = build_model(config, input_shape=data.image_shape, num_classes=data.num_classes)
     compile_model(model, config)
     return data, model, config_callbacks(config)
 
@@ -96,11 +95,12 @@ def open_run(run: RunDir | None, config: Config, model, output_dir: str | None) 
 
 def fit(model, data, config: Config, run: RunDir, initial_epoch: int, user_callbacks: list) -> None:
     """`model.fit` with the run's callbacks and the config's; Ctrl-C and NaN losses become clear errors."""
-    from cnnzoo.training.callbacks import NanGuard, standard_callbacks
+    from cnnzoo.training.callbacks import Diverged, EpochLine, NanGuard, standard_callbacks
 
     monitor = "loss" if data.validation is None else (
         "val_accuracy" if "accuracy" in config.train.metrics else "val_loss")
-    nan_guard = NanGuard()
+    interactive = sys.stdout.isatty()
+    progress = [] if interactive else [EpochLine(config.train.epochs)]  # one line per epoch in logs and CI
     try:
         model.fit(
             data.train,
@@ -108,9 +108,9 @@ def fit(model, data, config: Config, run: RunDir, initial_epoch: int, user_callb
             epochs=config.train.epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=config.train.steps_per_epoch,
-            callbacks=[*standard_callbacks(run, monitor), nan_guard, *user_callbacks],
+            callbacks=[*standard_callbacks(run, monitor), NanGuard(), *user_callbacks, *progress],
             shuffle=False,  # the tf.data pipeline shuffles
-            verbose=1 if sys.stdout.isatty() else 2,  # one line per epoch in logs and CI
+            verbose=1 if interactive else 0,
         )
     except KeyboardInterrupt:
         run.update_info(status="interrupted")
@@ -118,20 +118,25 @@ def fit(model, data, config: Config, run: RunDir, initial_epoch: int, user_callb
             "training interrupted; the last completed epoch is saved",
             hint=f"Continue with: cnnzoo train --resume {run.path}",
         ) from None
-    if nan_guard.nan_at is not None:
+    except Diverged as stop:
         run.update_info(status="failed: NaN loss")
-        epoch, batch = nan_guard.nan_at
         raise TrainingError(
-            f"the loss became NaN/inf at epoch {epoch}, batch {batch}: training diverged and was stopped",
+            f"the loss became NaN/inf at epoch {stop.epoch}, batch {stop.batch}: training diverged and was stopped",
             location=config.where("train", "optimizer"),
-            hint="Lower train.optimizer.learning_rate (or add a schedule) and check the inputs are scaled; "
-            f"checkpoints up to the last good epoch are in {run.checkpoints}.",
-        )
+            hint="Lower the learning rate (or add a schedule) and check the inputs are scaled. The last good "
+            f"epoch is saved: continue from it with `cnnzoo train --resume {run.path} "
+            "train.optimizer.learning_rate=...`.",
+        ) from None
+    except BaseException:
+        run.update_info(status="failed")
+        raise
 
 
 def resume(run_path: str, overrides: tuple[str, ...] = (), **kwargs) -> RunResult:
     """Continue an interrupted run from its last completed epoch (weights, optimizer state, epoch)."""
     run = existing_run_dir(run_path)
+    if not run.backup.exists() and not run.model.exists():
+        print(f"cnnzoo: {run.path} has no completed epoch saved; training starts again from epoch 1", file=sys.stderr)
     if run.read_info().get("status") == "completed" and not overrides:
         raise CnnzooError(
             f"the run in {run.path} already completed",
@@ -166,26 +171,6 @@ def with_seed(config: Config) -> Config:
     seeded = Config.model_validate(data)
     seeded._marks, seeded._sources = config._marks, config._sources
     return seeded
-
-
-def check_model_fits_data(model, data, config: Config) -> None:
-    """The dataset's images and classes must match the model's input and output."""
-    if tuple(model.input_shape[1:]) != tuple(data.image_shape):
-        raise BuildError(
-            f"the model takes {_shape(model.input_shape[1:])} inputs but `{config.data.name}` "
-            f"images are {_shape(data.image_shape)}",
-            location=config.where("model", "input_shape"),
-            path="model.input_shape",
-            hint=f"Set model.input_shape to {list(data.image_shape)} (or remove it to use the dataset's).",
-        )
-    outputs = model.output_shape[-1]
-    if outputs != data.num_classes:
-        raise BuildError(
-            f"the model outputs {outputs} class scores but `{config.data.name}` has {data.num_classes} classes",
-            location=config.where("model", "layers", len(config.model.layers) - 1),
-            path="model.layers",
-            hint=f"Make the last Dense layer `Dense: {data.num_classes}`.",
-        )
 
 
 def finish(run: RunDir, model, data, config: Config, log: Callable[[str], None] = print) -> RunResult:
@@ -240,7 +225,3 @@ def write_start_summaries(run: RunDir, config: Config, model) -> None:
         tf.summary.text("config", text, step=0)
         tf.summary.graph(graph)
     writer.close()
-
-
-def _shape(shape) -> str:
-    return "x".join(str(d) for d in shape)
