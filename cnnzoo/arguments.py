@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-from cnnzoo.errors import BuildError, Location, did_you_mean
+from cnnzoo.errors import BuildError, Location, did_you_mean, keras_message
 
 
 def accepted_keywords(cls: type, stop: type | None = None) -> list[str]:
@@ -94,6 +94,15 @@ def bind(
         key: _coerce(key, value, defaults.get(key), what, (locate and locate(key)) or location, path)
         for key, value in bound.items()
     }
+
+
+def construct(cls: type, kwargs: dict[str, Any], *, what: str, location: Location | None,
+              path: str | None = None, hint: str | None = None) -> Any:
+    """`cls(**kwargs)`, with Keras' own argument checks (ValueError, TypeError, ...) as BuildErrors."""
+    try:
+        return cls(**kwargs)
+    except Exception as exc:
+        raise BuildError(f"{what}: {keras_message(exc)}", location=location, path=path, hint=hint) from None
 
 
 def _coerce(key: str, value: Any, default: Any, what: str, location: Location | None, path: str | None) -> Any:

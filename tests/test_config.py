@@ -145,7 +145,7 @@ def test_optimizer_may_be_given_by_name_alone(tmp_path):
     ],
 )
 def test_schema_bounds(tmp_path, text, message):
-    base = write(tmp_path / "base.yaml", MINIMAL)
+    write(tmp_path / "base.yaml", MINIMAL)
     path = write(tmp_path / "c.yaml", "extends: base.yaml\n" + text)
     with pytest.raises(ConfigError) as info:
         load_config(path)

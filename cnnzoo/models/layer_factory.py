@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from cnnzoo import registry
-from cnnzoo.arguments import bind, is_number
-from cnnzoo.errors import BuildError, Location, keras_message
+from cnnzoo.arguments import bind, construct, is_number
+from cnnzoo.errors import BuildError, Location
 from cnnzoo.models import keras1
 
 
@@ -39,15 +39,11 @@ class LayerSpec:
     def instantiate(self):
         """Create the Keras layer; Keras' own argument errors become BuildErrors."""
         kwargs = {"name": f"{registry.snake_case(self.class_name)}_{self.index}", **self.kwargs}
-        try:
-            return self.cls(**kwargs)
-        except Exception as exc:  # Keras checks arguments with ValueError, TypeError, IndexError, ...
-            quoted = [k for k, v in self.kwargs.items() if isinstance(v, str) and is_number(v)]
-            raise BuildError(
-                f"{self.label}: Keras rejected its arguments {self.kwargs}: {keras_message(exc)}",
-                location=self.location,
-                hint=f"Write numbers without quotes ({', '.join(quoted)})." if quoted else None,
-            ) from None
+        quoted = [k for k, v in self.kwargs.items() if isinstance(v, str) and is_number(v)]
+        return construct(
+            self.cls, kwargs, what=f"{self.label}: Keras rejected its arguments {self.kwargs}", location=self.location,
+            hint=f"Write numbers without quotes ({', '.join(quoted)})." if quoted else None,
+        )
 
 
 def parse_layer(item: Any, index: int, where: Callable[..., Location | None]) -> LayerSpec:

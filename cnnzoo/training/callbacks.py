@@ -8,9 +8,8 @@ import time
 import keras
 
 from cnnzoo import registry
-from cnnzoo.arguments import bind
+from cnnzoo.arguments import bind, construct
 from cnnzoo.config.schema import Config
-from cnnzoo.errors import BuildError, keras_message
 from cnnzoo.models.layer_factory import split_item
 from cnnzoo.training.run_dir import RunDir
 
@@ -97,8 +96,5 @@ def config_callbacks(config: Config) -> list[keras.callbacks.Callback]:
         cls = registry.callbacks().get(name, location=where, path=path)
         bound = bind(cls, args, kwargs, what=f"callback {cls.__name__}", location=where, path=path,
                      locate=lambda key, i=i, name=name: config.where("train", "callbacks", i, name, key))
-        try:
-            result.append(cls(**bound))
-        except Exception as exc:
-            raise BuildError(f"callback {cls.__name__}: {keras_message(exc)}", location=where, path=path) from None
+        result.append(construct(cls, bound, what=f"callback {cls.__name__}", location=where, path=path))
     return result

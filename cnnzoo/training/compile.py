@@ -5,9 +5,9 @@ from __future__ import annotations
 import warnings
 
 from cnnzoo import registry
-from cnnzoo.arguments import bind
+from cnnzoo.arguments import bind, construct
 from cnnzoo.config.schema import Config
-from cnnzoo.errors import BuildError, CnnzooWarning, did_you_mean, keras_message
+from cnnzoo.errors import BuildError, CnnzooWarning, did_you_mean
 
 # Losses that compare against one-hot labels; the others take integer class ids.
 ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence"}
@@ -20,11 +20,8 @@ def uses_one_hot_labels(loss: str) -> bool:
 
 def make_optimizer(config: Config):
     """The optimizer named in `train.optimizer`, with `train.lr_schedule` if given."""
-    opt = config.train.optimizer
+    cls, kwargs = _resolve(config, "optimizer", registry.optimizers())
     where = config.where("train", "optimizer")
-    cls = registry.optimizers().get(opt.name, location=config.where("train", "optimizer", "name"), path="train.optimizer.name")
-    kwargs = bind(cls, [], opt.kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer",
-                  locate=lambda key: config.where("train", "optimizer", key))
     if cls.__name__ == "Adadelta" and "learning_rate" not in kwargs and config.train.lr_schedule is None:
         warnings.warn(
             f"{where}: Adadelta without learning_rate uses Keras 3's default 0.001; the lecture's Keras 1 "
@@ -33,25 +30,21 @@ def make_optimizer(config: Config):
             stacklevel=2,
         )
     if config.train.lr_schedule is not None:
-        kwargs["learning_rate"] = make_schedule(config)
-    try:
-        return cls(**kwargs)
-    except Exception as exc:  # Keras validates arguments with ValueError, TypeError, ...
-        raise BuildError(
-            f"optimizer {cls.__name__}: {keras_message(exc)}", location=where, path="train.optimizer"
-        ) from None
+        cls_s, kwargs_s = _resolve(config, "lr_schedule", registry.schedules())
+        kwargs["learning_rate"] = construct(
+            cls_s, kwargs_s, what=f"schedule {cls_s.__name__}", location=config.where("train", "lr_schedule"),
+            path="train.lr_schedule",
+        )
+    return construct(cls, kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer")
 
 
-def make_schedule(config: Config):
-    spec = config.train.lr_schedule
-    where = config.where("train", "lr_schedule")
-    cls = registry.schedules().get(spec.name, location=config.where("train", "lr_schedule", "name"), path="train.lr_schedule.name")
-    kwargs = bind(cls, [], spec.kwargs, what=f"schedule {cls.__name__}", location=where, path="train.lr_schedule",
-                  locate=lambda key: config.where("train", "lr_schedule", key))
-    try:
-        return cls(**kwargs)
-    except Exception as exc:
-        raise BuildError(f"schedule {cls.__name__}: {keras_message(exc)}", location=where, path="train.lr_schedule") from None
+def _resolve(config: Config, key: str, table: registry.Registry) -> tuple[type, dict]:
+    """The class `train.<key>.name` names, and its other keys checked as its arguments."""
+    spec = getattr(config.train, key)
+    cls = table.get(spec.name, location=config.where("train", key, "name"), path=f"train.{key}.name")
+    kwargs = bind(cls, [], spec.kwargs, what=f"{table.kind} {cls.__name__}", location=config.where("train", key),
+                  path=f"train.{key}", locate=lambda name: config.where("train", key, name))
+    return cls, kwargs
 
 
 def check_loss_and_metrics(config: Config) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from cnnzoo.config.loader import load_config
 from cnnzoo.config.schema import Config
 from cnnzoo.config.yaml_io import dump_yaml
-from cnnzoo.errors import BuildError, CnnzooError, TrainingError
+from cnnzoo.errors import CnnzooError, TrainingError
 from cnnzoo.training.run_dir import RunDir, existing_run_dir, new_run_dir, start_info, write_json
 
 
