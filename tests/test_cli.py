@@ -148,3 +148,8 @@ def test_offline_and_unprepared_fails_fast_with_instructions(tmp_path, monkeypat
     assert "slide_cnn.yaml:" in text and "is not prepared" in text and "cannot be reached" in text
     for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "--manual-dir", "CNNZOO_MANUAL_DIR", "mnist_sample"):
         assert name in text
+
+
+def test_list_prints_the_names_a_config_may_use():
+    done = run_cli("list", "layers")
+    assert done.returncode == 0 and {"Conv2D", "MaxPooling2D", "Dense"} <= set(done.stdout.split())

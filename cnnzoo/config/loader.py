@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 from pydantic import BaseModel, ValidationError
 
 from cnnzoo.config.schema import Config
-from cnnzoo.config.yaml_io import KeyPath, Marks, parse_value, read_yaml
+from cnnzoo.config.yaml_io import KeyPath, Marks, nearest_mark, parse_value, read_yaml
 from cnnzoo.arguments import is_number
 from cnnzoo.errors import ConfigError, Location, did_you_mean
 
@@ -167,7 +167,7 @@ def _descend(node: Any, part: Any, path: KeyPath, text: str) -> Any:
 def _to_config_error(err: dict, data: dict, marks: Marks, source: str) -> ConfigError:
     path = _data_path(err["loc"], data)
     dotted = ".".join(str(p) for p in path) or "(top level)"
-    location = _nearest_mark(path, marks) or Location(source)
+    location = nearest_mark(marks, path) or Location(source)
     kind = err["type"]
     if kind == "extra_forbidden":
         fields = _fields_at(path[:-1])
@@ -179,7 +179,7 @@ def _to_config_error(err: dict, data: dict, marks: Marks, source: str) -> Config
             hint=f"Valid keys here: {', '.join(fields)}." if fields else None,
         )
     if kind == "missing":
-        return ConfigError(f"missing required key `{path[-1]}`", location=_nearest_mark(path[:-1], marks) or location, path=dotted)
+        return ConfigError(f"missing required key `{path[-1]}`", location=nearest_mark(marks, path[:-1]) or location, path=dotted)
     value = err.get("input")
     if len(path) == 3 and path[:2] in (("model", "layers"), ("train", "callbacks")):
         return ConfigError(
@@ -223,13 +223,6 @@ def _data_path(loc: tuple, data: Any) -> KeyPath:
             path.append(part)  # a missing or unknown key: keep it for the message
             node = None
     return tuple(path)
-
-
-def _nearest_mark(path: KeyPath, marks: Marks) -> Location | None:
-    for end in range(len(path), -1, -1):
-        if path[:end] in marks:
-            return marks[path[:end]]
-    return None
 
 
 def _fields_at(path: KeyPath) -> list[str]:

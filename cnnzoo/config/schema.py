@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
 
+from cnnzoo.config.yaml_io import nearest_mark
 from cnnzoo.errors import Location
 
 # A Keras class "call" as written in YAML: `Flatten`, `{Dense: 128}`, `{Conv2D: [32, 3]}`,
@@ -136,10 +137,7 @@ class Config(_Section):
 
     def where(self, *path: Any) -> Location | None:
         """The location a config path was written at (nearest written ancestor)."""
-        for end in range(len(path), -1, -1):
-            if path[:end] in self._marks:
-                return self._marks[path[:end]]
-        return Location(self._sources[-1]) if self._sources else None
+        return nearest_mark(self._marks, path) or (Location(self._sources[-1]) if self._sources else None)
 
     @property
     def sources(self) -> tuple[str, ...]:

@@ -120,6 +120,14 @@ def _location(node: yaml.Node, source: str) -> Location:
     return Location(source, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def nearest_mark(marks: Marks, path: KeyPath) -> Location | None:
+    """Where `path` was written, or its nearest written ancestor (e.g. a default's section)."""
+    for end in range(len(path), -1, -1):
+        if path[:end] in marks:
+            return marks[path[:end]]
+    return None
+
+
 def dump_yaml(data: Any) -> str:
     """Serialise plain data as block-style YAML, keys in insertion order."""
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
