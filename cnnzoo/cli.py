@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a model from a config", description="Train a model from a config.")
-    train.add_argument("--config", "-c", help="YAML config file (not needed with --resume)")
+    train.add_argument("--config", "-c", help="YAML config file (or give it as the first argument; not with --resume)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.epochs=3")
     train.add_argument("--output-dir", help="run directory (default: runs/<model.name>-<timestamp>)")
     train.add_argument("--manual-dir", help="folder with the dataset's original files, to prepare it offline")
@@ -75,6 +75,8 @@ def _train(args: argparse.Namespace) -> int:
             )
         trainer.resume(args.resume, tuple(args.overrides), manual_dir=args.manual_dir)
         return 0
+    if not args.config and args.overrides and "=" not in args.overrides[0]:
+        args.config, args.overrides = args.overrides[0], args.overrides[1:]  # `cnnzoo train configs/x.yaml`
     if not args.config:
         raise CnnzooError("no config given", hint="Usage: cnnzoo train --config configs/quickstart.yaml [key=value ...]")
     config = load_config(args.config, args.overrides)

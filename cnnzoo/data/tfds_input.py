@@ -39,22 +39,23 @@ def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = Non
     builder, image_shape, num_classes = dataset_signature(config)
     prepare(builder, data, manual_dir or data.manual_dir or os.environ.get(MANUAL_DIR_ENV), config)
     preprocess = _preprocess_fn(data, num_classes, one_hot)
-    train = _split(builder, data.train_split, config, "train_split", shuffle=True)
-    train_examples = _count(builder, data.train_split)
-    validation = None
-    if data.validation_split is not None:
-        validation = _split(builder, data.validation_split, config, "validation_split", shuffle=False)
-    test = _split(builder, data.test_split, config, "test_split", shuffle=False)
-    train = _pipeline(train, preprocess, data, training=True)
+    train = _pipeline(_split(builder, data.train_split, config, "train_split", shuffle=True), preprocess, data, training=True)
     if config.train.steps_per_epoch is not None:
         train = train.repeat()  # epochs of N steps walk on through the data instead of running dry
+    test = _pipeline(_split(builder, data.test_split, config, "test_split", shuffle=False), preprocess, data, training=False)
+    validation = None
+    if data.validation_split == data.test_split:
+        validation = test  # the usual MNIST set-up: one pipeline, one cache
+    elif data.validation_split is not None:
+        split = _split(builder, data.validation_split, config, "validation_split", shuffle=False)
+        validation = _pipeline(split, preprocess, data, training=False)
     return Datasets(
         train=train,
-        validation=_pipeline(validation, preprocess, data, training=False) if validation is not None else None,
-        test=_pipeline(test, preprocess, data, training=False),
+        validation=validation,
+        test=test,
         image_shape=image_shape,
         num_classes=num_classes,
-        train_examples=train_examples,
+        train_examples=_count(builder, data.train_split),
     )
 
 
