@@ -59,7 +59,7 @@ def test_train_py_is_an_alias_of_cnnzoo_train(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "epochs: 3" in done.stdout and "batch_size: 256" in done.stdout and "learning_rate: 1.0" in done.stdout
-    positional = run_cli("train", str(CONFIGS / "slide_cnn.yaml"), "train.epochs=3", "--print-config")
+    positional = run_cli("train", str(CONFIGS / "slide_cnn.yaml"), "train.epochs=3", "data.batch_size=256", "--print-config")
     assert positional.returncode == 0 and positional.stdout == done.stdout
 
 
