@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnzoo import TrainingError, load_config, train
+from cnnzoo.training.run_dir import RunDir
 from cnnzoo.training.trainer import read_history, resume
 from conftest import CONFIGS, REPO
 
@@ -85,9 +87,10 @@ def test_saved_model_loads_without_cnnzoo(one_epoch_run, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
 
 
-def test_a_completed_run_trains_further_from_its_final_state(one_epoch_run):
+def test_a_completed_run_trains_further_from_its_final_state(one_epoch_run, tmp_path):
     """`--resume RUN train.epochs=2` on a completed 1-epoch run adds one epoch, optimizer state included."""
-    run = one_epoch_run.run_dir
+    copy = shutil.copytree(one_epoch_run.run_dir.path, tmp_path / "copy")  # leave the shared run as it was
+    run = RunDir(copy)
     before = json.loads(run.metrics.read_text())
     result = resume(str(run.path), ("train.epochs=2",), log=lambda _: None)
     assert result.metrics["epochs_completed"] == 2
