@@ -61,7 +61,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> int:
     from cnnzoo.config.loader import load_config
-    from cnnzoo.config.yaml_io import dump_yaml
     from cnnzoo.training import trainer
 
     if args.resume:
@@ -81,7 +80,7 @@ def _train(args: argparse.Namespace) -> int:
         raise CnnzooError("no config given", hint="Usage: cnnzoo train --config configs/quickstart.yaml [key=value ...]")
     config = load_config(args.config, args.overrides)
     if args.print_config:
-        print(dump_yaml(config.model_dump(mode="json")), end="")
+        print(config.to_yaml(), end="")
         return 0
     trainer.train(config, output_dir=args.output_dir, manual_dir=args.manual_dir)
     return 0

@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
 
-from cnnzoo.config.yaml_io import nearest_mark
+from cnnzoo.config.yaml_io import dump_yaml, nearest_mark
 from cnnzoo.errors import Location
 
 # A Keras class "call" as written in YAML: `Flatten`, `{Dense: 128}`, `{Conv2D: [32, 3]}`,
@@ -138,6 +138,10 @@ class Config(_Section):
     def where(self, *path: Any) -> Location | None:
         """The location a config path was written at (nearest written ancestor)."""
         return nearest_mark(self._marks, path) or (Location(self._sources[-1]) if self._sources else None)
+
+    def to_yaml(self) -> str:
+        """The fully resolved config as YAML: what `--print-config` shows and runs save."""
+        return dump_yaml(self.model_dump(mode="json"))
 
     @property
     def sources(self) -> tuple[str, ...]:

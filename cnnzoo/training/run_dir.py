@@ -59,11 +59,11 @@ def new_run_dir(name: str, output_dir: str | None, root: str = "runs") -> RunDir
                 hint=f"Continue it with `--resume {path}`, or pick another --output-dir.",
             )
     else:
-        path = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        suffix = 1
-        while path.exists():
+        stem = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path, suffix = stem, 1
+        while path.exists():  # two runs started in the same second
             suffix += 1
-            path = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
+            path = stem.with_name(f"{stem.name}-{suffix}")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"

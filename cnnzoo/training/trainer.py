@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 from cnnzoo.config.loader import load_config
 from cnnzoo.config.schema import Config
-from cnnzoo.config.yaml_io import dump_yaml
 from cnnzoo.errors import CnnzooError, TrainingError
 from cnnzoo.training.run_dir import RunDir, existing_run_dir, new_run_dir, start_info, write_json
 
@@ -89,7 +88,7 @@ def open_run(run: RunDir | None, config: Config, model, output_dir: str | None) 
     else:
         info = run.read_info()
         run.update_info(status="running", resumed=[*info.get("resumed", []), " ".join(sys.argv)])
-    run.config.write_text(dump_yaml(config.model_dump(mode="json")))  # with a resume's overrides too
+    run.config.write_text(config.to_yaml())  # with a resume's overrides too
     return run
 
 
@@ -166,11 +165,8 @@ def with_seed(config: Config) -> Config:
     """The config with `runtime.seed` filled in (a fresh random one when unset)."""
     if config.runtime.seed is not None:
         return config
-    data = config.model_dump(mode="json")
-    data["runtime"]["seed"] = secrets.randbelow(2**31)
-    seeded = Config.model_validate(data)
-    seeded._marks, seeded._sources = config._marks, config._sources
-    return seeded
+    runtime = config.runtime.model_copy(update={"seed": secrets.randbelow(2**31)})
+    return config.model_copy(update={"runtime": runtime})  # keeps the source positions
 
 
 def finish(run: RunDir, model, data, config: Config, log: Callable[[str], None] = print) -> RunResult:
@@ -217,7 +213,7 @@ def write_start_summaries(run: RunDir, config: Config, model) -> None:
     """
     import tensorflow as tf
 
-    text = "    " + dump_yaml(config.model_dump(mode="json")).replace("\n", "\n    ")
+    text = "    " + config.to_yaml().replace("\n", "\n    ")  # indented: a Markdown code block
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
     graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
     writer = tf.summary.create_file_writer(str(run.logs / "train"))
