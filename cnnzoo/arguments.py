@@ -45,10 +45,12 @@ def bind(
     path: str | None,
     stop: type | None = None,
     locate: Callable[[str], Location | None] | None = None,
+    partial: bool = False,
 ) -> dict[str, Any]:
     """Turn positional `args` into keywords and check every keyword exists.
 
     `locate(key)`, if given, finds where one keyword was written, for sharper messages.
+    `partial=True` checks the given arguments only (defaults for a class, not a whole call).
 
     Returns:
         All arguments as keywords.
@@ -57,9 +59,7 @@ def bind(
         BuildError: too many positionals, an unknown keyword (with suggestion),
             an argument given twice, or a required argument missing.
     """
-    positional = [
-        p.name for p in _params(cls) if p.kind is p.POSITIONAL_OR_KEYWORD
-    ]
+    positional = positional_names(cls)
     if len(args) > len(positional):
         raise BuildError(
             f"{what} takes at most {len(positional)} positional arguments "
@@ -81,7 +81,7 @@ def bind(
                 hint=f"Its arguments: {', '.join(accepted)}.",
             )
         bound[key] = value
-    missing = [name for name in required_arguments(cls) if name not in bound]
+    missing = [] if partial else [name for name in required_arguments(cls) if name not in bound]
     if missing:
         raise BuildError(
             f"{what} needs argument(s) {', '.join(f'`{m}`' for m in missing)}",
@@ -94,6 +94,11 @@ def bind(
         key: _coerce(key, value, defaults.get(key), what, (locate and locate(key)) or location, path)
         for key, value in bound.items()
     }
+
+
+def positional_names(cls: type) -> list[str]:
+    """Arguments that may be given by position, in order."""
+    return [p.name for p in _params(cls) if p.kind is p.POSITIONAL_OR_KEYWORD]
 
 
 def construct(cls: type, kwargs: dict[str, Any], *, what: str, location: Location | None,

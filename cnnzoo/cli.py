@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     # more than they help; failures still arrive as Python exceptions. Set it to 0 to see them.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     _import_tensorflow_quietly()  # every command needs Keras
     _show_warnings_as_one_line()
     try:
@@ -30,6 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `cnnzoo list layers | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like parse_args, but `key=value` overrides may also come after options (argparse stops
+    collecting a positional list at the first option, and its intermixed mode lacks subcommands)."""
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -42,6 +42,34 @@ class _Named(BaseModel):
         return dict(self.model_extra or {})
 
 
+class BlockConfig(_Section):
+    """A named, reusable residual block: `pre` -> (`layers` + shortcut) -> Add -> `after`.
+
+    Layer arguments may refer to the block's parameters as `$name` or `${expression}`
+    (e.g. `${4 * filters}`); stages and block items in `model.layers` set them.
+    """
+
+    params: dict[str, Any] = Field(
+        {}, description="The block's parameters and their defaults (null: must be given where the block is used)."
+    )
+    pre: list[CallItem] = Field(
+        [], description="Layers before the split, shared by both paths when the shortcut is a projection "
+        "(pre-activation, ResNet v2)."
+    )
+    layers: list[CallItem] = Field(..., min_length=1, description="The residual path F(x).")
+    shortcut: str = Field(
+        "identity",
+        description="What is added to F(x): `identity` (x itself; shapes must match), `A` (identity, or when "
+        "shapes change: stride subsampling and zero-padded channels, no parameters), `B` (identity, or when "
+        "shapes change: the `projection` layers), or `none` (no shortcut: a plain net).",
+    )
+    projection: Optional[list[CallItem]] = Field(
+        None, description="Shortcut B's layers when channels change (default: 1x1 Conv2D with the block's "
+        "strides, then BatchNormalization)."
+    )
+    after: list[CallItem] = Field([], description="Layers after the Add (e.g. the ReLU of ResNet v1).")
+
+
 class ModelConfig(_Section):
     name: str = Field("model", description="Model name; also names the run directory.")
     input_shape: Optional[list[PositiveInt]] = Field(
@@ -56,15 +84,37 @@ class ModelConfig(_Section):
     layers: list[CallItem] = Field(
         ...,
         min_length=1,
-        description="The network as a list of `LayerClass: args` items; any class of `keras.layers` by name.",
+        description="The network as a list of items: `LayerClass: args` (any class of `keras.layers` by name), "
+        "`BlockName: {params}` (a block of `model.blocks`), or `stage: {block: NAME, repeat: N, first: {...}, "
+        "last: {...}, **params}`.",
+    )
+    params: dict[str, Any] = Field(
+        {}, description="Variables for `$name` / `${expression}` in layers and stages (e.g. a depth `n`)."
+    )
+    blocks: dict[str, BlockConfig] = Field({}, description="Named blocks that `model.layers` may use.")
+    layer_defaults: dict[str, dict[str, Any]] = Field(
+        {}, description="Default arguments per layer class, e.g. `Conv2D: {use_bias: false}`; "
+        "arguments written on a layer win."
     )
 
 
 class PreprocessingConfig(_Section):
+    resize: Optional[list[PositiveInt]] = Field(
+        None, min_length=2, max_length=2,
+        description="[rows, cols] to resize every image to first (for datasets of mixed sizes, e.g. ImageNet).",
+    )
     mean: Optional[list[float]] = Field(
         None, description="Per-channel mean subtracted after scaling pixels to [0, 1]."
     )
     std: Optional[list[float]] = Field(None, description="Per-channel std divided after subtracting `mean`.")
+
+
+class AugmentationConfig(_Section):
+    pad_crop: int = Field(
+        0, ge=0, description="Pad each side with this many zero pixels, then crop a random window of the "
+        "input size (the ResNet paper's CIFAR augmentation uses 4)."
+    )
+    horizontal_flip: bool = Field(False, description="Flip half the training images left to right.")
 
 
 class DataConfig(_Section):
@@ -84,6 +134,10 @@ class DataConfig(_Section):
     shuffle_buffer: int = Field(10_000, gt=0, description="Examples in the tf.data shuffle buffer.")
     cache: bool = Field(True, description="Cache decoded, preprocessed examples in memory.")
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    augmentation: AugmentationConfig = Field(
+        default_factory=AugmentationConfig,
+        description="Random changes to training images, in the tf.data pipeline (never part of the saved model).",
+    )
 
 
 class OptimizerConfig(_Named):

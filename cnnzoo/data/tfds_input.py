@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from cnnzoo.config.schema import Config, DataConfig
+from cnnzoo.data import arrays_builder
 from cnnzoo.errors import DataError, Location, did_you_mean
 
 MANUAL_DIR_ENV = "CNNZOO_MANUAL_DIR"
@@ -37,9 +38,10 @@ def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = Non
     """Prepare the configured TFDS dataset (offline from manual_dir if given) and build pipelines."""
     data = config.data
     builder, image_shape, num_classes = dataset_signature(config)
-    prepare(builder, data, manual_dir or data.manual_dir or os.environ.get(MANUAL_DIR_ENV), config)
+    builder = prepare(builder, data, manual_dir or data.manual_dir or os.environ.get(MANUAL_DIR_ENV), config)
     preprocess = _preprocess_fn(data, num_classes, one_hot)
-    train = _pipeline(_split(builder, data.train_split, config, "train_split", shuffle=True), preprocess, data, training=True)
+    augment = _augment_fn(data, image_shape)
+    train = _pipeline(_split(builder, data.train_split, config, "train_split", shuffle=True), preprocess, data, training=True, augment=augment)
     if config.train.steps_per_epoch is not None:
         train = train.repeat()  # epochs of N steps walk on through the data instead of running dry
     test = _pipeline(_split(builder, data.test_split, config, "test_split", shuffle=False), preprocess, data, training=False)
@@ -67,6 +69,8 @@ def dataset_signature(config: Config) -> tuple[Any, tuple[int, ...], int]:
     builder = get_builder(config.data, config.where("data", "name"))
     features = builder.info.features
     image_shape = tuple(features["image"].shape)
+    if config.data.preprocessing.resize:
+        image_shape = (*config.data.preprocessing.resize, image_shape[-1])
     channels = image_shape[-1]
     for key in ("mean", "std"):
         values = getattr(config.data.preprocessing, key)
@@ -111,15 +115,24 @@ def expected_files(builder) -> list[str]:
     return sorted({info.filename for info in (builder.url_infos or {}).values() if info.filename})
 
 
-def prepare(builder, data: DataConfig, manual_dir: str | None, config: Config) -> None:
-    """Download and prepare once; offline from manual_dir. Failures become DataErrors."""
+def prepare(builder, data: DataConfig, manual_dir: str | None, config: Config):
+    """Download and prepare once; offline from manual_dir. Failures become DataErrors.
+
+    A manual_dir holds either the original download files or `.npz` arrays
+    (`cnnzoo.data.arrays_builder`). Returns the builder to read the prepared data with.
+    """
     if builder.is_prepared():
-        return
+        return builder
     import tensorflow_datasets as tfds
 
     files = expected_files(builder)
+    writer = builder
     if manual_dir is not None:
-        _check_manual_dir(Path(manual_dir).expanduser(), files, data.name)
+        folder = Path(manual_dir).expanduser()
+        if "train" in arrays_builder.array_splits(folder) and arrays_builder.can_build_from_arrays(builder):
+            writer = arrays_builder.builder_from_arrays(builder)
+        else:
+            _check_manual_dir(folder, files, data.name)
     elif not _hosts_resolve(builder):
         # Offline, TFDS would retry each download for ~200 s before failing: say so at once.
         raise DataError(
@@ -131,7 +144,7 @@ def prepare(builder, data: DataConfig, manual_dir: str | None, config: Config) -
     print(f"cnnzoo: preparing TFDS dataset `{data.name}` in {builder.data_dir} (once)", file=sys.stderr)
     download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
     try:
-        builder.download_and_prepare(download_config=download_config)
+        writer.download_and_prepare(download_config=download_config)
     except Exception as exc:  # TFDS raises many kinds (network, checksum, IO): all are data problems here
         raise DataError(
             f"could not prepare TFDS dataset `{data.name}` in {builder.data_dir}: "
@@ -139,6 +152,7 @@ def prepare(builder, data: DataConfig, manual_dir: str | None, config: Config) -
             location=config.where("data", "name"),
             hint=_offline_hint(data.name, files),
         ) from None
+    return tfds.builder(data.name, data_dir=data.data_dir)  # reads the info the preparation wrote
 
 
 def _hosts_resolve(builder) -> bool:
@@ -171,8 +185,8 @@ def _check_manual_dir(manual_dir: Path, files: list[str], name: str) -> None:
 def _offline_hint(name: str, files: list[str]) -> str:
     listed = ", ".join(files) if files else "the dataset's original archive files"
     return (
-        f"With no network, put {listed} (the original files TFDS downloads, unrenamed) in one folder "
-        f"and pass it with --manual-dir DIR, `data.manual_dir: DIR` or {MANUAL_DIR_ENV}=DIR; "
+        f"With no network, put {listed} (the original files TFDS downloads, unrenamed), or `.npz` files "
+        f"holding x_train/y_train/x_test/y_test arrays, in one folder and pass it with --manual-dir DIR, `data.manual_dir: DIR` or {MANUAL_DIR_ENV}=DIR; "
         f"or train on the bundled `data.name=mnist_sample`."
     )
 
@@ -202,9 +216,12 @@ def _preprocess_fn(data: DataConfig, num_classes: int, one_hot: bool):
 
     mean = data.preprocessing.mean
     std = data.preprocessing.std
+    resize = data.preprocessing.resize
 
     def preprocess(image, label):
         image = tf.cast(image, tf.float32) / 255.0
+        if resize:
+            image = tf.image.resize(image, resize)
         if mean is not None:
             image = image - tf.constant(mean, tf.float32)
         if std is not None:
@@ -215,7 +232,28 @@ def _preprocess_fn(data: DataConfig, num_classes: int, one_hot: bool):
     return preprocess
 
 
-def _pipeline(ds, preprocess, data: DataConfig, *, training: bool):
+def _augment_fn(data: DataConfig, image_shape: tuple[int, ...]):
+    """Random changes to one preprocessed training image, or None when none are configured."""
+    import tensorflow as tf
+
+    aug = data.augmentation
+    if not (aug.pad_crop or aug.horizontal_flip):
+        return None
+
+    def augment(image, label):
+        if aug.pad_crop:
+            # Padding after normalisation: the border is the mean colour when preprocessing subtracts it.
+            p = aug.pad_crop
+            image = tf.image.random_crop(tf.pad(image, [[p, p], [p, p], [0, 0]]), image_shape)
+        if aug.horizontal_flip:
+            image = tf.image.random_flip_left_right(image)
+        return image, label
+
+    return augment
+
+
+def _pipeline(ds, preprocess, data: DataConfig, *, training: bool, augment=None):
+    """map -> cache -> (train: shuffle -> augment) -> batch -> prefetch; augmentation after the cache."""
     import tensorflow as tf
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
@@ -223,4 +261,6 @@ def _pipeline(ds, preprocess, data: DataConfig, *, training: bool):
         ds = ds.cache()
     if training:
         ds = ds.shuffle(data.shuffle_buffer, reshuffle_each_iteration=True)
+    if augment is not None:
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(data.batch_size).prefetch(tf.data.AUTOTUNE)

@@ -8,23 +8,50 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from cnnzoo import registry
+from cnnzoo.arguments import bind
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import BuildError, keras_message
-from cnnzoo.models import keras1, shapes
+from cnnzoo.models import blocks, keras1, params, shapes
 from cnnzoo.models.layer_factory import LayerSpec, parse_layer
 
 
-def parse_layers(config: Config) -> list[LayerSpec]:
-    """Parse and check every `model.layers` item, without creating any layer."""
-    return [
-        parse_layer(item, i + 1, lambda *sub, i=i: config.where("model", "layers", i, *sub))
-        for i, item in enumerate(config.model.layers)
-    ]
+def parse_layers(config: Config) -> dict[int, LayerSpec]:
+    """Parse and check the plain layer items of `model.layers` (by 1-based index), creating no layer.
+
+    Items that use blocks (`stage:` or a block name) are parsed while building, when
+    their parameters are known.
+    """
+    defaults = layer_defaults(config)
+    specs = {}
+    for i, item in enumerate(config.model.layers):
+        if blocks.block_name_of(item, config) is None:
+            where = lambda *sub, i=i: config.where("model", "layers", i, *sub)  # noqa: E731
+            item = params.substitute(item, config.model.params, where(), f"layer {i + 1}")
+            specs[i + 1] = parse_layer(item, i + 1, where, defaults=defaults)
+    return specs
 
 
-def input_shape_of(config: Config, specs: list[LayerSpec], dataset_shape: Sequence[int] | None = None) -> tuple[int, ...]:
+def layer_defaults(config: Config) -> dict[str, dict]:
+    """`model.layer_defaults`, keyed by Keras class name and checked against each class's arguments."""
+    import keras
+
+    checked = {}
+    for name, kwargs in config.model.layer_defaults.items():
+        where = config.where("model", "layer_defaults", name)
+        path = f"model.layer_defaults.{name}"
+        cls = registry.layers().get(name, location=where, path=path)
+        checked[cls.__name__] = bind(
+            cls, [], kwargs, what=f"layer_defaults for {cls.__name__}", location=where, path=path,
+            stop=keras.layers.Layer, locate=lambda key, name=name: config.where("model", "layer_defaults", name, key),
+            partial=True,
+        )
+    return checked
+
+
+def input_shape_of(config: Config, specs: dict[int, LayerSpec], dataset_shape: Sequence[int] | None = None) -> tuple[int, ...]:
     """The model's input shape: model.input_shape, else a layer's Keras-1 `input_shape`, else the dataset's."""
-    declared = [s for s in specs if s.declared_input_shape is not None]
+    declared = [s for s in specs.values() if s.declared_input_shape is not None]
     if config.model.input_shape is not None:
         where = config.where("model", "input_shape")
         return _matching(keras1.channels_last(config.model.input_shape, where), dataset_shape, config, where)
@@ -74,15 +101,19 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
     specs = parse_layers(config)
     shape = input_shape_of(config, specs, input_shape)
     inputs = keras.Input(shape=shape, name="input")
+    graph = blocks.Graph(config, layer_defaults(config))
     x = inputs
-    shapes_in = []
-    for spec in specs:
-        layer = spec.instantiate()
-        shapes_in.append(tuple(x.shape))
-        shapes.check_window_fits(spec, layer, x.shape)
-        x = _apply(spec, layer, x)
-    shapes.check_classifier_output(specs, shapes_in, tuple(x.shape), config.where("model", "layers"))
-    _check_classes(specs[-1], x.shape[-1], config, num_classes)
+    for i, item in enumerate(config.model.layers, start=1):
+        kind = blocks.block_name_of(item, config)
+        if kind == "stage":
+            x = blocks.apply_stage(graph, item, i, x)
+        elif kind is not None:
+            x = blocks.apply_block_item(graph, item, i, x)
+        else:
+            x = graph.apply(specs[i], x)
+    applied = [spec for spec, _ in graph.applied]
+    shapes.check_classifier_output(applied, [s for _, s in graph.applied], tuple(x.shape), config.where("model", "layers"))
+    _check_classes(applied[-1], x.shape[-1], config, num_classes)
     try:
         return keras.Model(inputs, x, name=config.model.name)
     except ValueError as exc:  # e.g. a `name:` given to two layers
@@ -106,15 +137,3 @@ def _check_classes(last: LayerSpec, outputs: int, config: Config, dataset_classe
             location=last.location,
             hint=f"Make the last Dense layer `Dense: {expected}`.",
         )
-
-
-def _apply(spec: LayerSpec, layer, x):
-    try:
-        return layer(x)
-    except Exception as exc:  # any failure on a symbolic input means this layer cannot follow the previous
-        raise BuildError(
-            f"{spec.label} cannot take input of shape {shapes.fmt(x.shape)}: {keras_message(exc)}",
-            location=spec.location,
-            hint="Check the layers before it: e.g. Conv2D needs rows x cols x channels input, "
-            "so it cannot follow Flatten or Dense.",
-        ) from None

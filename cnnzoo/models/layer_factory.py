@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from cnnzoo import registry
-from cnnzoo.arguments import bind, construct, is_number
+from cnnzoo.arguments import bind, construct, is_number, positional_names
 from cnnzoo.errors import BuildError, Location
 from cnnzoo.models import keras1
 
@@ -25,20 +25,26 @@ LAYER_EXAMPLE = "`- Flatten`, `- Dense: 128`, `- Conv2D: {filters: 32, kernel_si
 class LayerSpec:
     """A parsed, checked layer item: class, keyword arguments and where it was written."""
 
-    index: int  # 1-based position in model.layers, as users count
+    index: int  # 1-based position in its list (model.layers or a block's), as users count
     class_name: str
     cls: type
     kwargs: dict[str, Any]
     location: Location | None
     declared_input_shape: tuple[int, ...] | None = field(default=None)
+    context: str = ""  # where a block layer sits, e.g. "stage `conv3` block 2, "
+    prefix: str = ""  # layer-name prefix inside blocks, e.g. "conv3_block2_"
 
     @property
     def label(self) -> str:
-        return f"layer {self.index} ({self.class_name})"
+        return f"{self.context}layer {self.index} ({self.class_name})"
+
+    @property
+    def layer_name(self) -> str:
+        return f"{self.prefix}{registry.snake_case(self.class_name)}_{self.index}"
 
     def instantiate(self):
         """Create the Keras layer; Keras' own argument errors become BuildErrors."""
-        kwargs = {"name": f"{registry.snake_case(self.class_name)}_{self.index}", **self.kwargs}
+        kwargs = {"name": self.layer_name, **self.kwargs}
         quoted = [k for k, v in self.kwargs.items() if isinstance(v, str) and is_number(v)]
         return construct(
             self.cls, kwargs, what=f"{self.label}: Keras rejected its arguments {self.kwargs}", location=self.location,
@@ -46,27 +52,43 @@ class LayerSpec:
         )
 
 
-def parse_layer(item: Any, index: int, where: Callable[..., Location | None]) -> LayerSpec:
-    """Parse and check one `model.layers` item.
+def parse_layer(
+    item: Any,
+    index: int,
+    where: Callable[..., Location | None],
+    *,
+    path: str | None = None,
+    defaults: dict[str, dict[str, Any]] | None = None,
+    context: str = "",
+    prefix: str = "",
+) -> LayerSpec:
+    """Parse and check one layer item.
 
     Args:
         item: the YAML item.
         index: its 1-based position, as users count layers.
         where: `where(*subpath)` gives the location of the item or of a key inside it.
+        path: its config path (default: `model.layers.<index - 1>`).
+        defaults: `model.layer_defaults` by Keras class name, already checked.
+        context, prefix: where a block's layer sits, for messages and layer names.
     """
     location = where()
-    path = f"model.layers.{index - 1}"
-    name, args, kwargs = split_item(item, what=f"layer {index}", location=location, path=path, example=LAYER_EXAMPLE)
+    path = path or f"model.layers.{index - 1}"
+    what = f"{context}layer {index}"
+    name, args, kwargs = split_item(item, what=what, location=location, path=path, example=LAYER_EXAMPLE)
     written_name = name
     name, args, kwargs, input_shape = keras1.translate(name, args, kwargs, location)
     cls = registry.layers().get(name, location=location, path=path)
     import keras
 
+    covered = set(positional_names(cls)[: len(args)])
+    class_defaults = (defaults or {}).get(cls.__name__, {})
+    kwargs = {**{k: v for k, v in class_defaults.items() if k not in covered}, **kwargs}
     bound = bind(
-        cls, args, kwargs, what=f"layer {index} ({cls.__name__})", location=location, path=path,
+        cls, args, kwargs, what=f"{what} ({cls.__name__})", location=location, path=path,
         stop=keras.layers.Layer, locate=lambda key: where(written_name, key),
     )
-    return LayerSpec(index, cls.__name__, cls, bound, location, input_shape)
+    return LayerSpec(index, cls.__name__, cls, bound, location, input_shape, context, prefix)
 
 
 def split_item(item: Any, *, what: str, location: Location | None, path: str, example: str) -> tuple[str, list, dict]:

@@ -201,7 +201,8 @@ def read_history(run: RunDir) -> dict[str, list[float]]:
     columns: dict[str, list[float]] = {}
     for epoch in sorted(rows):
         for key, value in rows[epoch].items():
-            columns.setdefault(key, []).append(float(value) if value not in ("", None) else float("nan"))
+            # CSVLogger writes NA for a metric an epoch lacks (e.g. validation when there is none)
+            columns.setdefault(key, []).append(float(value) if value not in ("", "NA", None) else float("nan"))
     return columns
 
 

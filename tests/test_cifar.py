@@ -1,0 +1,123 @@
+"""CIFAR-10 through TFDS from local `.npz` arrays, augmentation, and a short real ResNet-20 run."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from cnnzoo import DataError, build_model, load_config, train
+from cnnzoo.data import tfds_input
+from cnnzoo.training.compile import compile_model
+from conftest import CONFIGS, SHARED_DATA
+
+RESNET20 = CONFIGS / "resnet" / "resnet20.yaml"
+SHARED_CIFAR = SHARED_DATA / "cifar10"
+
+
+def _npz_folder(path, train_parts, test):
+    """Arrays laid out like shared/data/cifar10: train split over several files, then test."""
+    path.mkdir(parents=True, exist_ok=True)
+    for k, (x, y) in enumerate(train_parts, start=1):
+        np.savez(path / f"cifar10_train_{k}of{len(train_parts)}.npz", x_train=x, y_train=y)
+    np.savez(path / "cifar10_test.npz", x_test=test[0], y_test=test[1])
+    return path
+
+
+def _random_images(rng, n):
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8)
+
+
+def test_npz_arrays_prepare_the_catalogue_cifar10_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    parts = [_random_images(rng, 30), _random_images(rng, 20)]
+    folder = _npz_folder(tmp_path / "arrays", parts, _random_images(rng, 10))
+    config = load_config(RESNET20, [f"data.data_dir={tmp_path / 'tfds'}", "data.batch_size=8"])
+    data = tfds_input.load_datasets(config, one_hot=True, manual_dir=str(folder))
+    assert data.train_examples == 50 and data.image_shape == (32, 32, 3) and data.num_classes == 10
+
+    # Plain TFDS, without cnnzoo's help, now reads the prepared copy as `cifar10`.
+    builder = tfds.builder("cifar10", data_dir=tmp_path / "tfds")
+    assert builder.info.splits["train"].num_examples == 50 and builder.info.splits["test"].num_examples == 10
+    assert builder.info.features["label"].names[:3] == ["airplane", "automobile", "bird"]
+    images = np.concatenate([x for x, _ in parts])
+    labels = np.concatenate([y for _, y in parts])
+    for example in tfds.as_numpy(builder.as_dataset(split="train")):
+        index = int(example["id"].decode().split("_")[1])  # joined in file order: part 2 starts at 30
+        np.testing.assert_array_equal(example["image"], images[index])
+        assert example["label"] == labels[index]
+
+
+def test_a_folder_without_archive_or_arrays_names_both(tmp_path):
+    (tmp_path / "empty").mkdir()
+    config = load_config(RESNET20, [f"data.data_dir={tmp_path / 'tfds'}"])
+    with pytest.raises(DataError) as err:
+        tfds_input.load_datasets(config, one_hot=True, manual_dir=str(tmp_path / "empty"))
+    assert "cifar-10-binary.tar.gz" in str(err.value) and ".npz" in str(err.value)
+
+
+def _augment(**augmentation):
+    overrides = [f"data.augmentation.{k}={json.dumps(v)}" for k, v in augmentation.items()]
+    return tfds_input._augment_fn(load_config(RESNET20, overrides).data, (32, 32, 3))
+
+
+def test_pad_crop_shifts_each_image_within_4_pixels_and_keeps_labels():
+    augment = _augment(pad_crop=4, horizontal_flip=False)
+    images = np.random.default_rng(1).uniform(0.1, 1, (64, 32, 32, 3)).astype("float32")
+    shifts = set()
+    for i, image in enumerate(images):
+        out, label = augment(tf.constant(image), tf.constant(i))
+        out = out.numpy()
+        assert out.shape == image.shape and int(label) == i
+        padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
+        found = [(dy, dx) for dy in range(9) for dx in range(9)
+                 if np.array_equal(out, padded[dy:dy + 32, dx:dx + 32])]
+        assert found, "not a crop of the zero-padded image"
+        shifts.add(found[0])
+    assert len(shifts) > 10  # random positions, not one fixed crop
+
+
+def test_horizontal_flip_mirrors_about_half_the_images():
+    augment = _augment(pad_crop=0, horizontal_flip=True)
+    images = np.random.default_rng(2).uniform(size=(64, 32, 32, 3)).astype("float32")
+    flipped = 0
+    for image in images:
+        out = augment(tf.constant(image), tf.constant(0))[0].numpy()
+        assert np.array_equal(out, image) or np.array_equal(out, image[:, ::-1])
+        flipped += np.array_equal(out, image[:, ::-1])
+    assert 10 < flipped < 54
+
+
+def test_no_augmentation_configured_means_none_in_the_pipeline():
+    assert _augment(pad_crop=0, horizontal_flip=False) is None
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.is_dir(), reason="needs ../shared/data/cifar10 (present on the team's machines and CI)")
+def test_one_epoch_of_resnet20_on_a_real_cifar_slice_learns(tmp_path):
+    first = np.load(SHARED_CIFAR / "cifar10_train_1of5.npz")
+    test = np.load(SHARED_CIFAR / "cifar10_test.npz")
+    folder = _npz_folder(tmp_path / "arrays", [(first["x_train"][:3072], first["y_train"][:3072])],
+                         (test["x_test"][:512], test["y_test"][:512]))
+    overrides = [f"data.data_dir={tmp_path / 'tfds'}", "train.epochs=1", "runtime.seed=3",
+                 "train.lr_schedule=null", "train.optimizer.learning_rate=0.05"]
+    config = load_config(RESNET20, overrides)
+    result = train(config, output_dir=str(tmp_path / "run"), manual_dir=str(folder), log=lambda _: None)
+
+    data = tfds_input.load_datasets(config, one_hot=True)
+    untrained = build_model(config)
+    compile_model(untrained, config)
+    before = untrained.evaluate(data.test, verbose=0, return_dict=True)["loss"]
+    trained = keras.models.load_model(result.run_dir.model)
+    compile_model(trained, config)
+    after = trained.evaluate(data.test, verbose=0, return_dict=True)["loss"]
+    assert after < before, (before, after)
+    assert result.metrics["train_examples"] == 3072 and len(result.metrics["history"]["loss"]) == 1
+
+    # The saved inference model is the config's layers only: augmentation stayed in tf.data.
+    assert not any(layer.__class__.__name__.startswith("Random") for layer in trained.layers)
+    x = next(iter(data.test))[0][:8]
+    np.testing.assert_array_equal(trained.predict(x, verbose=0), trained.predict(x, verbose=0))
