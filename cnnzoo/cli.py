@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--manual-dir", help="folder with the dataset's original files, to prepare it offline")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--workers", metavar="HOST:PORT,...",
+                       help="multi-worker training without writing TF_CONFIG: every worker's address, same order everywhere")
+    train.add_argument("--worker-index", type=int, metavar="I", help="this process's place in --workers (0 is the chief)")
     train.set_defaults(handler=_train)
 
     validate = sub.add_parser(
@@ -90,12 +93,29 @@ def _train(args: argparse.Namespace) -> int:
         args.config, args.overrides = args.overrides[0], args.overrides[1:]  # `cnnzoo train configs/x.yaml`
     if not args.config:
         raise CnnzooError("no config given", hint="Usage: cnnzoo train --config configs/quickstart.yaml [key=value ...]")
+    _set_tf_config(args)
     config = load_config(args.config, args.overrides)
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0
     trainer.train(config, output_dir=args.output_dir, manual_dir=args.manual_dir)
     return 0
+
+
+def _set_tf_config(args: argparse.Namespace) -> None:
+    """--workers/--worker-index -> TF_CONFIG, which MultiWorkerMirroredStrategy reads."""
+    from cnnzoo.runtime.strategy import local_tf_config
+
+    if args.workers is None and args.worker_index is None:
+        return
+    workers = [w.strip() for w in (args.workers or "").split(",") if w.strip()]
+    if not workers or args.worker_index is None or not 0 <= args.worker_index < len(workers):
+        raise CnnzooError(
+            "--workers and --worker-index go together: the list of every worker's HOST:PORT and this "
+            "process's index in it",
+            hint="E.g. on two machines: `--workers a:2222,b:2222 --worker-index 0` on a and `... 1` on b.",
+        )
+    os.environ["TF_CONFIG"] = local_tf_config(workers, args.worker_index)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -146,7 +166,7 @@ def _import_tensorflow_quietly() -> None:
         try:
             import tensorflow as tf
 
-            tf.config.list_logical_devices()  # probes CUDA now, while muted
+            tf.config.list_physical_devices()  # probes CUDA now, while muted (logical devices would fix the runtime too early for multi-worker)
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cnnzoo import TrainingError, load_config, train
+from cnnzoo import CnnzooError, TrainingError, load_config, train
 from cnnzoo.training.run_dir import RunDir
 from cnnzoo.training.trainer import read_history, resume
 from conftest import CONFIGS, REPO
@@ -131,16 +132,83 @@ def _start_and_wait_for_first_backup(out, *overrides):
     return proc, marker
 
 
-def test_ctrl_c_saves_state_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_saves_state_mid_epoch_and_says_how_to_resume(tmp_path, signum, code):
     out = tmp_path / "interrupted"
-    proc, _ = _start_and_wait_for_first_backup(out, "train.epochs=6")
-    proc.send_signal(signal.SIGINT)
+    proc, marker = _start_and_wait_for_first_backup(out, "train.epochs=6")
+    time.sleep(0.3)  # into the second epoch
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr[-2000:]
+    assert proc.returncode == code, stderr[-2000:]
     assert "Traceback" not in stderr
-    assert f"error: training interrupted; the last completed epoch is saved. Continue with: cnnzoo train --resume {out}" in stderr
+    name = signal.Signals(signum).name
+    found = re.search(rf"error: training stopped by {name} at epoch (\d), batch (\d+); its weights and optimizer "
+                      rf"state are saved\. Continue with: cnnzoo train --resume {re.escape(str(out))}", stderr)
+    assert found, stderr[-1000:]
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    # Saved at the batch the signal ended, inside the epoch (epochs are counted from 0 there, batches too).
+    epoch, batch = int(found.group(1)), int(found.group(2))
+    assert json.loads(marker.read_text()) == {"epoch": epoch - 1, "batch": batch - 1} and epoch >= 2
     assert (out / "backup" / "latest.weights.h5").exists() and (out / "checkpoints" / "last.keras").exists()
+
+
+def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(tmp_path):
+    """runtime.backup_every_steps: a SIGKILL mid-epoch loses at most N steps; --resume finishes the run."""
+    import keras
+
+    overrides = ["train.epochs=3", "data.batch_size=32", "runtime.backup_every_steps=20", "runtime.seed=4"]
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "cnnzoo.cli", "train", str(QUICK), "--output-dir", str(out), *overrides]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    marker = out / "backup" / "training_metadata.json"
+    deadline = time.time() + 240
+    while proc.poll() is None and time.time() < deadline:  # wait for a save inside the second epoch
+        try:
+            state = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get("epoch") == 1 and state.get("batch", 0) > 0:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = json.loads(marker.read_text())
+    assert state["epoch"] >= 1 and state["batch"] > 0, state
+    steps = -(-6000 // 32)
+    saved_at = state["epoch"] * steps + state["batch"] + 1  # the optimizer step of the last save
+
+    done = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "train", "--resume", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"epoch {state['epoch'] + 1}/3" in done.stdout  # the interrupted epoch again, then on
+    history = read_history(RunDir(out))
+    assert history["epoch"] == [0.0, 1.0, 2.0]
+    # The step counter (which drives any lr schedule) went on from the save, not from 0.
+    model = keras.models.load_model(out / "model.keras")
+    assert int(model.optimizer.iterations.numpy()) == saved_at + (3 - state["epoch"]) * steps
+    assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.9
+
+
+def test_an_unwritable_output_dir_fails_before_training(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "train", str(QUICK), "--output-dir",
+                           str(blocker / "run")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert f"error: cannot write the run directory {blocker / 'run'}" in done.stderr
+    assert "--output-dir" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_full_disk_fails_before_training_and_leaves_no_run(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))  # 1 MB free
+    with pytest.raises(CnnzooError) as err:
+        train(load_config(QUICK), output_dir=str(tmp_path / "full"), log=lambda _: None)
+    assert "only 1 MB free on the disk holding" in str(err.value) and "--output-dir" in str(err.value)
+    assert not (tmp_path / "full").exists()
 
 
 def test_resume_after_kill_continues_epochs_and_optimizer_state(tmp_path):

@@ -10,7 +10,7 @@ knowledge lives (`cnnzoo.models.layer_factory`, `cnnzoo.training.compile`).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
 
@@ -171,11 +171,35 @@ class TrainConfig(_Section):
 
 
 class RuntimeConfig(_Section):
+    strategy: Literal["auto", "default", "mirrored", "multi_worker", "tpu", "one_device"] = Field(
+        "auto",
+        description="tf.distribute strategy. auto: TPU if one is found, else multi_worker if TF_CONFIG names "
+        "several workers, else mirrored over all GPUs if more than one, else the default (one device).",
+    )
+    devices: Optional[list[str]] = Field(
+        None, description="Devices for mirrored/one_device, e.g. [GPU:0, GPU:1] (default: all GPUs, or the CPU)."
+    )
+    tpu: Optional[str] = Field(
+        None, description="TPU to connect to: `local` on a Cloud TPU VM, or a TPU name / grpc:// address."
+    )
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
+        "float32",
+        description="Keras dtype policy. Mixed policies compute in 16 bits and keep weights, the final "
+        "activation and the loss in float32; mixed_float16 also scales the loss.",
+    )
     seed: Optional[int] = Field(
         None, ge=0, lt=2**32, description="Seeds Python, NumPy, TF and Keras. Default: a random seed, written back to the run's config.yaml."
     )
+    deterministic: bool = Field(
+        False, description="TF op determinism: identical results for identical seeds, at some speed cost."
+    )
     jit_compile: bool = Field(False, description="XLA-compile the train step (measured slower on small CPU models).")
     steps_per_execution: int = Field(1, gt=0, description="Batches run per call into the compiled train function.")
+    backup_every_steps: Optional[int] = Field(
+        None, gt=0,
+        description="Also save the resume state every N training steps, not only at each epoch's end "
+        "(a killed run then loses at most N steps of work).",
+    )
 
 
 class Config(_Section):

@@ -7,6 +7,7 @@ TFDS builds from a `manual_dir` holding the dataset's original download files
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -34,23 +35,31 @@ class Datasets:
     train_examples: int
 
 
-def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = None) -> Datasets:
-    """Prepare the configured TFDS dataset (offline from manual_dir if given) and build pipelines."""
+def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = None,
+                  static_shapes: bool = False) -> Datasets:
+    """Prepare the configured TFDS dataset (offline from manual_dir if given) and build pipelines.
+
+    `static_shapes` drops each split's last partial batch (TPUs compile for one batch shape).
+    """
     data = config.data
     builder, image_shape, num_classes = dataset_signature(config)
     builder = prepare(builder, data, manual_dir or data.manual_dir or os.environ.get(MANUAL_DIR_ENV), config)
     preprocess = _preprocess_fn(data, num_classes, one_hot)
-    augment = _augment_fn(data, image_shape)
-    train = _pipeline(_split(builder, data.train_split, config, "train_split", shuffle=True), preprocess, data, training=True, augment=augment)
+
+    def pipeline(key: str, training: bool):
+        split = _split(builder, getattr(data, key), config, key, shuffle=training)
+        return _pipeline(split, preprocess, data, training=training, drop_remainder=static_shapes,
+                         augment=_augment_fn(data, image_shape) if training else None)
+
+    train = pipeline("train_split", training=True)
     if config.train.steps_per_epoch is not None:
         train = train.repeat()  # epochs of N steps walk on through the data instead of running dry
-    test = _pipeline(_split(builder, data.test_split, config, "test_split", shuffle=False), preprocess, data, training=False)
+    test = pipeline("test_split", training=False)
     validation = None
     if data.validation_split == data.test_split:
         validation = test  # the usual MNIST set-up: one pipeline, one cache
     elif data.validation_split is not None:
-        split = _split(builder, data.validation_split, config, "validation_split", shuffle=False)
-        validation = _pipeline(split, preprocess, data, training=False)
+        validation = pipeline("validation_split", training=False)
     return Datasets(
         train=train,
         validation=validation,
@@ -123,6 +132,37 @@ def prepare(builder, data: DataConfig, manual_dir: str | None, config: Config):
     """
     if builder.is_prepared():
         return builder
+    with _preparation_lock(Path(builder.data_dir_root) / f".{data.name}.prepare.lock"):
+        ready = tfds_builder_prepared(data)  # another process (e.g. a second worker) may have done it
+        return ready if ready is not None else _prepare(builder, data, manual_dir, config)
+
+
+def tfds_builder_prepared(data: DataConfig):
+    """A fresh builder for the dataset if it is prepared now, else None."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(data.name, data_dir=data.data_dir)
+    return builder if builder.is_prepared() else None
+
+
+@contextlib.contextmanager
+def _preparation_lock(path: Path):
+    """One process prepares a dataset at a time; the others wait, then reuse it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; concurrent preparation is rare there
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prepare(builder, data: DataConfig, manual_dir: str | None, config: Config):
     import tensorflow_datasets as tfds
 
     files = expected_files(builder)
@@ -252,10 +292,17 @@ def _augment_fn(data: DataConfig, image_shape: tuple[int, ...]):
     return augment
 
 
-def _pipeline(ds, preprocess, data: DataConfig, *, training: bool, augment=None):
-    """map -> cache -> (train: shuffle -> augment) -> batch -> prefetch; augmentation after the cache."""
+def _pipeline(ds, preprocess, data: DataConfig, *, training: bool, augment=None, drop_remainder: bool = False):
+    """map -> cache -> (train: shuffle -> augment) -> batch -> prefetch; augmentation after the cache.
+
+    Under a multi-worker strategy each worker keeps every N-th example (DATA sharding): TFDS
+    splits often have fewer files than there are workers, so sharding by file would fail.
+    """
     import tensorflow as tf
 
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    ds = ds.with_options(options)
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
     if data.cache:
         ds = ds.cache()
@@ -263,4 +310,4 @@ def _pipeline(ds, preprocess, data: DataConfig, *, training: bool, augment=None)
         ds = ds.shuffle(data.shuffle_buffer, reshuffle_each_iteration=True)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(data.batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(data.batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

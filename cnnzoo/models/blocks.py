@@ -37,7 +37,7 @@ class Graph:
         self.applied.append((spec, tuple(x.shape)))
         try:
             return layer(x)
-        except Exception as exc:  # any failure on a symbolic input means this layer cannot follow the previous
+        except (ValueError, TypeError) as exc:  # Keras' shape and dtype complaints on a symbolic input
             raise BuildError(
                 f"{spec.label} cannot take input of shape {shapes.fmt(x.shape)}: {keras_message(exc)}",
                 location=spec.location,

@@ -98,6 +98,8 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
     """
     import keras
 
+    # The dtype policy is process-wide in Keras: set it to what this config asks for, every time.
+    keras.mixed_precision.set_global_policy(config.runtime.precision)
     specs = parse_layers(config)
     shape = input_shape_of(config, specs, input_shape)
     inputs = keras.Input(shape=shape, name="input")
@@ -110,7 +112,12 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
         elif kind is not None:
             x = blocks.apply_block_item(graph, item, i, x)
         else:
-            x = graph.apply(specs[i], x)
+            spec = specs[i]
+            if i == len(config.model.layers) and config.runtime.precision != "float32":
+                spec = float32_output(spec)
+            x = graph.apply(spec, x)
+    if x.dtype != "float32":  # mixed precision and the model ends in a block: cast its output
+        x = keras.layers.Activation("linear", dtype="float32", name="output_float32")(x)
     applied = [spec for spec, _ in graph.applied]
     shapes.check_classifier_output(applied, [s for _, s in graph.applied], tuple(x.shape), config.where("model", "layers"))
     _check_classes(applied[-1], x.shape[-1], config, num_classes)
@@ -118,6 +125,14 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
         return keras.Model(inputs, x, name=config.model.name)
     except ValueError as exc:  # e.g. a `name:` given to two layers
         raise BuildError(f"cannot assemble the model: {keras_message(exc)}", location=config.where("model", "layers")) from None
+
+
+def float32_output(spec: LayerSpec) -> LayerSpec:
+    """The last layer computes in float32 under mixed precision: a float16 softmax and its log
+    underflow to 0 and -inf (the classic NaN trap); Keras' mixed-precision guide does the same."""
+    from dataclasses import replace
+
+    return replace(spec, kwargs={**spec.kwargs, "dtype": spec.kwargs.get("dtype") or "float32"})
 
 
 def _check_classes(last: LayerSpec, outputs: int, config: Config, dataset_classes: int | None) -> None:

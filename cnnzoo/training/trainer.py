@@ -7,9 +7,14 @@ be called (and tested) on its own.
 from __future__ import annotations
 
 import csv
+import hashlib
+import shutil
+import signal
 import secrets
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from cnnzoo.config.loader import load_config
@@ -19,7 +24,11 @@ from cnnzoo.training.run_dir import RunDir, existing_run_dir, new_run_dir, start
 
 
 class TrainingInterrupted(CnnzooError):
-    exit_code = 130
+    """Stopped by a signal after saving; exits 128 + the signal number, as shells expect."""
+
+    def __init__(self, message: str, *, signum: int = 2, **kwargs):
+        super().__init__(message, **kwargs)
+        self.exit_code = 128 + signum
 
 
 @dataclass(frozen=True)
@@ -52,37 +61,82 @@ def train(
     Raises:
         CnnzooError: bad config, data or run directory; TrainingError if the loss diverges.
     """
-    import keras
+    from cnnzoo.runtime.setup import setup_runtime
 
     config = with_seed(config)
-    keras.utils.set_random_seed(config.runtime.seed)
-    data, model, callbacks = prepare_data_and_model(config, manual_dir)
+    placement = setup_runtime(config)
+    with placement.strategy.scope():  # model and optimizer variables, fit and evaluate: all on its devices
+        return _train_in_scope(config, placement, output_dir, manual_dir, run, log)
+
+
+def _train_in_scope(config: Config, placement, output_dir, manual_dir, run: RunDir | None, log) -> RunResult:
+    data, model, callbacks = prepare_data_and_model(config, manual_dir, placement)
+    if placement.kind == "multi_worker":
+        from cnnzoo.runtime.keras_fixes import enable_multi_worker_fit
+
+        enable_multi_worker_fit(model)
     resuming = run is not None
+    scratch = None
+    if not placement.is_chief:
+        log = _prefixed(log, f"worker {placement.worker_index}: ")
+        scratch = Path(tempfile.mkdtemp(prefix="cnnzoo-worker-"))
+        run, output_dir = worker_run_dir(run, scratch)
     run = open_run(run, config, model, output_dir)
     log(f"cnnzoo: {'resuming' if resuming else 'training'} {config.model.name} "
         f"({model.count_params():,} parameters) on {config.data.name}; run directory: {run.path}")
-    initial_epoch = continue_completed_run(run, model) if resuming else 0
-    fit(model, data, config, run, initial_epoch, callbacks)
-    return finish(run, model, data, config, log)
+    if placement.kind != "default":
+        log(f"cnnzoo: {placement.description}; global batch {config.data.batch_size} = "
+            f"{config.data.batch_size // placement.replicas} per replica")
+    try:
+        initial_epoch = continue_completed_run(run, model) if resuming else 0
+        fit(model, data, config, run, initial_epoch, callbacks)
+        return finish(run, model, data, config, log)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)  # only the chief's outputs are kept
 
 
-def prepare_data_and_model(config: Config, manual_dir: str | None):
+def prepare_data_and_model(config: Config, manual_dir: str | None, placement=None):
     """Everything that can fail on user input, before anything is written: data, model, compile, callbacks."""
     from cnnzoo.data.tfds_input import load_datasets
     from cnnzoo.models.builder import build_model
     from cnnzoo.training.callbacks import config_callbacks
     from cnnzoo.training.compile import compile_model, uses_one_hot_labels
 
-    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
+    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir,
+                         static_shapes=placement is not None and placement.kind == "tpu")
     model = build_model(config, input_shape=data.image_shape, num_classes=data.num_classes)
     compile_model(model, config)
     return data, model, config_callbacks(config)
+
+
+def worker_run_dir(run: RunDir | None, scratch: Path) -> tuple[RunDir | None, str]:
+    """A non-chief worker's run directory inside `scratch`: (a copy of the resumed run, or None; its path).
+
+    All workers run the same steps (their collectives must match), but only the chief's
+    files are kept; a resumed worker restores from a copy of the chief's state, which
+    therefore must be on a filesystem every machine sees.
+    """
+    path = scratch / "run"
+    if run is None:
+        return None, str(path)
+    shutil.copytree(run.path, path)
+    return RunDir(path), str(path)
+
+
+def _prefixed(log: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    return lambda message: log(prefix + message)
 
 
 def open_run(run: RunDir | None, config: Config, model, output_dir: str | None) -> RunDir:
     """A new run directory, or the one being resumed, with the resolved config written into it."""
     if run is None:
         run = new_run_dir(config.model.name, output_dir)
+        try:
+            check_free_space(run, model)
+        except CnnzooError:
+            shutil.rmtree(run.path) if not any(run.path.iterdir()) else None
+            raise
         write_json(run.info, start_info(config.runtime.seed))
         write_start_summaries(run, config, model)
     else:
@@ -94,7 +148,7 @@ def open_run(run: RunDir | None, config: Config, model, output_dir: str | None) 
 
 def fit(model, data, config: Config, run: RunDir, initial_epoch: int, user_callbacks: list) -> None:
     """`model.fit` with the run's callbacks and the config's; Ctrl-C and NaN losses become clear errors."""
-    from cnnzoo.training.callbacks import Diverged, EpochLine, NanGuard, standard_callbacks
+    from cnnzoo.training.callbacks import Diverged, EpochLine, Stopped, standard_callbacks
 
     monitor = "loss" if data.validation is None else (
         "val_accuracy" if "accuracy" in config.train.metrics else "val_loss")
@@ -107,15 +161,30 @@ def fit(model, data, config: Config, run: RunDir, initial_epoch: int, user_callb
             epochs=config.train.epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=config.train.steps_per_epoch,
-            callbacks=[*standard_callbacks(run, monitor), NanGuard(), *user_callbacks, *progress],
+            callbacks=[*standard_callbacks(run, monitor, config.runtime.backup_every_steps), *user_callbacks, *progress],
             shuffle=False,  # the tf.data pipeline shuffles
             verbose=1 if interactive else 0,
         )
-    except KeyboardInterrupt:
+    except Stopped as stop:
         run.update_info(status="interrupted")
         raise TrainingInterrupted(
-            "training interrupted; the last completed epoch is saved",
+            f"training stopped by {signal.Signals(stop.signum).name} at epoch {stop.epoch}, batch {stop.batch}; "
+            "its weights and optimizer state are saved",
+            signum=stop.signum,
+            hint=f"Continue with: cnnzoo train --resume {run.path} (the epoch restarts from its first batch).",
+        ) from None
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
+        run.update_info(status="interrupted")
+        raise TrainingInterrupted(
+            "training interrupted; the last saved state is kept",
             hint=f"Continue with: cnnzoo train --resume {run.path}",
+        ) from None
+    except OSError as exc:  # e.g. the disk filled up while saving a checkpoint
+        run.update_info(status=f"failed: {exc.strerror or exc}")
+        raise TrainingError(
+            f"training stopped: could not write {exc.filename or 'to the run directory'}: {exc.strerror or exc}",
+            hint=f"Free space (or fix permissions), then continue from the last complete save with "
+            f"`cnnzoo train --resume {run.path}`.",
         ) from None
     except Diverged as stop:
         run.update_info(status="failed: NaN loss")
@@ -184,12 +253,36 @@ def finish(run: RunDir, model, data, config: Config, log: Callable[[str], None] 
         "history": {k: v for k, v in history.items() if k != "epoch"},
         "epoch_seconds": seconds,
         "train_examples": data.train_examples,
+        "weights_sha256": weights_digest(model),
     }
     write_json(run.metrics, metrics)
     run.update_info(status="completed")
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
-    log(f"cnnzoo: test {summary}; saved {run.model} and {run.metrics}")
+    log(f"cnnzoo: test {summary}; weights sha256 {metrics['weights_sha256'][:16]}; "
+        f"saved {run.model} and {run.metrics}")
     return RunResult(run, metrics, model)
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of every weight's bytes, in order: equal digests mean identical models."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()
+
+
+def check_free_space(run: RunDir, model) -> None:
+    """Fail before training, not at the first checkpoint, when the disk cannot hold the run's files."""
+    # model.keras, last/best checkpoints and two backups, each with weights and optimizer slots
+    # (up to 3 values per weight), plus 50 MB for logs.
+    needed = 5 * 3 * 4 * model.count_params() + 50 * 2**20
+    free = shutil.disk_usage(run.path).free
+    if free < needed:
+        raise CnnzooError(
+            f"only {free / 2**20:.0f} MB free on the disk holding {run.path}; this run needs about "
+            f"{needed / 2**20:.0f} MB for its checkpoints and logs",
+            hint="Free some space or choose another place with --output-dir DIR.",
+        )
 
 
 def read_history(run: RunDir) -> dict[str, list[float]]:

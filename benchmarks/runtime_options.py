@@ -1,0 +1,76 @@
+"""Training throughput of one config under runtime variants, measured side by side in one run.
+
+    python benchmarks/runtime_options.py configs/slide_cnn.yaml --manual-dir ../shared/data/mnist
+
+Each variant gets its own model, warmed up (tracing, XLA compilation, the tf.data cache filled),
+then the variants take turns for `--repeats` rounds of `--steps` training steps, so a noisy
+neighbour slows them all alike. Prints samples/s (median over rounds) and the ratio to the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing
+
+from cnnzoo import build_model, load_config  # noqa: E402
+from cnnzoo.data.tfds_input import load_datasets  # noqa: E402
+from cnnzoo.training.compile import compile_model, uses_one_hot_labels  # noqa: E402
+
+VARIANTS = {
+    "default": [],
+    "jit_compile": ["runtime.jit_compile=true"],
+    "steps_per_execution=32": ["runtime.steps_per_execution=32"],
+}
+
+
+def prepared(config_path: str, overrides: list[str], manual_dir: str | None):
+    """A compiled model and an endless training pipeline for one variant."""
+    import keras
+
+    config = load_config(config_path, overrides)
+    keras.utils.set_random_seed(0)
+    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
+    model = build_model(config, input_shape=data.image_shape, num_classes=data.num_classes)
+    compile_model(model, config)
+    return model, data.train.repeat(), config.data.batch_size
+
+
+def seconds_for(model, batches, steps: int) -> float:
+    start = time.perf_counter()
+    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides applied to every variant")
+    parser.add_argument("--manual-dir")
+    parser.add_argument("--steps", type=int, default=128, help="steps per round (a multiple of 32)")
+    parser.add_argument("--warmup", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    runs = {name: prepared(args.config, [*args.overrides, *extra], args.manual_dir) for name, extra in VARIANTS.items()}
+    for model, batches, _ in runs.values():
+        seconds_for(model, batches, args.warmup)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, (model, batches, _) in runs.items():
+            times[name].append(seconds_for(model, batches, args.steps))
+    batch = next(iter(runs.values()))[2]
+    rates = {name: args.steps * batch / statistics.median(t) for name, t in times.items()}
+    base = rates["default"]
+    print(f"{args.config}: {args.steps} steps x batch {batch}, median of {args.repeats} rounds after {args.warmup} warm-up steps")
+    print(f"{'variant':<24} {'samples/s':>10} {'vs default':>11}")
+    for name, rate in rates.items():
+        print(f"{name:<24} {rate:>10,.0f} {rate / base:>10.2f}x")
+
+
+if __name__ == "__main__":
+    main()

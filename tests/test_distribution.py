@@ -1,0 +1,176 @@
+"""Strategies (multi-worker, mirrored, TPU selection), mixed precision and determinism, on real CPU runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cnnzoo import CnnzooError, build_model, load_config, train
+from cnnzoo.runtime import strategy as strategy_module
+from conftest import CONFIGS, REPO
+
+QUICK = CONFIGS / "quickstart.yaml"
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cnnzoo.cli", *args]
+
+
+def test_two_workers_on_localhost_train_the_same_weights_and_only_the_chief_writes(tmp_path):
+    workers = ",".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+    out = tmp_path / "run"
+    common = ["train", str(QUICK), "--output-dir", str(out), "--workers", workers,
+              "train.epochs=2", "train.steps_per_epoch=4", "runtime.seed=11"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen(_cli(*common, "--worker-index", str(i)), cwd=REPO, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in (1, 0)]
+    outputs = [p.communicate(timeout=400) for p in procs]
+    for proc, (stdout, stderr) in zip(procs, outputs):
+        assert proc.returncode == 0, stderr[-3000:]
+    worker_out, chief_out = outputs[0][0], outputs[1][0]
+    assert "MultiWorkerMirroredStrategy: worker 0 of 2, 2 replicas in all; global batch 128 = 64 per replica" in chief_out
+    assert "worker 1: cnnzoo: MultiWorkerMirroredStrategy: worker 1 of 2" in worker_out
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (out / "model.keras").is_file() and any((out / "logs" / "train").iterdir())
+    assert metrics["epochs_completed"] == 2
+    # The worker trained the very same weights, and removed its temporary run directory.
+    assert f"weights sha256 {metrics['weights_sha256'][:16]}" in worker_out
+    worker_dir = re.search(r"run directory: (\S+)", worker_out).group(1)
+    assert worker_dir != str(out) and not Path(worker_dir).exists()
+
+
+MIRRORED_SCRIPT = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from cnnzoo import load_config, train
+losses = {}
+for name, overrides in [("mirrored", ["runtime.strategy=mirrored", "runtime.devices=[/cpu:0, /cpu:1]"]),
+                        ("one_device", ["runtime.strategy=one_device", "runtime.devices=[/cpu:0]"])]:
+    config = load_config(sys.argv[1], ["train.epochs=1", "train.steps_per_epoch=12", "runtime.seed=5", *overrides])
+    result = train(config, output_dir=sys.argv[2] + "/" + name, log=print)
+    losses[name] = [result.metrics["history"]["loss"][0], result.metrics["test"]["loss"]]
+print("LOSSES " + json.dumps(losses))
+"""
+
+
+def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
+    # LeNet-5 has no dropout, so both runs see the same data, weights and updates;
+    # only the order of floating-point sums differs.
+    config_path = tmp_path / "lenet_sample.yaml"
+    config_path.write_text(f"extends: {CONFIGS / 'lenet5.yaml'}\ndata:\n  name: mnist_sample\n")
+    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(config_path), str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=400,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "MirroredStrategy over 2 devices" in done.stdout and "global batch 128 = 64 per replica" in done.stdout
+    losses = json.loads(done.stdout.split("LOSSES ")[1])
+    np.testing.assert_allclose(losses["mirrored"], losses["one_device"], rtol=1e-3)
+
+
+def test_auto_picks_a_tpu_when_the_resolver_finds_one(monkeypatch):
+    found = object()
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", lambda tpu=None: found)
+    assert strategy_module._auto_kind(None) == "tpu"
+
+
+def test_auto_without_tpu_cluster_or_gpus_is_the_default_strategy(monkeypatch):
+    def no_tpu(tpu=None):
+        raise ValueError("Please provide a TPU Name to connect to.")  # what TF raises on a CPU machine
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", no_tpu)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    placement = strategy_module.choose_strategy(load_config(QUICK))
+    assert placement.kind == "default" and placement.is_chief and placement.replicas == 1
+    monkeypatch.setenv("TF_CONFIG", strategy_module.local_tf_config(["a:1", "b:2"], 1))
+    assert strategy_module._auto_kind(None) == "multi_worker"
+
+
+def test_asking_for_a_tpu_without_one_is_a_clear_error(monkeypatch):
+    def no_tpu(tpu=None):
+        raise ValueError("Please provide a TPU Name to connect to.")
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", no_tpu)
+    with pytest.raises(CnnzooError) as err:
+        strategy_module.choose_strategy(load_config(QUICK, ["runtime.strategy=tpu"]))
+    assert "no TPU was found" in str(err.value) and "runtime.tpu: local" in str(err.value)
+
+
+def test_multi_worker_without_tf_config_says_how_to_set_it(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(CnnzooError) as err:
+        strategy_module.choose_strategy(load_config(QUICK, ["runtime.strategy=multi_worker"]))
+    assert "TF_CONFIG" in str(err.value) and "--workers" in str(err.value)
+
+
+@pytest.fixture
+def float32_afterwards():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_bfloat16_trains_without_nan_and_outputs_float32(tmp_path, float32_afterwards):
+    config = load_config(QUICK, ["runtime.precision=mixed_bfloat16", "train.epochs=1", "train.steps_per_epoch=15",
+                                 "runtime.seed=2"])
+    result = train(config, output_dir=str(tmp_path / "bf16"), log=lambda _: None)
+    model = result.model
+    assert model.get_layer("conv2d_1").compute_dtype == "bfloat16"
+    assert model.get_layer("conv2d_1").kernel.dtype == "float32"  # weights stay float32
+    assert model.get_layer("activation_12").compute_dtype == "float32"  # the softmax
+    assert model.output.dtype == "float32"
+    assert np.isfinite(result.metrics["history"]["loss"]).all() and np.isfinite(result.metrics["test"]["loss"])
+    assert result.metrics["test"]["accuracy"] > 0.3  # learned something in 15 steps (chance: 0.1)
+
+
+def test_mixed_float16_scales_the_loss_and_a_final_block_output_is_cast(float32_afterwards):
+    from cnnzoo.training.compile import compile_model
+
+    config = load_config(CONFIGS / "resnet" / "resnet20.yaml", ["runtime.precision=mixed_float16"])
+    model = build_model(config)
+    compile_model(model, config)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.get_layer("dense_8").compute_dtype == "float32" and model.output.dtype == "float32"
+
+
+DETERMINISM_OVERRIDES = ["train.epochs=1", "train.steps_per_epoch=10", "runtime.seed=9", "runtime.deterministic=true"]
+
+
+def test_two_deterministic_runs_give_identical_weights(tmp_path):
+    digests = []
+    for name in ("a", "b"):
+        done = subprocess.run(_cli("train", str(QUICK), "--output-dir", str(tmp_path / name), *DETERMINISM_OVERRIDES),
+                              cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        digests.append(json.loads((tmp_path / name / "metrics.json").read_text())["weights_sha256"])
+    assert digests[0] == digests[1]
+
+
+def test_run_json_and_config_record_the_runtime(tmp_path):
+    config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=2", "runtime.strategy=default"])
+    result = train(config, output_dir=str(tmp_path / "r"), log=lambda _: None)
+    saved = load_config(result.run_dir.config)
+    assert saved.runtime.strategy == "default" and saved.runtime.precision == "float32"
+    assert len(result.metrics["weights_sha256"]) == 64
