@@ -68,6 +68,26 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     validate.set_defaults(handler=_validate)
 
+    sweep = sub.add_parser(
+        "sweep", help="train a grid of overrides, one run each",
+        description="Train every combination of the config's `sweep:` grid and --grid options, one after "
+        "the other; compare them in TensorBoard's HParams tab.",
+    )
+    sweep.add_argument("config", help="YAML config file")
+    sweep.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides for every run")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="values to try for one key (repeat for more keys)")
+    sweep.add_argument("--output-dir", help="sweep folder (default: runs/sweep-<model.name>-<timestamp>)")
+    sweep.add_argument("--manual-dir", help="folder with the dataset's original files, to prepare it offline")
+    sweep.set_defaults(handler=_sweep)
+
+    plot = sub.add_parser("plot", help="save loss/error curves of runs as a PNG",
+                          description="Plot loss and error per epoch of one or more completed runs, overlaid.")
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--output", "-o", default="curves.png", help="PNG file to write (default: curves.png)")
+    plot.add_argument("--title")
+    plot.set_defaults(handler=_plot)
+
     listing = sub.add_parser("list", help="list the names a config may use")
     listing.add_argument("kind", choices=["layers", "optimizers", "schedules", "callbacks"])
     listing.set_defaults(handler=_list)
@@ -118,6 +138,20 @@ def _set_tf_config(args: argparse.Namespace) -> None:
     os.environ["TF_CONFIG"] = local_tf_config(workers, args.worker_index)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from cnnzoo.training.sweep import sweep
+
+    sweep(args.config, list(args.overrides), args.grid, output_dir=args.output_dir, manual_dir=args.manual_dir)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from cnnzoo.training.plot import plot_runs
+
+    print(f"cnnzoo: wrote {plot_runs(args.runs, args.output, args.title)}")
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     from cnnzoo.config.loader import load_config
     from cnnzoo.data.tfds_input import dataset_signature
@@ -134,7 +168,7 @@ def _validate(args: argparse.Namespace) -> int:
     config_callbacks(config)
     print(
         f"{args.config}: OK: model `{model.name}` {fmt(model.input_shape)} -> {fmt(model.output_shape)}, "
-        f"{len(config.model.layers)} layers, {model.count_params():,} parameters; "
+        f"{len(model.layers) - 1} Keras layers, {model.count_params():,} parameters; "
         f"data {config.data.name}, {config.train.epochs} epochs, optimizer {config.train.optimizer.name}"
     )
     return 0

@@ -20,7 +20,7 @@ def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> Non
 def test_validate_ok_prints_the_model_summary():
     done = run_cli("validate", str(CONFIGS / "lenet5.yaml"))
     assert done.returncode == 0, done.stderr
-    assert "OK: model `lenet5` 28x28x1 -> 10, 9 layers, 61,706 parameters" in done.stdout
+    assert "OK: model `lenet5` 28x28x1 -> 10, 9 Keras layers, 61,706 parameters" in done.stdout
     assert "oneDNN" not in done.stderr  # TensorFlow's start-up chatter is held back
 
 

@@ -209,6 +209,10 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    sweep: dict[str, list[Any]] = Field(
+        {}, description="For `cnnzoo sweep`: override key -> values; every combination is one run, "
+        "e.g. `model.params.n: [3, 9]`. `cnnzoo train` ignores it."
+    )
 
     _marks: dict = PrivateAttr(default_factory=dict)
     _sources: tuple = PrivateAttr(default=())
