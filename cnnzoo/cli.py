@@ -81,6 +81,54 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--manual-dir", help="folder with the dataset's original files, to prepare it offline")
     sweep.set_defaults(handler=_sweep)
 
+    inspect = sub.add_parser(
+        "inspect", help="shapes, parameters, MACs and receptive fields per layer (no data, no training)",
+        description="Build the model of a config and show, per layer: output shape, parameters, "
+        "multiply-accumulates per image and receptive field. MACs count convolutions and Dense layers; FLOPs = 2 x MACs.",
+    )
+    inspect.add_argument("config", help="YAML config file")
+    inspect.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    inspect.add_argument("--json", action="store_true", help="print the same as JSON")
+    inspect.add_argument("--explain", action="store_true",
+                         help="the size arithmetic, parameter sharing and sparse connections of each layer")
+    inspect.add_argument("--toeplitz", metavar="LAYER",
+                         help="the matrix a 1-channel slice of this Conv2D multiplies its input by")
+    inspect.add_argument("--output", "-o", help="with --toeplitz: save the matrix as this PNG instead of printing it")
+    inspect.set_defaults(handler=_inspect)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of config files (for editors)",
+                            description="Print the JSON Schema of cnnzoo config files, e.g. "
+                            "`cnnzoo schema > cnnzoo.schema.json` for the YAML language server.")
+    schema.set_defaults(handler=_schema)
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a trained model on a split of its dataset",
+                              description="Evaluate a run's model (or a .keras file with --config) on its test split.")
+    evaluate.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    evaluate.add_argument("--split", help="TFDS split (default: the run's test split), e.g. train[:10%%]")
+    evaluate.add_argument("--config", help="the config the model was trained with (default: the run's)")
+    evaluate.add_argument("--manual-dir", help="folder with the dataset's original files, to prepare it offline")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = sub.add_parser("predict", help="top-k classes for images, with the run's preprocessing",
+                             description="Classify PNG/JPEG images or .npy arrays of raw pixels (0-255).")
+    predict.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--config", help="the config the model was trained with (default: the run's)")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(handler=_predict)
+
+    export = sub.add_parser("export", help="the trained model with its preprocessing, for deployment",
+                            description="Export a run's model with its preprocessing built in: it takes raw "
+                            "pixels 0-255 and returns class probabilities.")
+    export.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    export.add_argument("--format", default="keras", choices=["keras", "savedmodel", "tflite"])
+    export.add_argument("--quantize", action="store_true", help="tflite: int8 weights (dynamic-range quantisation)")
+    export.add_argument("--output", "-o", help="where to write (default: RUN_DIR/export/...)")
+    export.add_argument("--config", help="the config the model was trained with (default: the run's)")
+    export.set_defaults(handler=_export)
+
     plot = sub.add_parser("plot", help="save loss/error curves of runs as a PNG",
                           description="Plot loss and error per epoch of one or more completed runs, overlaid.")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -142,6 +190,104 @@ def _sweep(args: argparse.Namespace) -> int:
     from cnnzoo.training.sweep import sweep
 
     sweep(args.config, list(args.overrides), args.grid, output_dir=args.output_dir, manual_dir=args.manual_dir)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from cnnzoo.config.loader import load_config
+    from cnnzoo.data.tfds_input import dataset_signature
+    from cnnzoo.models import explain, inspect
+    from cnnzoo.models.builder import build_model
+
+    config = load_config(args.config, args.overrides)
+    # Only a config without input_shape needs the dataset's (TFDS metadata, no download).
+    shape = dataset_signature(config)[1] if config.model.input_shape is None else None
+    model = build_model(config, input_shape=shape)
+    if args.toeplitz:
+        return _print_toeplitz(model, args.toeplitz, args.output)
+    info = inspect.summary(model)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(inspect.render(info))
+    if args.explain:
+        print()
+        print("\n".join(explain.explain(model)))
+    return 0
+
+
+def _print_toeplitz(model, name: str, output: str | None) -> int:
+    from cnnzoo.errors import did_you_mean
+    from cnnzoo.models import explain
+
+    names = [layer.name for layer in model.layers]
+    if name not in names:
+        raise CnnzooError(f"the model has no layer `{name}`.{did_you_mean(name, names)}",
+                          hint="`cnnzoo inspect CONFIG` lists the layer names.")
+    layer = model.get_layer(name)
+    shape = tuple(layer._inbound_nodes[0].input_tensors[0].shape[1:])
+    if shape[0] * shape[1] > 4096:
+        raise CnnzooError(
+            f"{name}'s input is {shape[0]}x{shape[1]}: its matrix would have {shape[0] * shape[1]:,} columns",
+            hint="Inspect a small input, e.g. `model.input_shape=[6,6,1]` (add padding: same if the layers need it).",
+        )
+    matrix = explain.toeplitz(layer, shape)
+    title = f"{name}: {matrix.shape[0]}x{matrix.shape[1]} matrix (input channel 0 -> output channel 0, no bias)"
+    if output:
+        explain.save_matrix_png(matrix, output, title)
+        print(f"cnnzoo: wrote {output} ({title})")
+    else:
+        print(title)
+        print(explain.format_matrix(matrix))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import json
+
+    from cnnzoo.config.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from cnnzoo.deploy.evaluate import evaluate
+
+    result = evaluate(args.model, args.split, args.config, args.manual_dir)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['model']} on {result['dataset']} {result['split']}:")
+        for name, value in result["metrics"].items():
+            print(f"  {name:<12} {value:.4f}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import json
+
+    from cnnzoo.deploy.predict import predict
+
+    results = predict(args.model, args.images, args.top_k, args.config)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for result in results:
+        best = ", ".join(f"{t['name']} {t['probability']:.1%}" for t in result["top"])
+        print(f"{result['input']}: {best}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from cnnzoo.deploy.export import export
+
+    path = export(args.model, args.format, args.output, args.quantize, args.config)
+    print(f"cnnzoo: wrote {path} (input: raw pixels 0-255, preprocessing included; output: class probabilities)")
     return 0
 
 

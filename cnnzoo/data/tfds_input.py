@@ -93,6 +93,15 @@ def dataset_signature(config: Config) -> tuple[Any, tuple[int, ...], int]:
     return builder, image_shape, features["label"].num_classes
 
 
+def class_names(config: Config) -> list[str] | None:
+    """The dataset's class names from TFDS metadata (None when unknown or merely numbered)."""
+    try:
+        names = get_builder(config.data, None).info.features["label"].names
+    except Exception:  # noqa: BLE001 - names are a nicety: never fail a prediction for them
+        return None
+    return None if names == [str(i) for i in range(len(names))] else list(names)
+
+
 def get_builder(data: DataConfig, where: Location | None):
     """The TFDS builder for `data.name`; unknown names get suggestions."""
     import tensorflow_datasets as tfds
@@ -251,23 +260,31 @@ def _count(builder, split: str) -> int:
         return 0
 
 
+def preprocess_images(images, data: DataConfig):
+    """Raw pixels (0-255, any numeric dtype) -> the model's input: resized, scaled to [0, 1], normalised.
+
+    The one definition of preprocessing: the training pipeline, `cnnzoo predict` and
+    `cnnzoo export` (as Keras layers) all follow it.
+    """
+    import tensorflow as tf
+
+    prep = data.preprocessing
+    images = tf.cast(images, tf.float32) / 255.0
+    if prep.resize:
+        images = tf.image.resize(images, prep.resize)
+    if prep.mean is not None:
+        images = images - tf.constant(prep.mean, tf.float32)
+    if prep.std is not None:
+        images = images / tf.constant(prep.std, tf.float32)
+    return images
+
+
 def _preprocess_fn(data: DataConfig, num_classes: int, one_hot: bool):
     import tensorflow as tf
 
-    mean = data.preprocessing.mean
-    std = data.preprocessing.std
-    resize = data.preprocessing.resize
-
     def preprocess(image, label):
-        image = tf.cast(image, tf.float32) / 255.0
-        if resize:
-            image = tf.image.resize(image, resize)
-        if mean is not None:
-            image = image - tf.constant(mean, tf.float32)
-        if std is not None:
-            image = image / tf.constant(std, tf.float32)
         label = tf.one_hot(label, num_classes) if one_hot else label
-        return image, label
+        return preprocess_images(image, data), label
 
     return preprocess
 

@@ -82,8 +82,8 @@ def _train_in_scope(config: Config, placement, output_dir, manual_dir, run: RunD
         scratch = Path(tempfile.mkdtemp(prefix="cnnzoo-worker-"))
         run, output_dir = worker_run_dir(run, scratch)
     run = open_run(run, config, model, output_dir)
-    log(f"cnnzoo: {'resuming' if resuming else 'training'} {config.model.name} "
-        f"({model.count_params():,} parameters) on {config.data.name}; run directory: {run.path}")
+    log(f"cnnzoo: {'resuming' if resuming else 'training'} {config.model.name} ({parameter_totals(model)}) "
+        f"on {config.data.name}; run directory: {run.path}")
     if placement.kind != "default":
         log(f"cnnzoo: {placement.description}; global batch {config.data.batch_size} = "
             f"{config.data.batch_size // placement.replicas} per replica")
@@ -261,6 +261,15 @@ def finish(run: RunDir, model, data, config: Config, log: Callable[[str], None] 
     log(f"cnnzoo: test {summary}; weights sha256 {metrics['weights_sha256'][:16]}; "
         f"saved {run.model} and {run.metrics}")
     return RunResult(run, metrics, model)
+
+
+def parameter_totals(model) -> str:
+    """As model.summary() ends: `600,810 parameters: 600,810 trainable, 0 non-trainable`."""
+    from math import prod
+
+    trainable = sum(prod(w.shape) for w in model.trainable_weights)
+    total = model.count_params()
+    return f"{total:,} parameters: {trainable:,} trainable, {total - trainable:,} non-trainable"
 
 
 def weights_digest(model) -> str:

@@ -1,0 +1,24 @@
+"""`cnnzoo evaluate`: a trained model's metrics on a split of its dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnzoo.deploy.runs import load_trained
+
+
+def evaluate(path: str, split: str | None = None, config_path: str | None = None,
+             manual_dir: str | None = None) -> dict[str, Any]:
+    """{"split", "examples", "metrics": {name: value}} for the run's test split or `split`."""
+    from cnnzoo.data.tfds_input import load_datasets
+    from cnnzoo.training.compile import compile_model, uses_one_hot_labels
+
+    config, model = load_trained(path, config_path)
+    if split:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"test_split": split})})
+    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
+    if not model.compiled:
+        compile_model(model, config)
+    metrics = model.evaluate(data.test, return_dict=True, verbose=0)
+    return {"model": model.name, "dataset": config.data.name, "split": config.data.test_split,
+            "metrics": {k: float(v) for k, v in metrics.items()}}

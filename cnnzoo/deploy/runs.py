@@ -1,0 +1,41 @@
+"""Find a trained model and the config it was trained with, from a run directory or a `.keras` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnzoo.config.loader import load_config
+from cnnzoo.config.schema import Config
+from cnnzoo.errors import CnnzooError
+
+
+def load_trained(path: str, config_path: str | None = None):
+    """(config, model) for a run directory, a `.keras` file in one, or any `.keras` with `--config`."""
+    import keras
+
+    given = Path(path)
+    model_file = given / "model.keras" if given.is_dir() else given
+    if not model_file.is_file():
+        raise CnnzooError(
+            f"{path} is neither a completed run directory (with model.keras) nor a .keras file",
+            hint="Pass the folder `cnnzoo train` wrote, e.g. runs/slide_cnn-20261125-130236, or its model.keras.",
+        )
+    config_file = Path(config_path) if config_path else _run_config(model_file)
+    if config_file is None:
+        raise CnnzooError(
+            f"no config.yaml found next to {model_file}: the data and preprocessing it was trained with are unknown",
+            hint="Pass the config it was trained with: --config configs/X.yaml.",
+        )
+    config: Config = load_config(config_file)
+    try:
+        model = keras.models.load_model(model_file)
+    except (ValueError, OSError) as exc:
+        raise CnnzooError(f"cannot load {model_file}: {str(exc).splitlines()[0]}") from None
+    return config, model
+
+
+def _run_config(model_file: Path) -> Path | None:
+    for folder in (model_file.parent, model_file.parent.parent):  # run/model.keras, run/checkpoints/best.keras
+        if (folder / "config.yaml").is_file():
+            return folder / "config.yaml"
+    return None
