@@ -43,9 +43,6 @@ def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = 
     if quantize and fmt != "tflite":
         raise CnnzooError("--quantize applies to --format tflite only")
     config, model = load_trained(run_path, config_path)
-    if config.data.preprocessing.resize:
-        raise CnnzooError("exports of models trained with preprocessing.resize are not supported yet",
-                          hint="Resize images to the model's input size before calling the exported model.")
     inference = with_preprocessing(model, config.data)
     run = Path(run_path) if Path(run_path).is_dir() else Path(run_path).parent
     suffix = {"keras": ".keras", "savedmodel": "", "tflite": "_int8.tflite" if quantize else ".tflite"}[fmt]

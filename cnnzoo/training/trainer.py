@@ -45,6 +45,7 @@ def train(
     manual_dir: str | None = None,
     run: RunDir | None = None,
     log: Callable[[str], None] = print,
+    callbacks: list | None = None,
 ) -> RunResult:
     """Train the model a config describes and fill a run directory.
 
@@ -54,6 +55,7 @@ def train(
         manual_dir: folder with the dataset's original files, for offline preparation.
         run: an existing run directory to continue (see `resume`).
         log: where progress messages go.
+        callbacks: extra Keras callbacks (Python objects), run after the config's.
 
     Returns:
         The run directory, the metrics written to metrics.json, and the trained model.
@@ -66,11 +68,13 @@ def train(
     config = with_seed(config)
     placement = setup_runtime(config)
     with placement.strategy.scope():  # model and optimizer variables, fit and evaluate: all on its devices
-        return _train_in_scope(config, placement, output_dir, manual_dir, run, log)
+        return _train_in_scope(config, placement, output_dir, manual_dir, run, log, callbacks or [])
 
 
-def _train_in_scope(config: Config, placement, output_dir, manual_dir, run: RunDir | None, log) -> RunResult:
+def _train_in_scope(config: Config, placement, output_dir, manual_dir, run: RunDir | None, log,
+                    extra_callbacks: list) -> RunResult:
     data, model, callbacks = prepare_data_and_model(config, manual_dir, placement)
+    callbacks = [*callbacks, *extra_callbacks]
     if placement.kind == "multi_worker":
         from cnnzoo.runtime.keras_fixes import enable_multi_worker_fit
 

@@ -1,0 +1,149 @@
+"""Training throughput: cnnzoo from YAML against the same model hand-written in Keras, in one run.
+
+    python benchmarks/throughput.py --manual-dir ../shared/data          # slide net (MNIST) and ResNet-20 (CIFAR-10)
+    python benchmarks/throughput.py --models slide --steps 100 --repeats 5
+
+(a) "by hand": the model written directly with keras.layers and fed NumPy arrays to `model.fit`,
+    as Keras' mnist_cnn example does (x_train / 255, one-hot labels, batch 128);
+(b) "cnnzoo": `cnnzoo.train` on the shipped YAML config, with its tf.data pipeline and runtime defaults.
+Both train the same number of steps per epoch, without validation or augmentation; the
+first epoch (tracing, cache filling) is a warm-up, the median of the others is reported.
+The two take turns (by hand, cnnzoo, by hand, cnnzoo, ...), so a noisy neighbour slows both alike. Also reported:
+the builder's own time (config -> Keras model) as a share of cnnzoo's first epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing
+
+import keras  # noqa: E402
+
+from cnnzoo import build_model, load_config, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = {"slide": "configs/slide_cnn.yaml", "resnet20": "configs/resnet/resnet20.yaml"}
+NO_EXTRAS = ["data.validation_split=null", "data.augmentation={pad_crop: 0, horizontal_flip: false}"]
+
+
+def slide_net_by_hand() -> keras.Model:
+    """The lecture's network, as the Keras mnist_cnn example writes it (Keras 3 names)."""
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(32, (3, 3), padding="valid"), layers.Activation("relu"),
+        layers.Conv2D(32, (3, 3)), layers.Activation("relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)), layers.Dropout(0.25), layers.Flatten(),
+        layers.Dense(128), layers.Activation("relu"), layers.Dropout(0.5),
+        layers.Dense(10), layers.Activation("softmax"),
+    ])
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adadelta(1.0), metrics=["accuracy"])
+    return model
+
+
+def resnet20_by_hand() -> keras.Model:
+    """ResNet-20 v1 as Keras' cifar10_resnet example writes it (1x1 convolution shortcuts)."""
+    layers = keras.layers
+
+    def conv(x, filters, strides=1):
+        return layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
+                             kernel_initializer="he_normal", kernel_regularizer=keras.regularizers.L2(5e-5))(x)
+
+    inputs = keras.Input((32, 32, 3))
+    x = layers.Activation("relu")(layers.BatchNormalization(momentum=0.9)(conv(inputs, 16)))
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(3):
+            strides = 2 if stage > 0 and block == 0 else 1
+            y = layers.Activation("relu")(layers.BatchNormalization(momentum=0.9)(conv(x, filters, strides)))
+            y = layers.BatchNormalization(momentum=0.9)(conv(y, filters))
+            if strides != 1:
+                x = layers.BatchNormalization(momentum=0.9)(
+                    layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x))
+            x = layers.Activation("relu")(layers.Add()([x, y]))
+    outputs = layers.Dense(10, activation="softmax")(layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                  metrics=["accuracy"])
+    return model
+
+
+BY_HAND = {"slide": slide_net_by_hand, "resnet20": resnet20_by_hand}
+
+
+class EpochTimes(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def numpy_arrays(dataset: str, examples: int, data_dir: str | None):
+    """The training split as the Keras examples hold it: float32 in [0, 1], one-hot labels."""
+    import cnnzoo.data.sample_dataset  # noqa: F401  (registers mnist_sample)
+    import tensorflow_datasets as tfds
+
+    images, labels = tfds.as_numpy(tfds.load(dataset, split=f"train[:{examples}]", batch_size=-1,
+                                             as_supervised=True, data_dir=data_dir))
+    return images.astype("float32") / 255.0, keras.utils.to_categorical(labels, 10)
+
+
+def measure(name: str, steps: int, repeats: int, rounds: int, manual_dir: str | None, extra: list[str]) -> dict:
+    """Rounds of (by hand, then cnnzoo), each a fresh model trained 1 + `repeats` epochs of `steps` steps."""
+    from cnnzoo.data.tfds_input import load_datasets
+
+    config_path = MODELS[name]
+    overrides = [f"train.steps_per_epoch={steps}", f"train.epochs={1 + repeats}", "runtime.seed=0", *NO_EXTRAS, *extra]
+    start = time.perf_counter()
+    config = load_config(REPO / config_path, overrides)
+    build_model(config)
+    builder_seconds = time.perf_counter() - start
+
+    dataset = config.data.name
+    folder = str(Path(manual_dir) / dataset.replace("_", "-")) if manual_dir and dataset != "mnist_sample" else None
+    load_datasets(config, one_hot=True, manual_dir=folder)  # prepares the TFDS dataset once (offline from folder)
+    batch = config.data.batch_size
+    x, y = numpy_arrays(dataset, steps * batch, config.data.data_dir)
+    hand, ours, first = [], [], []
+    with tempfile.TemporaryDirectory() as runs:
+        for r in range(rounds):
+            timer = EpochTimes()
+            BY_HAND[name]().fit(x, y, batch_size=batch, epochs=1 + repeats, shuffle=True, verbose=0, callbacks=[timer])
+            hand += timer.seconds[1:]
+            result = train(config, output_dir=f"{runs}/{r}", log=lambda _: None)
+            ours += result.metrics["epoch_seconds"][1:]
+            first.append(result.metrics["epoch_seconds"][0])
+    hand_rate = steps * batch / statistics.median(hand)
+    our_rate = steps * batch / statistics.median(ours)
+    return {"model": name, "by_hand": hand_rate, "cnnzoo": our_rate, "ratio": our_rate / hand_rate,
+            "builder_seconds": builder_seconds, "first_epoch_seconds": statistics.median(first)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="key=value overrides for the cnnzoo config (e.g. data.name=mnist_sample)")
+    parser.add_argument("--models", default="slide,resnet20", help="comma-separated: slide, resnet20")
+    parser.add_argument("--steps", type=int, default=100, help="training steps per timed epoch")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs after each warm-up epoch")
+    parser.add_argument("--rounds", type=int, default=2, help="fresh models of each kind, taking turns")
+    parser.add_argument("--manual-dir", help="folder holding mnist/ and cifar10/ to prepare the datasets offline")
+    args = parser.parse_args(argv)
+    print(f"{'model':<10} {'by hand (img/s)':>16} {'cnnzoo (img/s)':>15} {'ratio':>6}  builder time / cnnzoo first epoch")
+    for name in args.models.split(","):
+        r = measure(name, args.steps, args.repeats, args.rounds, args.manual_dir, args.overrides)
+        print(f"{r['model']:<10} {r['by_hand']:>16,.0f} {r['cnnzoo']:>15,.0f} {r['ratio']:>5.2f}x  "
+              f"{r['builder_seconds']:.2f} s / {r['first_epoch_seconds']:.1f} s "
+              f"({100 * r['builder_seconds'] / r['first_epoch_seconds']:.1f}%)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
