@@ -32,6 +32,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _config_arguments(parser: argparse.ArgumentParser, overrides_help: str = "dotted overrides, e.g. train.epochs=3"):
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=overrides_help)
+
+
+def _manual_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manual-dir", help="folder with the dataset's original files (or .npz arrays), to prepare it offline")
+
+
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Like parse_args, but `key=value` overrides may also come after options (argparse stops
     collecting a positional list at the first option, and its intermixed mode lacks subcommands)."""
@@ -52,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", "-c", help="YAML config file (or give it as the first argument; not with --resume)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.epochs=3")
     train.add_argument("--output-dir", help="run directory (default: runs/<model.name>-<timestamp>)")
-    train.add_argument("--manual-dir", help="folder with the dataset's original files, to prepare it offline")
+    _manual_dir_argument(train)
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     train.add_argument("--workers", metavar="HOST:PORT,...",
@@ -64,8 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "validate", help="check a config and build its model, without data or training",
         description="Check a config: keys, types, layer names and arguments, shapes, optimizer and loss.",
     )
-    validate.add_argument("config", help="YAML config file")
-    validate.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    _config_arguments(validate)
     validate.set_defaults(handler=_validate)
 
     sweep = sub.add_parser(
@@ -73,12 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Train every combination of the config's `sweep:` grid and --grid options, one after "
         "the other; compare them in TensorBoard's HParams tab.",
     )
-    sweep.add_argument("config", help="YAML config file")
-    sweep.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides for every run")
+    _config_arguments(sweep, "overrides for every run")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                        help="values to try for one key (repeat for more keys)")
     sweep.add_argument("--output-dir", help="sweep folder (default: runs/sweep-<model.name>-<timestamp>)")
-    sweep.add_argument("--manual-dir", help="folder with the dataset's original files, to prepare it offline")
+    _manual_dir_argument(sweep)
     sweep.set_defaults(handler=_sweep)
 
     inspect = sub.add_parser(
@@ -86,8 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Build the model of a config and show, per layer: output shape, parameters, "
         "multiply-accumulates per image and receptive field. MACs count convolutions and Dense layers; FLOPs = 2 x MACs.",
     )
-    inspect.add_argument("config", help="YAML config file")
-    inspect.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    _config_arguments(inspect)
     inspect.add_argument("--json", action="store_true", help="print the same as JSON")
     inspect.add_argument("--explain", action="store_true",
                          help="the size arithmetic, parameter sharing and sparse connections of each layer")
@@ -106,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", metavar="RUN_DIR_OR_MODEL")
     evaluate.add_argument("--split", help="TFDS split (default: the run's test split), e.g. train[:10%%]")
     evaluate.add_argument("--config", help="the config the model was trained with (default: the run's)")
-    evaluate.add_argument("--manual-dir", help="folder with the dataset's original files, to prepare it offline")
+    _manual_dir_argument(evaluate)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_evaluate)
 

@@ -37,7 +37,9 @@ class Graph:
         self.applied.append((spec, tuple(x.shape)))
         try:
             return layer(x)
-        except (ValueError, TypeError) as exc:  # Keras' shape and dtype complaints on a symbolic input
+        except Exception as exc:  # Keras' complaints about a symbolic input (shape, dtype, a zero stride...)
+            if type(exc).__module__.startswith("tensorflow"):
+                raise  # a runtime failure (e.g. a lost worker under a strategy), not a model mistake
             raise BuildError(
                 f"{spec.label} cannot take input of shape {shapes.fmt(x.shape)}: {keras_message(exc)}",
                 location=spec.location,
