@@ -139,7 +139,8 @@ def open_run(run: RunDir | None, config: Config, model, output_dir: str | None) 
         try:
             check_free_space(run, model)
         except CnnzooError:
-            shutil.rmtree(run.path) if not any(run.path.iterdir()) else None
+            if not any(run.path.iterdir()):  # leave nothing behind for a run that never started
+                run.path.rmdir()
             raise
         write_json(run.info, start_info(config.runtime.seed))
         write_start_summaries(run, config, model)
