@@ -1,4 +1,4 @@
-"""`cnnzoo plot`: loss and error curves per epoch from runs' metrics.json, several runs overlaid.
+"""`cnnzoo plot`: loss (log scale) and error curves per epoch from runs' metrics.json, several runs overlaid.
 
 As in He et al.'s figures: thin solid lines are training, bold dashed lines validation.
 """
@@ -48,7 +48,8 @@ def plot_runs(run_dirs: list[str], output: str, title: str | None = None) -> Pat
                 error = [100 * (1 - a) for a in history[key]]
                 name = "val error" if key.startswith("val") else "train error"
                 error_ax.plot(epochs, error, color=color, label=f"{label} {name}", **style)
-    for ax, ylabel in ((loss_ax, "loss"), (error_ax, "error (%)")):
+    loss_ax.set_yscale("log")  # losses of different runs often differ by orders of magnitude
+    for ax, ylabel in ((loss_ax, "loss (log scale)"), (error_ax, "error (%)")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
