@@ -29,8 +29,8 @@ def test_throughput_prints_both_rates_and_the_ratio():
 
 def test_runtime_options_prints_each_variant():
     # XLA compilation alone takes ~30 s here; the jit variant is the same code with one more override.
-    out = _run("benchmarks/runtime_options.py", "configs/quickstart.yaml", "--steps", "32", "--warmup", "1",
-               "--repeats", "1", "--variants", "default,steps_per_execution=32")
+    out = _run("benchmarks/runtime_options.py", "configs/quickstart.yaml", "--steps", "32", "--repeats", "1",
+               "--variants", "default,steps_per_execution=32")
     assert "default" in out and "steps_per_execution=32" in out and "1.00x" in out
 
 
