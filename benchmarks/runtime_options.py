@@ -26,6 +26,7 @@ VARIANTS = {
     "default": [],
     "jit_compile": ["runtime.jit_compile=true"],
     "steps_per_execution=32": ["runtime.steps_per_execution=32"],
+    "mixed_bfloat16": ["runtime.precision=mixed_bfloat16"],  # CPUs with AVX512_BF16 / AMX compute it natively
 }
 
 
