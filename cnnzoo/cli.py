@@ -226,14 +226,14 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _print_toeplitz(model, name: str, output: str | None) -> int:
     from cnnzoo.errors import did_you_mean
-    from cnnzoo.models import explain
+    from cnnzoo.models import explain, inspect
 
     names = [layer.name for layer in model.layers]
     if name not in names:
         raise CnnzooError(f"the model has no layer `{name}`.{did_you_mean(name, names)}",
                           hint="`cnnzoo inspect CONFIG` lists the layer names.")
     layer = model.get_layer(name)
-    shape = tuple(layer._inbound_nodes[0].input_tensors[0].shape[1:])
+    shape = inspect.input_shape(layer)
     if shape[0] * shape[1] > 4096:
         raise CnnzooError(
             f"{name}'s input is {shape[0]}x{shape[1]}: its matrix would have {shape[0] * shape[1]:,} columns",

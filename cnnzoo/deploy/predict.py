@@ -22,8 +22,10 @@ def read_images(paths: list[str], shape: tuple[int, ...]) -> tuple[list[str], np
             raise CnnzooError(f"no such file: {given}")
         if path.suffix == ".npy":
             array = np.load(path)
-            array = array[None] if array.ndim == len(shape) - 1 or array.shape == tuple(shape) else array
-            array = array[..., None] if array.ndim == len(shape) else array  # (N, 28, 28) -> (N, 28, 28, 1)
+            if array.shape[-1] != shape[-1]:  # no channel axis: (N, 28, 28) or (28, 28)
+                array = array[..., None]
+            if array.ndim == len(shape):  # a single image
+                array = array[None]
             labels += [f"{given}[{i}]" for i in range(len(array))]
             images += list(array.astype("float32"))
             continue

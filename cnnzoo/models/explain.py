@@ -8,6 +8,8 @@ from math import prod
 import numpy as np
 
 from cnnzoo.errors import CnnzooError
+from cnnzoo.models.inspect import input_shape
+from cnnzoo.models.shapes import fmt_dims
 
 
 def explain(model) -> list[str]:
@@ -32,7 +34,7 @@ def output_size(size: int, kernel: int, stride: int, padding: str, dilation: int
 
 
 def _explain_window(layer) -> str:
-    inp = tuple(layer._inbound_nodes[0].input_tensors[0].shape[1:])
+    inp = input_shape(layer)
     out = tuple(layer.output.shape[1:])
     window = getattr(layer, "kernel_size", None) or layer.pool_size
     strides, padding = layer.strides, layer.padding
@@ -40,7 +42,7 @@ def _explain_window(layer) -> str:
     size, pad = output_size(inp[0], window[0], strides[0], padding, dilation)
     k = (window[0] - 1) * dilation + 1
     text = [f"{layer.name} ({layer.__class__.__name__} {window[0]}x{window[1]}, stride {strides[0]}, "
-            f"padding {padding}): {_dims(inp)} -> {_dims(out)}",
+            f"padding {padding}): {fmt_dims(inp)} -> {fmt_dims(out)}",
             f"  size: (W - K + 2P)/S + 1 = ({inp[0]} - {k} + {pad})/{strides[0]} + 1 = {size}"
             + (" (rounded down)" if (inp[0] - k + pad) % strides[0] else "")]
     if hasattr(layer, "kernel"):
@@ -59,14 +61,10 @@ def _explain_window(layer) -> str:
 
 
 def _explain_dense(layer) -> str:
-    n_in = layer._inbound_nodes[0].input_tensors[0].shape[-1]
+    n_in = input_shape(layer)[-1]
     units = layer.units
     bias = units if layer.use_bias else 0
     return (f"{layer.name} (Dense): weight matrix {n_in}x{units} + {bias} biases = {n_in * units + bias:,} parameters")
-
-
-def _dims(shape) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 def toeplitz(layer, input_shape: tuple[int, ...], in_channel: int = 0, out_channel: int = 0) -> np.ndarray:

@@ -74,7 +74,7 @@ def macs(layer) -> int:
     """Multiply-accumulates per image of one layer (0 for layers that are not convolutions or Dense)."""
     kind = layer.__class__.__name__
     out = layer.output.shape[1:]
-    inp = _input_shape(layer)
+    inp = input_shape(layer)
     if kind in ("Conv1D", "Conv2D", "Conv3D"):
         groups = getattr(layer, "groups", 1) or 1
         return prod(out[:-1]) * out[-1] * prod(layer.kernel_size) * inp[-1] // groups
@@ -111,7 +111,8 @@ def _input_layers(layer) -> list:
     return [t._keras_history.operation for t in nodes[0].input_tensors]
 
 
-def _input_shape(layer) -> tuple:
+def input_shape(layer) -> tuple:
+    """A layer's (first) input shape, batch axis left out."""
     return tuple(layer._inbound_nodes[0].input_tensors[0].shape[1:])
 
 
