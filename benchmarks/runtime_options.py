@@ -27,6 +27,7 @@ VARIANTS = {
     "jit_compile": ["runtime.jit_compile=true"],
     "steps_per_execution=32": ["runtime.steps_per_execution=32"],
     "mixed_bfloat16": ["runtime.precision=mixed_bfloat16"],  # CPUs with AVX512_BF16 / AMX compute it natively
+    "tf.data autotune": ["data.autotune=true"],  # its tuning thread can hold up each new iterator (each pass)
 }
 
 

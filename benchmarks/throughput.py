@@ -1,15 +1,18 @@
 """Training throughput: cnnzoo from YAML against the same model hand-written in Keras, in one run.
 
     python benchmarks/throughput.py --manual-dir ../shared/data          # slide net (MNIST) and ResNet-20 (CIFAR-10)
-    python benchmarks/throughput.py --models slide --steps 100 --repeats 5
+    python benchmarks/throughput.py --models slide --validation          # also validate each epoch, as mnist_cnn does
 
 (a) "by hand": the model written directly with keras.layers and fed NumPy arrays to `model.fit`,
     as Keras' mnist_cnn example does (x_train / 255, one-hot labels, batch 128);
 (b) "cnnzoo": `cnnzoo.train` on the shipped YAML config, with its tf.data pipeline and runtime defaults.
-Both train the same number of steps per epoch, without validation or augmentation; the
-first epoch (tracing, cache filling) is a warm-up, the median of the others is reported.
-The two take turns (by hand, cnnzoo, by hand, cnnzoo, ...), so a noisy neighbour slows both alike. Also reported:
-the builder's own time (config -> Keras model) as a share of cnnzoo's first epoch.
+Each round trains a fresh model each way for one warm-up epoch (tracing, cache filling) and then
+`--epochs` timed epochs of `--steps` steps (default: the slide's net a whole MNIST epoch, ResNet-20
+100 steps), without augmentation. A round's rate is the timed images over the wall time from the end
+of the warm-up epoch to the end of the last epoch: epoch starts (where the two pipelines differ
+most, see the README) and cnnzoo's checkpoint and log writing included. The median over
+`--rounds` rounds is reported. The two take turns, so a noisy neighbour slows both alike.
+Also reported: the builder's own time (config -> Keras model) as a share of cnnzoo's first epoch.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from cnnzoo import build_model, load_config, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = {"slide": "configs/slide_cnn.yaml", "resnet20": "configs/resnet/resnet20.yaml"}
-NO_EXTRAS = ["data.validation_split=null", "data.augmentation={pad_crop: 0, horizontal_flip: false}"]
+DEFAULT_STEPS = {"slide": None, "resnet20": 100}  # None: the whole training split
+NO_AUGMENTATION = "data.augmentation={pad_crop: 0, horizontal_flip: false}"
 
 
 def slide_net_by_hand() -> keras.Model:
@@ -76,76 +80,88 @@ def resnet20_by_hand() -> keras.Model:
 BY_HAND = {"slide": slide_net_by_hand, "resnet20": resnet20_by_hand}
 
 
-class EpochTimes(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.seconds = []
+class EpochEnds(keras.callbacks.Callback):
+    """When each epoch ended; as the last callback, after any checkpoint or log writing of that epoch."""
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+    def on_train_begin(self, logs=None):
+        self.times = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        self.times.append(time.perf_counter())
+
+    def rate(self, images_per_epoch: int) -> float:
+        """Images per second from the end of the warm-up epoch to the end of the last one."""
+        return images_per_epoch * (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
-def numpy_arrays(dataset: str, examples: int, data_dir: str | None):
-    """The training split as the Keras examples hold it: float32 in [0, 1], one-hot labels."""
+def numpy_arrays(dataset: str, split: str, data_dir: str | None):
+    """A split as the Keras examples hold it: float32 in [0, 1], one-hot labels."""
     import cnnzoo.data.sample_dataset  # noqa: F401  (registers mnist_sample)
     import tensorflow_datasets as tfds
 
-    images, labels = tfds.as_numpy(tfds.load(dataset, split=f"train[:{examples}]", batch_size=-1,
-                                             as_supervised=True, data_dir=data_dir))
+    images, labels = tfds.as_numpy(tfds.load(dataset, split=split, batch_size=-1, as_supervised=True,
+                                             data_dir=data_dir))
     return images.astype("float32") / 255.0, keras.utils.to_categorical(labels, 10)
 
 
-def measure(name: str, steps: int, repeats: int, rounds: int, manual_dir: str | None, extra: list[str]) -> dict:
-    """Rounds of (by hand, then cnnzoo), each a fresh model trained 1 + `repeats` epochs of `steps` steps."""
+def measure(name: str, steps: int | None, epochs: int, rounds: int, validation: bool, manual_dir: str | None,
+            extra: list[str]) -> dict:
+    """Rounds of (by hand, then cnnzoo), each a fresh model trained 1 + `epochs` epochs of `steps` steps."""
     from cnnzoo.data.tfds_input import load_datasets
 
     config_path = MODELS[name]
-    # An epoch is one pass over the first `steps` batches, so from the second epoch on cnnzoo reads
-    # its tf.data cache, as a longer run does after its first epoch.
-    overrides = [f"train.epochs={1 + repeats}", "runtime.seed=0", *NO_EXTRAS, *extra]
+    overrides = [f"train.epochs={1 + epochs}", "runtime.seed=0", NO_AUGMENTATION, *extra]
+    if not validation:
+        overrides.append("data.validation_split=null")
     start = time.perf_counter()
     config = load_config(REPO / config_path, overrides)
     build_model(config)
     builder_seconds = time.perf_counter() - start
-    config = load_config(REPO / config_path, [*overrides, f"data.train_split=train[:{steps * config.data.batch_size}]"])
+    steps = steps or DEFAULT_STEPS[name]
+    if steps:  # an epoch is then one pass over the first `steps` batches, cached after the warm-up
+        config = load_config(REPO / config_path, [*overrides, f"data.train_split=train[:{steps * config.data.batch_size}]"])
 
     dataset = config.data.name
     folder = str(Path(manual_dir) / dataset.replace("_", "-")) if manual_dir and dataset != "mnist_sample" else None
-    load_datasets(config, one_hot=True, manual_dir=folder)  # prepares the TFDS dataset once (offline from folder)
+    datasets = load_datasets(config, one_hot=True, manual_dir=folder)  # prepares the TFDS dataset once
     batch = config.data.batch_size
-    x, y = numpy_arrays(dataset, steps * batch, config.data.data_dir)
+    x, y = numpy_arrays(dataset, config.data.train_split, config.data.data_dir)
+    held_out = numpy_arrays(dataset, config.data.validation_split, config.data.data_dir) if validation else None
     hand, ours, first = [], [], []
     with tempfile.TemporaryDirectory() as runs:
         for r in range(rounds):
-            timer = EpochTimes()
-            BY_HAND[name]().fit(x, y, batch_size=batch, epochs=1 + repeats, shuffle=True, verbose=0, callbacks=[timer])
-            hand += timer.seconds[1:]
-            result = train(config, output_dir=f"{runs}/{r}", log=lambda _: None)
-            ours += result.metrics["epoch_seconds"][1:]
+            timer = EpochEnds()
+            BY_HAND[name]().fit(x, y, batch_size=batch, epochs=1 + epochs, shuffle=True, verbose=0,
+                                validation_data=held_out, callbacks=[timer])
+            hand.append(timer.rate(len(x)))
+            timer = EpochEnds()  # after cnnzoo's own callbacks: its checkpoints and logs count
+            result = train(config, output_dir=f"{runs}/{r}", log=lambda _: None, callbacks=[timer])
+            ours.append(timer.rate(datasets.train_examples))
             first.append(result.metrics["epoch_seconds"][0])
-    hand_rate = steps * batch / statistics.median(hand)
-    our_rate = steps * batch / statistics.median(ours)
-    return {"model": name, "by_hand": hand_rate, "cnnzoo": our_rate, "ratio": our_rate / hand_rate,
-            "builder_seconds": builder_seconds, "first_epoch_seconds": statistics.median(first)}
+    return {"model": name, "by_hand": statistics.median(hand), "cnnzoo": statistics.median(ours),
+            "ratio": statistics.median(ours) / statistics.median(hand), "rounds": (hand, ours),
+            "images": len(x), "builder_seconds": builder_seconds, "first_epoch_seconds": statistics.median(first)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="key=value overrides for the cnnzoo config (e.g. data.name=mnist_sample)")
     parser.add_argument("--models", default="slide,resnet20", help="comma-separated: slide, resnet20")
-    parser.add_argument("--steps", type=int, default=100, help="training steps per timed epoch")
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs after each warm-up epoch")
-    parser.add_argument("--rounds", type=int, default=2, help="fresh models of each kind, taking turns")
+    parser.add_argument("--steps", type=int, help="training steps per epoch (default: slide a whole epoch, resnet20 100)")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after each warm-up epoch")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh models of each kind, taking turns")
+    parser.add_argument("--validation", action="store_true", help="validate on the test split after every epoch")
     parser.add_argument("--manual-dir", help="folder holding mnist/ and cifar10/ to prepare the datasets offline")
     args = parser.parse_args(argv)
     print(f"{'model':<10} {'by hand (img/s)':>16} {'cnnzoo (img/s)':>15} {'ratio':>6}  builder time / cnnzoo first epoch")
     for name in args.models.split(","):
-        r = measure(name, args.steps, args.repeats, args.rounds, args.manual_dir, args.overrides)
+        r = measure(name, args.steps, args.epochs, args.rounds, args.validation, args.manual_dir, args.overrides)
+        hand, ours = (" ".join(f"{v:,.0f}" for v in side) for side in r["rounds"])
         print(f"{r['model']:<10} {r['by_hand']:>16,.0f} {r['cnnzoo']:>15,.0f} {r['ratio']:>5.2f}x  "
               f"{r['builder_seconds']:.2f} s / {r['first_epoch_seconds']:.1f} s "
               f"({100 * r['builder_seconds'] / r['first_epoch_seconds']:.1f}%)", flush=True)
+        print(f"{'':<10} rounds ({r['images']:,} images per epoch{', validated' if args.validation else ''}): "
+              f"by hand {hand}; cnnzoo {ours}", flush=True)
 
 
 if __name__ == "__main__":

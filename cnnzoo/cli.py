@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up lines (e.g. "failed call to cuInit" on CPU machines) confuse
     # more than they help; failures still arrive as Python exceptions. Set it to 0 to see them.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # epoch lines reach `| tee log` as they happen
     parser = _parser()
     args = _parse(parser, argv)
     _import_tensorflow_quietly()  # every command needs Keras

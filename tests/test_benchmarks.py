@@ -21,10 +21,11 @@ def _run(*args: str) -> str:
 
 
 def test_throughput_prints_both_rates_and_the_ratio():
-    out = _run("benchmarks/throughput.py", "--models", "slide", "--steps", "3", "--repeats", "1", "--rounds", "1",
-               "data.name=mnist_sample")
-    line = out.strip().splitlines()[-1].split()
-    assert line[0] == "slide" and line[3].endswith("x") and float(line[3][:-1]) > 0
+    out = _run("benchmarks/throughput.py", "--models", "slide", "--steps", "3", "--epochs", "1", "--rounds", "1",
+               "--validation", "data.name=mnist_sample")
+    line = next(row for row in out.splitlines() if row.startswith("slide")).split()
+    assert line[3].endswith("x") and float(line[3][:-1]) > 0
+    assert "384 images per epoch, validated" in out
 
 
 def test_runtime_options_prints_each_variant():

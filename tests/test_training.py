@@ -39,6 +39,18 @@ def test_one_epoch_beats_chance_by_far(one_epoch_run):
     assert len(metrics["history"]["val_accuracy"]) == len(metrics["epoch_seconds"]) == 1
 
 
+@pytest.mark.parametrize("setting, expected", [([], False), (["data.autotune=true"], True)])
+def test_tf_data_autotuning_is_off_unless_configured_and_batches_still_reshuffle(setting, expected):
+    # Autotuning's model thread made each new iterator (every epoch) wait up to seconds; see README "Speed".
+    from cnnzoo.data.tfds_input import load_datasets
+
+    config = load_config(QUICK, setting)
+    data = load_datasets(config, one_hot=True)
+    assert {data.train.options().autotune.enabled, data.test.options().autotune.enabled} == {expected}
+    first, second = (next(iter(data.train))[1].numpy() for _ in range(2))
+    assert first.shape == (128, 10) and not np.array_equal(first, second)  # a new order each epoch
+
+
 def test_run_directory_contents(one_epoch_run):
     run = one_epoch_run.run_dir
     for path in (run.config, run.info, run.model, run.metrics, run.history,

@@ -194,11 +194,13 @@ def _pipeline(ds, preprocess, data: DataConfig, *, training: bool, augment=None,
 
     Under a multi-worker strategy each worker keeps every N-th example (DATA sharding): TFDS
     splits often have fewer files than there are workers, so sharding by file would fail.
+    With `data.autotune` off, AUTOTUNE below means TF's static defaults (one map call per core).
     """
     import tensorflow as tf
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.autotune.enabled = data.autotune
     ds = ds.with_options(options)
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
     if data.cache:

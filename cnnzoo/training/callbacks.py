@@ -56,15 +56,15 @@ class NanGuard(keras.callbacks.Callback):
 class EpochLine(keras.callbacks.Callback):
     """One line per epoch for logs and CI (Keras' verbose=2 prints two)."""
 
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int, log=print):
         super().__init__()
-        self.epochs = epochs
+        self.epochs, self.log = epochs, log
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         seconds = logs.pop("epoch_seconds", float("nan"))
         values = " - ".join(f"{key} {value:.4f}" for key, value in logs.items())
-        print(f"epoch {epoch + 1}/{self.epochs} - {seconds:.1f}s - {values}", flush=True)
+        self.log(f"epoch {epoch + 1}/{self.epochs} - {seconds:.1f}s - {values}")
 
 
 class Backup(keras.callbacks.BackupAndRestore):

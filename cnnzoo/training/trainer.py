@@ -93,7 +93,7 @@ def _train_in_scope(config: Config, placement, output_dir, manual_dir, run: RunD
             f"{config.data.batch_size // placement.replicas} per replica")
     try:
         initial_epoch = continue_completed_run(run, model) if resuming else 0
-        fit(model, data, config, run, initial_epoch, callbacks)
+        fit(model, data, config, run, initial_epoch, callbacks, log)
         return finish(run, model, data, config, log)
     finally:
         if scratch is not None:
@@ -151,14 +151,16 @@ def open_run(run: RunDir | None, config: Config, model, output_dir: str | None) 
     return run
 
 
-def fit(model, data, config: Config, run: RunDir, initial_epoch: int, user_callbacks: list) -> None:
+def fit(model, data, config: Config, run: RunDir, initial_epoch: int, user_callbacks: list,
+        log: Callable[[str], None] = print) -> None:
     """`model.fit` with the run's callbacks and the config's; Ctrl-C and NaN losses become clear errors."""
     from cnnzoo.training.callbacks import Diverged, EpochLine, Stopped, standard_callbacks
 
     monitor = "loss" if data.validation is None else (
         "val_accuracy" if "accuracy" in config.train.metrics else "val_loss")
-    interactive = sys.stdout.isatty()
-    progress = [] if interactive else [EpochLine(config.train.epochs)]  # one line per epoch in logs and CI
+    # Keras' progress bar on a terminal; otherwise (logs, CI, a caller's `log`) one line per epoch.
+    bar = sys.stdout.isatty() and log is print
+    progress = [] if bar else [EpochLine(config.train.epochs, log)]
     try:
         model.fit(
             data.train,
@@ -168,7 +170,7 @@ def fit(model, data, config: Config, run: RunDir, initial_epoch: int, user_callb
             steps_per_epoch=config.train.steps_per_epoch,
             callbacks=[*standard_callbacks(run, monitor, config.runtime.backup_every_steps), *user_callbacks, *progress],
             shuffle=False,  # the tf.data pipeline shuffles
-            verbose=1 if interactive else 0,
+            verbose=1 if bar else 0,
         )
     except Stopped as stop:
         run.update_info(status="interrupted")
