@@ -19,9 +19,13 @@ from conftest import CONFIGS, run_cli
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """The slide's net on the bundled sample, 1 epoch, normalised inputs (so preprocessing matters)."""
+    """The slide's net on the bundled sample, 1 epoch, normalised inputs (so preprocessing matters).
+
+    float32, so the exports (always float32) can be compared with it at tight tolerances.
+    """
     config = load_config(CONFIGS / "quickstart.yaml", [
-        "train.epochs=1", "runtime.seed=21", "data.preprocessing={mean: [0.13], std: [0.31]}"])
+        "train.epochs=1", "runtime.seed=21", "data.preprocessing={mean: [0.13], std: [0.31]}",
+        "runtime.precision=float32"])
     return train(config, output_dir=str(tmp_path_factory.mktemp("deploy") / "run"), log=lambda _: None)
 
 
@@ -79,6 +83,21 @@ else:
 assert not any(name.startswith("cnnzoo") for name in sys.modules), "imported cnnzoo"
 np.save(sys.argv[4], out)
 """
+
+
+def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images, tmp_path):
+    config = load_config(CONFIGS / "quickstart.yaml", ["train.epochs=1", "train.steps_per_epoch=30", "runtime.seed=5",
+                                                       "runtime.precision=mixed_bfloat16"])
+    trained = train(config, output_dir=str(tmp_path / "bf16"), log=lambda _: None)
+    target = tmp_path / "bf16.tflite"
+    done = run_cli("export", str(trained.run_dir.path), "--format", "tflite", "-o", str(target))
+    assert done.returncode == 0, done.stderr[-2000:]  # TFLite cannot convert bfloat16 layers: the export is float32
+    images = test_images[0].astype("float32")[..., None]
+    runner = tf.lite.Interpreter(model_path=str(target)).get_signature_runner()
+    exported = next(iter(runner(pixels=images).values()))
+    ours = trained.model.predict(preprocess_images(test_images[0], config.data), verbose=0)
+    assert np.abs(exported - ours).max() < 0.05  # float32 against bfloat16 arithmetic
+    assert (exported.argmax(1) == ours.argmax(1)).mean() >= 0.95
 
 
 @pytest.mark.parametrize("fmt,extra,atol", [

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from cnnzoo import CnnzooError, build_model, load_config, train
 from cnnzoo.runtime import strategy as strategy_module
+from cnnzoo.runtime.precision import auto_precision, cpu_flags
 from conftest import CONFIGS, REPO
 
 QUICK = CONFIGS / "quickstart.yaml"
@@ -78,9 +79,10 @@ print("LOSSES " + json.dumps(losses))
 
 def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
     # LeNet-5 has no dropout, so both runs see the same data, weights and updates;
-    # only the order of floating-point sums differs.
+    # only the order of floating-point sums differs, which float32 keeps within 1e-4.
     config_path = tmp_path / "lenet_sample.yaml"
-    config_path.write_text(f"extends: {CONFIGS / 'lenet5.yaml'}\ndata:\n  name: mnist_sample\n")
+    config_path.write_text(f"extends: {CONFIGS / 'lenet5.yaml'}\ndata:\n  name: mnist_sample\n"
+                           "runtime:\n  precision: float32\n")
     done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(config_path), str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=400,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -149,6 +151,35 @@ def test_mixed_bfloat16_trains_without_nan_and_outputs_float32(tmp_path, float32
     assert result.metrics["test"]["accuracy"] > 0.3  # learned something in 15 steps (chance: 0.1)
 
 
+@pytest.mark.parametrize("kind, flags, expected", [
+    ("cpu", {"avx2", "avx512f", "avx512_bf16"}, "mixed_bfloat16"),  # e.g. AMD Zen 4, Intel Cooper Lake
+    ("cpu", {"avx2", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),  # Intel Sapphire Rapids
+    ("cpu", {"avx2", "avx512f"}, "float32"),  # bfloat16 would be emulated, and slower
+    ("gpu", {"avx512_bf16"}, "float32"),  # not measured here: full precision
+    ("tpu", {"avx512_bf16"}, "float32"),
+])
+def test_auto_precision_is_bfloat16_only_on_cpus_that_compute_it_natively(kind, flags, expected):
+    assert auto_precision(kind, flags) == expected
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\n")
+    assert cpu_flags(info) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == set()
+
+
+def test_auto_precision_trains_in_the_chosen_policy_and_leaves_the_callers_policy_alone(tmp_path):
+    config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=3", "runtime.seed=2"])
+    assert config.runtime.precision == "auto"
+    result = train(config, output_dir=str(tmp_path / "auto"), log=lambda _: None)
+    chosen = auto_precision("cpu")
+    assert load_config(result.run_dir.config).runtime.precision == chosen
+    assert result.model.get_layer("conv2d_1").compute_dtype == ("bfloat16" if chosen == "mixed_bfloat16" else "float32")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert build_model(config).get_layer("conv2d_1").compute_dtype == "float32"  # outside training: float32
+
+
 def test_mixed_float16_scales_the_loss_and_a_final_block_output_is_cast(float32_afterwards):
     from cnnzoo.training.compile import compile_model
 
@@ -177,5 +208,5 @@ def test_run_json_and_config_record_the_runtime(tmp_path):
     config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=2", "runtime.strategy=default"])
     result = train(config, output_dir=str(tmp_path / "r"), log=lambda _: None)
     saved = load_config(result.run_dir.config)
-    assert saved.runtime.strategy == "default" and saved.runtime.precision == "float32"
+    assert saved.runtime.strategy == "default" and saved.runtime.precision == auto_precision("cpu") != "auto"
     assert len(result.metrics["weights_sha256"]) == 64

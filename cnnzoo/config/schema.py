@@ -188,10 +188,12 @@ class RuntimeConfig(_Section):
     tpu: Optional[str] = Field(
         None, description="TPU to connect to: `local` on a Cloud TPU VM, or a TPU name / grpc:// address."
     )
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
-        "float32",
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = Field(
+        "auto",
         description="Keras dtype policy. Mixed policies compute in 16 bits and keep weights, the final "
-        "activation and the loss in float32; mixed_float16 also scales the loss.",
+        "activation and the loss in float32; mixed_float16 also scales the loss. `auto`: mixed_bfloat16 "
+        "when training on a CPU with native bfloat16 (AVX512_BF16 or AMX), float32 elsewhere; the run's "
+        "config.yaml records the choice. A bare build_model() builds float32.",
     )
     seed: Optional[int] = Field(
         None, ge=0, lt=2**32, description="Seeds Python, NumPy, TF and Keras. Default: a random seed, written back to the run's config.yaml."

@@ -35,6 +35,25 @@ def with_preprocessing(model, data: DataConfig):
     return keras.Model(inputs, model(x), name=f"{model.name}_with_preprocessing")
 
 
+def in_float32(model):
+    """The model computing in float32 throughout, with the same weights.
+
+    A run may train under a mixed policy (`runtime.precision: auto` picks bfloat16 on some CPUs)
+    for speed; deployments expect float32, and TFLite cannot convert bfloat16 layers.
+    """
+    import keras
+
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def float32_layer(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    clone = keras.models.clone_model(model, clone_function=float32_layer)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = False,
            config_path: str | None = None) -> Path:
     """Write the export and return its path (default: inside the run directory, `export/`)."""
@@ -43,7 +62,7 @@ def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = 
     if quantize and fmt != "tflite":
         raise CnnzooError("--quantize applies to --format tflite only")
     config, model = load_trained(run_path, config_path)
-    inference = with_preprocessing(model, config.data)
+    inference = with_preprocessing(in_float32(model), config.data)
     run = Path(run_path) if Path(run_path).is_dir() else Path(run_path).parent
     suffix = {"keras": ".keras", "savedmodel": "", "tflite": "_int8.tflite" if quantize else ".tflite"}[fmt]
     target = Path(output) if output else run / "export" / f"{model.name}{suffix}"

@@ -99,7 +99,9 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
     import keras
 
     # The dtype policy is process-wide in Keras: set it to what this config asks for, every time.
-    keras.mixed_precision.set_global_policy(config.runtime.precision)
+    # `auto` is resolved by the trainer for the hardware it trains on; outside training it is float32.
+    policy = "float32" if config.runtime.precision == "auto" else config.runtime.precision
+    keras.mixed_precision.set_global_policy(policy)
     specs = parse_layers(config)
     shape = input_shape_of(config, specs, input_shape)
     inputs = keras.Input(shape=shape, name="input")
@@ -113,7 +115,7 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
             x = blocks.apply_block_item(graph, item, i, x)
         else:
             spec = specs[i]
-            if i == len(config.model.layers) and config.runtime.precision != "float32":
+            if i == len(config.model.layers) and policy != "float32":
                 spec = float32_output(spec)
             x = graph.apply(spec, x)
     if x.dtype != "float32":  # mixed precision and the model ends in a block: cast its output

@@ -63,11 +63,14 @@ def train(
     Raises:
         CnnzooError: bad config, data or run directory; TrainingError if the loss diverges.
     """
+    from cnnzoo.runtime.precision import global_policy_restored, with_precision
     from cnnzoo.runtime.setup import setup_runtime
 
     config = with_seed(config)
     placement = setup_runtime(config)
-    with placement.strategy.scope():  # model and optimizer variables, fit and evaluate: all on its devices
+    config = with_precision(config, placement.kind)  # config.yaml records the choice; a resume keeps it
+    # The strategy's scope holds model and optimizer variables, fit and evaluate, all on its devices.
+    with global_policy_restored(), placement.strategy.scope():
         return _train_in_scope(config, placement, output_dir, manual_dir, run, log, callbacks or [])
 
 
@@ -87,7 +90,7 @@ def _train_in_scope(config: Config, placement, output_dir, manual_dir, run: RunD
         run, output_dir = worker_run_dir(run, scratch)
     run = open_run(run, config, model, output_dir)
     log(f"cnnzoo: {'resuming' if resuming else 'training'} {config.model.name} ({parameter_totals(model)}) "
-        f"on {config.data.name}; run directory: {run.path}")
+        f"on {config.data.name} in {config.runtime.precision}; run directory: {run.path}")
     if placement.kind != "default":
         log(f"cnnzoo: {placement.description}; global batch {config.data.batch_size} = "
             f"{config.data.batch_size // placement.replicas} per replica")
