@@ -1,7 +1,7 @@
 """`runtime.precision: auto`: which Keras dtype policy wins on the hardware a run uses.
 
 Measured on an AMD EPYC (Zen 4) with AVX512_BF16, the slide's net trains 1.5x faster under
-mixed_bfloat16 than in float32 and reaches the same accuracy (README, "Speed"). CPUs without
+mixed_bfloat16 than in float32, its recipe to the same accuracy (README, "Speed"). CPUs without
 native bfloat16 emulate it and get slower, and GPUs and TPUs were not measured here: those keep
 float32 until someone measures them.
 """
