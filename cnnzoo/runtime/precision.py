@@ -2,8 +2,8 @@
 
 Measured on an AMD EPYC (Zen 4) with AVX512_BF16, the slide's net trains 1.5x faster under
 mixed_bfloat16 than in float32, its recipe to the same accuracy (README, "Speed"). CPUs without
-native bfloat16 emulate it and get slower, and GPUs and TPUs were not measured here: those keep
-float32 until someone measures them.
+native bfloat16 would emulate it (not measured here), and GPUs and TPUs were not measured either:
+those keep float32 until someone measures them.
 """
 
 from __future__ import annotations
