@@ -154,7 +154,7 @@ def test_mixed_bfloat16_trains_without_nan_and_outputs_float32(tmp_path, float32
 @pytest.mark.parametrize("kind, flags, expected", [
     ("cpu", {"avx2", "avx512f", "avx512_bf16"}, "mixed_bfloat16"),  # e.g. AMD Zen 4, Intel Cooper Lake
     ("cpu", {"avx2", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),  # Intel Sapphire Rapids
-    ("cpu", {"avx2", "avx512f"}, "float32"),  # bfloat16 would be emulated, and slower
+    ("cpu", {"avx2", "avx512f"}, "float32"),  # bfloat16 would be emulated (not measured here)
     ("gpu", {"avx512_bf16"}, "float32"),  # not measured here: full precision
     ("tpu", {"avx512_bf16"}, "float32"),
 ])
