@@ -52,7 +52,10 @@ def budget_overrides(config_path: Path, budget: float) -> tuple[list[str], int, 
     overrides = [f"train.epochs={epochs}"]
     schedule = config.train.lr_schedule
     if schedule is not None and "boundaries" in schedule.kwargs and epochs != full:
-        scaled = [max(1, round(b * epochs / full)) for b in schedule.kwargs["boundaries"]]
+        # In epochs the drops may fall mid-epoch; in steps they must be whole
+        exact = schedule.unit == "epoch"
+        scaled = [round(b * epochs / full, 3) if exact else max(1, round(b * epochs / full))
+                  for b in schedule.kwargs["boundaries"]]
         overrides.append(f"train.lr_schedule.boundaries={scaled}")
     return overrides, epochs, full
 

@@ -20,15 +20,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a 
 
 from cnnzoo import build_model, load_config  # noqa: E402
 from cnnzoo.data.tfds_input import load_datasets  # noqa: E402
-from cnnzoo.runtime.precision import with_precision  # noqa: E402
-from cnnzoo.training.compile import compile_model, uses_one_hot_labels  # noqa: E402
+from cnnzoo.models.compile import compile_model, uses_one_hot_labels  # noqa: E402
+from cnnzoo.runtime.precision import choose_precision  # noqa: E402
 
 VARIANTS = {
-    "default": [],  # runtime.precision: auto, i.e. mixed_bfloat16 on CPUs with native bfloat16
-    "float32": ["runtime.precision=float32"],
+    "default": [],  # float32, tf.data autotuning off
+    "auto": ["runtime.precision=auto"],  # mixed_bfloat16 on CPUs with native bfloat16, else float32
+    "mixed_bfloat16": ["runtime.precision=mixed_bfloat16"],  # CPUs with AVX512_BF16 / AMX compute it natively
     "jit_compile": ["runtime.jit_compile=true"],
     "steps_per_execution=32": ["runtime.steps_per_execution=32"],
-    "mixed_bfloat16": ["runtime.precision=mixed_bfloat16"],  # CPUs with AVX512_BF16 / AMX compute it natively
     "tf.data autotune": ["data.autotune=true"],  # its tuning thread can hold up each new iterator (each pass)
 }
 
@@ -38,11 +38,12 @@ def prepared(config_path: str, overrides: list[str], steps: int, manual_dir: str
     import keras
 
     batch = load_config(config_path, overrides).data.batch_size
-    config = load_config(config_path, [*overrides, f"data.train_split=train[:{steps * batch}]"])
-    config = with_precision(config, "default")  # what `auto` becomes when cnnzoo trains here
+    config = load_config(config_path, [*overrides, f"data.train_split=train[:{steps * batch}]",
+                                       "data.validation_split=null"])
+    policy = choose_precision(config, "cpu").policy  # what `auto` becomes when cnnzoo trains here
     keras.utils.set_random_seed(0)
     data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
-    model = build_model(config, input_shape=data.image_shape, num_classes=data.num_classes)
+    model = build_model(config, input_shape=data.image_shape, num_classes=data.num_classes, dtype=policy)
     compile_model(model, config)
     return model, data.train, config.data.batch_size
 

@@ -2,6 +2,10 @@
 
     python benchmarks/throughput.py --manual-dir ../shared/data          # slide net (MNIST) and ResNet-20 (CIFAR-10)
     python benchmarks/throughput.py --models slide --validation          # also validate each epoch, as mnist_cnn does
+    python benchmarks/throughput.py --precision mixed_bfloat16           # both sides in bfloat16
+
+Both sides always compute at the same precision (`--precision`, float32 by default): the
+hand-written model under Keras' global dtype policy, cnnzoo with `runtime.precision`.
 
 (a) "by hand": the model written directly with keras.layers and fed NumPy arrays to `model.fit`,
     as Keras' mnist_cnn example does (x_train / 255, one-hot labels, batch 128);
@@ -45,7 +49,7 @@ def slide_net_by_hand() -> keras.Model:
         layers.Conv2D(32, (3, 3)), layers.Activation("relu"),
         layers.MaxPooling2D(pool_size=(2, 2)), layers.Dropout(0.25), layers.Flatten(),
         layers.Dense(128), layers.Activation("relu"), layers.Dropout(0.5),
-        layers.Dense(10), layers.Activation("softmax"),
+        layers.Dense(10), layers.Activation("softmax", dtype="float32"),  # float32 output, as Keras' guide says
     ])
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adadelta(1.0), metrics=["accuracy"])
     return model
@@ -70,7 +74,7 @@ def resnet20_by_hand() -> keras.Model:
                 x = layers.BatchNormalization(momentum=0.9)(
                     layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x))
             x = layers.Activation("relu")(layers.Add()([x, y]))
-    outputs = layers.Dense(10, activation="softmax")(layers.GlobalAveragePooling2D()(x))
+    outputs = layers.Dense(10, activation="softmax", dtype="float32")(layers.GlobalAveragePooling2D()(x))
     model = keras.Model(inputs, outputs)
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                   metrics=["accuracy"])
@@ -105,14 +109,16 @@ def numpy_arrays(dataset: str, split: str, data_dir: str | None):
 
 
 def measure(name: str, steps: int | None, epochs: int, rounds: int, validation: bool, manual_dir: str | None,
-            extra: list[str]) -> dict:
-    """Rounds of (by hand, then cnnzoo), each a fresh model trained 1 + `epochs` epochs of `steps` steps."""
+            extra: list[str], precision: str = "float32") -> dict:
+    """Rounds of (by hand, then cnnzoo), each a fresh model trained 1 + `epochs` epochs of `steps` steps,
+    both computing in `precision`."""
     from cnnzoo.data.tfds_input import load_datasets
 
     config_path = MODELS[name]
-    overrides = [f"train.epochs={1 + epochs}", "runtime.seed=0", NO_AUGMENTATION, *extra]
-    if not validation:
-        overrides.append("data.validation_split=null")
+    overrides = [f"train.epochs={1 + epochs}", "runtime.seed=0", NO_AUGMENTATION, f"runtime.precision={precision}",
+                 *extra]
+    # Keras' mnist_cnn example validates on the test arrays; both sides do the same, or neither does.
+    overrides.append(f"data.validation_split={'test' if validation else 'null'}")
     start = time.perf_counter()
     config = load_config(REPO / config_path, overrides)
     build_model(config)
@@ -125,14 +131,18 @@ def measure(name: str, steps: int | None, epochs: int, rounds: int, validation: 
     folder = str(Path(manual_dir) / dataset.replace("_", "-")) if manual_dir and dataset != "mnist_sample" else None
     datasets = load_datasets(config, one_hot=True, manual_dir=folder)  # prepares the TFDS dataset once
     batch = config.data.batch_size
-    x, y = numpy_arrays(dataset, config.data.train_split, config.data.data_dir)
-    held_out = numpy_arrays(dataset, config.data.validation_split, config.data.data_dir) if validation else None
+    splits = datasets.splits  # the very examples cnnzoo trains and validates on
+    x, y = numpy_arrays(dataset, splits.train, config.data.data_dir)
+    held_out = numpy_arrays(dataset, splits.validation, config.data.data_dir) if validation else None
     hand, ours, first = [], [], []
     with tempfile.TemporaryDirectory() as runs:
         for r in range(rounds):
             timer = EpochEnds()
-            BY_HAND[name]().fit(x, y, batch_size=batch, epochs=1 + epochs, shuffle=True, verbose=0,
-                                validation_data=held_out, callbacks=[timer])
+            keras.mixed_precision.set_global_policy(precision)  # how a hand-written script chooses it
+            model = BY_HAND[name]()
+            keras.mixed_precision.set_global_policy("float32")
+            model.fit(x, y, batch_size=batch, epochs=1 + epochs, shuffle=True, verbose=0,
+                      validation_data=held_out, callbacks=[timer])
             hand.append(timer.rate(len(x)))
             timer = EpochEnds()  # after cnnzoo's own callbacks: its checkpoints and logs count
             result = train(config, output_dir=f"{runs}/{r}", log=lambda _: None, callbacks=[timer])
@@ -150,12 +160,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="training steps per epoch (default: slide a whole epoch, resnet20 100)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after each warm-up epoch")
     parser.add_argument("--rounds", type=int, default=3, help="fresh models of each kind, taking turns")
-    parser.add_argument("--validation", action="store_true", help="validate on the test split after every epoch")
+    parser.add_argument("--validation", action="store_true",
+                        help="validate on the test split after every epoch, as Keras' mnist_cnn example does")
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                        help="what both sides compute in (default float32)")
     parser.add_argument("--manual-dir", help="folder holding mnist/ and cifar10/ to prepare the datasets offline")
     args = parser.parse_args(argv)
+    print(f"both sides in {args.precision}")
     print(f"{'model':<10} {'by hand (img/s)':>16} {'cnnzoo (img/s)':>15} {'ratio':>6}  builder time / cnnzoo first epoch")
     for name in args.models.split(","):
-        r = measure(name, args.steps, args.epochs, args.rounds, args.validation, args.manual_dir, args.overrides)
+        r = measure(name, args.steps, args.epochs, args.rounds, args.validation, args.manual_dir, args.overrides,
+                    args.precision)
         hand, ours = (" ".join(f"{v:,.0f}" for v in side) for side in r["rounds"])
         print(f"{r['model']:<10} {r['by_hand']:>16,.0f} {r['cnnzoo']:>15,.0f} {r['ratio']:>5.2f}x  "
               f"{r['builder_seconds']:.2f} s / {r['first_epoch_seconds']:.1f} s "

@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 
 
 # Keras-dependent entry points load on first use, keeping `import cnnzoo` light.
-_LAZY = {"build_model": "cnnzoo.models.builder", "train": "cnnzoo.training.trainer"}
+_LAZY = {"build_model": "cnnzoo.models.builder", "plan": "cnnzoo.plan", "train": "cnnzoo.training.trainer",
+         "resume": "cnnzoo.training.resume"}
 
 
 def __getattr__(name: str):
@@ -31,5 +32,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "BuildError", "Config", "CnnzooError", "ConfigError", "DataError", "TrainingError",
-    "build_model", "config_from_dict", "load_config", "train", "__version__",
+    "build_model", "config_from_dict", "load_config", "plan", "resume", "train", "__version__",
 ]

@@ -1,17 +1,17 @@
-"""`cnnzoo` command line: train, validate, list.
+"""`cnnzoo` command line: parses arguments, calls the library, prints.
 
-User mistakes (`CnnzooError`) print as `file:line:col: error: ...` with a hint
-and exit 2; anything else is a cnnzoo bug and keeps its traceback.
+User mistakes (`CnnzooError`) print as `file:line:col: error: ...` with a hint and exit 2
+(3 when training itself failed); anything else is a cnnzoo bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-import warnings
 
-from cnnzoo.errors import CnnzooError, CnnzooWarning
+from cnnzoo.errors import CnnzooError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,10 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # epoch lines reach `| tee log` as they happen
-    parser = _parser()
-    args = _parse(parser, argv)
-    _import_tensorflow_quietly()  # every command needs Keras
-    _show_warnings_as_one_line()
+    from cnnzoo import console
+
+    args = _parse(_parser(), argv)
+    console.import_tensorflow_quietly()  # every command needs Keras
+    console.show_warnings_as_one_line()
     try:
         return args.handler(args) or 0
     except CnnzooError as err:
@@ -32,15 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `cnnzoo list layers | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-
-
-def _config_arguments(parser: argparse.ArgumentParser, overrides_help: str = "dotted overrides, e.g. train.epochs=3"):
-    parser.add_argument("config", help="YAML config file")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=overrides_help)
-
-
-def _manual_dir_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--manual-dir", help="folder with the dataset's original files (or .npz arrays), to prepare it offline")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -55,6 +47,15 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
     return args
 
 
+def _config_arguments(parser: argparse.ArgumentParser, overrides_help: str = "dotted overrides, e.g. train.epochs=3"):
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=overrides_help)
+
+
+def _manual_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manual-dir", help="folder with the dataset's original files (or .npz arrays), to prepare it offline")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnzoo", description="CNN models from YAML configs, trained with Keras.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -62,31 +63,35 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model from a config", description="Train a model from a config.")
     train.add_argument("--config", "-c", help="YAML config file (or give it as the first argument; not with --resume)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.epochs=3")
-    train.add_argument("--output-dir", help="run directory (default: runs/<model.name>-<timestamp>)")
+    train.add_argument("--output-dir", help="run directory (default: runs/<model.name>-<timestamp>); new or empty")
+    train.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output-dir")
     _manual_dir_argument(train)
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
-    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last saved state")
+    train.add_argument("--print-config", action="store_true", help="print the config with every default and exit")
+    train.add_argument("--dry-run", action="store_true", help="check everything and print the plan, as validate does")
     train.add_argument("--workers", metavar="HOST:PORT,...",
                        help="multi-worker training without writing TF_CONFIG: every worker's address, same order everywhere")
     train.add_argument("--worker-index", type=int, metavar="I", help="this process's place in --workers (0 is the chief)")
     train.set_defaults(handler=_train)
 
     validate = sub.add_parser(
-        "validate", help="check a config and build its model, without data or training",
-        description="Check a config: keys, types, layer names and arguments, shapes, optimizer and loss.",
+        "validate", help="check a config for this machine and print the plan, without data or training",
+        description="Check a config as `train` would, downloading and writing nothing: keys, types, layers, "
+        "shapes, the dataset's metadata and availability, strategy, precision, optimizer, loss, callbacks.",
     )
     _config_arguments(validate)
+    _manual_dir_argument(validate)
     validate.set_defaults(handler=_validate)
 
     sweep = sub.add_parser(
         "sweep", help="train a grid of overrides, one run each",
         description="Train every combination of the config's `sweep:` grid and --grid options, one after "
-        "the other; compare them in TensorBoard's HParams tab.",
+        "the other; compare them in TensorBoard's HParams tab. Run again to finish an interrupted sweep.",
     )
     _config_arguments(sweep, "overrides for every run")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                        help="values to try for one key (repeat for more keys)")
-    sweep.add_argument("--output-dir", help="sweep folder (default: runs/sweep-<model.name>-<timestamp>)")
+    sweep.add_argument("--output-dir", help="sweep folder (default: runs/sweep-<model.name>-<settings hash>)")
     _manual_dir_argument(sweep)
     sweep.set_defaults(handler=_sweep)
 
@@ -107,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of config files (for editors)",
                             description="Print the JSON Schema of cnnzoo config files, e.g. "
                             "`cnnzoo schema > cnnzoo.schema.json` for the YAML language server.")
-    schema.set_defaults(handler=_schema)
+    schema.set_defaults(handler=lambda args: print(json.dumps(_json_schema(), indent=2)))
 
     evaluate = sub.add_parser("evaluate", help="metrics of a trained model on a split of its dataset",
                               description="Evaluate a run's model (or a .keras file with --config) on its test split.")
@@ -152,29 +157,32 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> int:
     from cnnzoo.config.loader import load_config
-    from cnnzoo.training import trainer
+    from cnnzoo.training import resume, trainer
 
+    _set_tf_config(args)
     if args.resume:
         clash = [flag for flag, given in (("--config", args.config), ("--output-dir", args.output_dir),
-                                          ("--print-config", args.print_config)) if given]
+                                          ("--print-config", args.print_config), ("--overwrite", args.overwrite),
+                                          ("--dry-run", args.dry_run)) if given]
         if clash:
             raise CnnzooError(
                 f"--resume continues a run in its own folder with the config saved there; {', '.join(clash)} "
                 "cannot go with it",
                 hint="Change settings of a resumed run with overrides, e.g. train.epochs=20.",
             )
-        trainer.resume(args.resume, tuple(args.overrides), manual_dir=args.manual_dir)
+        resume.resume(args.resume, tuple(args.overrides), manual_dir=args.manual_dir)
         return 0
     if not args.config and args.overrides and "=" not in args.overrides[0]:
         args.config, args.overrides = args.overrides[0], args.overrides[1:]  # `cnnzoo train configs/x.yaml`
     if not args.config:
         raise CnnzooError("no config given", hint="Usage: cnnzoo train --config configs/quickstart.yaml [key=value ...]")
-    _set_tf_config(args)
     config = load_config(args.config, args.overrides)
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0
-    trainer.train(config, output_dir=args.output_dir, manual_dir=args.manual_dir)
+    if args.dry_run:
+        return _print_plan(args.config, config, args.manual_dir)
+    trainer.train(config, output_dir=args.output_dir, manual_dir=args.manual_dir, overwrite=args.overwrite)
     return 0
 
 
@@ -194,6 +202,25 @@ def _set_tf_config(args: argparse.Namespace) -> None:
     os.environ["TF_CONFIG"] = local_tf_config(workers, args.worker_index)
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from cnnzoo.config.loader import load_config
+
+    return _print_plan(args.config, load_config(args.config, args.overrides), args.manual_dir)
+
+
+def _print_plan(source: str, config, manual_dir: str | None) -> int:
+    from cnnzoo.models.shapes import fmt
+    from cnnzoo.plan import plan
+
+    planned = plan(config, manual_dir)
+    planned.warn()
+    model = planned.model
+    print(f"{source}: OK: model `{model.name}` {fmt(model.input_shape)} -> {fmt(model.output_shape)}, "
+          f"{len(model.layers) - 1} Keras layers, {model.count_params():,} parameters")
+    print("\n".join(f"  {line}" for line in planned.lines()))
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from cnnzoo.training.sweep import sweep
 
@@ -202,83 +229,49 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    import json
-
     from cnnzoo.config.loader import load_config
-    from cnnzoo.data.tfds_input import dataset_signature
     from cnnzoo.models import explain, inspect
-    from cnnzoo.models.builder import build_model
+    from cnnzoo.plan import plan
 
-    config = load_config(args.config, args.overrides)
-    # Only a config without input_shape needs the dataset's (TFDS metadata, no download).
-    shape = dataset_signature(config)[1] if config.model.input_shape is None else None
-    model = build_model(config, input_shape=shape)
+    model = plan(load_config(args.config, args.overrides), data_needed=False).model
     if args.toeplitz:
-        return _print_toeplitz(model, args.toeplitz, args.output)
+        matrix, title = explain.toeplitz_of(model, args.toeplitz)
+        if args.output:
+            explain.save_matrix_png(matrix, args.output, title)
+            print(f"cnnzoo: wrote {args.output} ({title})")
+        else:
+            print(f"{title}\n{explain.format_matrix(matrix)}")
+        return 0
     info = inspect.summary(model)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(inspect.render(info))
     if args.explain:
-        print()
-        print("\n".join(explain.explain(model)))
+        print("\n" + "\n".join(explain.explain(model)))
     return 0
 
 
-def _print_toeplitz(model, name: str, output: str | None) -> int:
-    from cnnzoo.errors import did_you_mean
-    from cnnzoo.models import explain, inspect
-
-    names = [layer.name for layer in model.layers]
-    if name not in names:
-        raise CnnzooError(f"the model has no layer `{name}`.{did_you_mean(name, names)}",
-                          hint="`cnnzoo inspect CONFIG` lists the layer names.")
-    layer = model.get_layer(name)
-    shape = inspect.input_shape(layer)
-    if shape[0] * shape[1] > 4096:
-        raise CnnzooError(
-            f"{name}'s input is {shape[0]}x{shape[1]}: its matrix would have {shape[0] * shape[1]:,} columns",
-            hint="Inspect a small input, e.g. `model.input_shape=[6,6,1]` (add padding: same if the layers need it).",
-        )
-    matrix = explain.toeplitz(layer, shape)
-    title = f"{name}: {matrix.shape[0]}x{matrix.shape[1]} matrix (input channel 0 -> output channel 0, no bias)"
-    if output:
-        explain.save_matrix_png(matrix, output, title)
-        print(f"cnnzoo: wrote {output} ({title})")
-    else:
-        print(title)
-        print(explain.format_matrix(matrix))
-    return 0
-
-
-def _schema(args: argparse.Namespace) -> int:
-    import json
-
+def _json_schema() -> dict:
     from cnnzoo.config.schema import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
-    return 0
+    return json_schema()
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from cnnzoo.deploy.evaluate import evaluate
 
     result = evaluate(args.model, args.split, args.config, args.manual_dir)
     if args.json:
         print(json.dumps(result, indent=2))
-    else:
-        print(f"{result['model']} on {result['dataset']} {result['split']}:")
-        for name, value in result["metrics"].items():
-            print(f"  {name:<12} {value:.4f}")
+        return 0
+    print(f"{result['model']} on {result['dataset']} {result['split']}:")
+    for name, value in result["metrics"].items():
+        print(f"  {name:<12} {value:.4f}")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import json
-
     from cnnzoo.deploy.predict import predict
 
     results = predict(args.model, args.images, args.top_k, args.config)
@@ -306,28 +299,6 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate(args: argparse.Namespace) -> int:
-    from cnnzoo.config.loader import load_config
-    from cnnzoo.data.tfds_input import dataset_signature
-    from cnnzoo.models.builder import build_model
-    from cnnzoo.models.shapes import fmt
-    from cnnzoo.training.compile import check_loss_and_metrics, make_optimizer
-    from cnnzoo.training.callbacks import config_callbacks
-
-    config = load_config(args.config, args.overrides)
-    _, image_shape, num_classes = dataset_signature(config)  # TFDS metadata only: no download
-    model = build_model(config, input_shape=image_shape, num_classes=num_classes)
-    check_loss_and_metrics(config)
-    make_optimizer(config)
-    config_callbacks(config)
-    print(
-        f"{args.config}: OK: model `{model.name}` {fmt(model.input_shape)} -> {fmt(model.output_shape)}, "
-        f"{len(model.layers) - 1} Keras layers, {model.count_params():,} parameters; "
-        f"data {config.data.name}, {config.train.epochs} epochs, optimizer {config.train.optimizer.name}"
-    )
-    return 0
-
-
 def _list(args: argparse.Namespace) -> int:
     from cnnzoo import registry
 
@@ -335,49 +306,6 @@ def _list(args: argparse.Namespace) -> int:
              "schedules": registry.schedules, "callbacks": registry.callbacks}[args.kind]()
     print("\n".join(table.names()))
     return 0
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up lines (oneDNN, CUDA probing) held back.
-
-    TF 2.21 prints them before TF_CPP_MIN_LOG_LEVEL takes effect. They are shown
-    if the import fails, and always with TF_CPP_MIN_LOG_LEVEL=0.
-    """
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # probes CUDA now, while muted (logical devices would fix the runtime too early for multi-worker)
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS's INFO/WARNING lines; cnnzoo reports progress itself
-
-
-def _show_warnings_as_one_line() -> None:
-    default = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, CnnzooWarning):
-            print(f"warning: {message}", file=sys.stderr)
-        else:
-            default(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import keras
@@ -12,7 +13,7 @@ import tensorflow_datasets as tfds
 
 from cnnzoo import DataError, build_model, load_config, train
 from cnnzoo.data import tfds_input
-from cnnzoo.training.compile import compile_model
+from cnnzoo.models.compile import compile_model
 from conftest import CONFIGS, SHARED_DATA
 
 RESNET20 = CONFIGS / "resnet" / "resnet20.yaml"
@@ -32,24 +33,39 @@ def _random_images(rng, n):
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8)
 
 
-def test_npz_arrays_prepare_the_catalogue_cifar10_dataset(tmp_path):
+def test_npz_arrays_prepare_cnnzoos_own_copy_and_never_the_catalogues(tmp_path):
     rng = np.random.default_rng(0)
     parts = [_random_images(rng, 30), _random_images(rng, 20)]
     folder = _npz_folder(tmp_path / "arrays", parts, _random_images(rng, 10))
     config = load_config(RESNET20, [f"data.data_dir={tmp_path / 'tfds'}", "data.batch_size=8"])
     data = tfds_input.load_datasets(config, one_hot=True, manual_dir=str(folder))
-    assert data.train_examples == 50 and data.image_shape == (32, 32, 3) and data.num_classes == 10
+    assert data.image_shape == (32, 32, 3) and data.num_classes == 10
+    assert (data.splits.train, data.splits.validation, data.train_examples) == ("train[0:45]", "train[45:50]", 45)
 
-    # Plain TFDS, without cnnzoo's help, now reads the prepared copy as `cifar10`.
-    builder = tfds.builder("cifar10", data_dir=tmp_path / "tfds")
+    # Another program's tfds.load("cifar10") does not see unverified arrays as the published dataset ...
+    assert not tfds.builder("cifar10", data_dir=tmp_path / "tfds").is_prepared()
+    # ... which cnnzoo keeps apart, with the SHA-256 of every source file in its metadata.
+    builder = tfds.builder("cifar10", data_dir=tmp_path / "tfds" / "cnnzoo-arrays")
     assert builder.info.splits["train"].num_examples == 50 and builder.info.splits["test"].num_examples == 10
     assert builder.info.features["label"].names[:3] == ["airplane", "automobile", "bird"]
+    digests = builder.info.metadata["source_sha256"]
+    assert sorted(digests) == sorted(p.name for p in folder.glob("*.npz"))
+    assert digests["cifar10_test.npz"] == hashlib.sha256((folder / "cifar10_test.npz").read_bytes()).hexdigest()
     images = np.concatenate([x for x, _ in parts])
     labels = np.concatenate([y for _, y in parts])
     for example in tfds.as_numpy(builder.as_dataset(split="train")):
         index = int(example["id"].decode().split("_")[1])  # joined in file order: part 2 starts at 30
         np.testing.assert_array_equal(example["image"], images[index])
         assert example["label"] == labels[index]
+
+    # Later runs without --manual-dir read cnnzoo's copy; other arrays in the folder are prepared again.
+    assert tfds_input.load_datasets(config, one_hot=True).splits.size("train[0:45]") == 45
+    _npz_folder(folder, [_random_images(rng, 40)], _random_images(rng, 10))
+    (folder / "cifar10_train_1of2.npz").unlink(), (folder / "cifar10_train_2of2.npz").unlink()
+    again = tfds_input.load_datasets(config, one_hot=True, manual_dir=str(folder))
+    assert again.splits.train == "train[0:36]"
+    reread = tfds.builder("cifar10", data_dir=tmp_path / "tfds" / "cnnzoo-arrays")
+    assert sorted(reread.info.metadata["source_sha256"]) == ["cifar10_test.npz", "cifar10_train_1of1.npz"]
 
 
 def test_a_folder_without_archive_or_arrays_names_both(tmp_path):
@@ -115,7 +131,9 @@ def test_one_epoch_of_resnet20_on_a_real_cifar_slice_learns(tmp_path):
     compile_model(trained, config)
     after = trained.evaluate(data.test, verbose=0, return_dict=True)["loss"]
     assert after < before, (before, after)
-    assert result.metrics["train_examples"] == 3072 and len(result.metrics["history"]["loss"]) == 1
+    # The last 10% of the 3,072 training images validate; the test images stay for the end.
+    assert result.metrics["train_examples"] == 2764 and len(result.metrics["history"]["loss"]) == 1
+    assert result.metrics["splits"] == {"train": "train[0:2764]", "validation": "train[2764:3072]", "test": "test"}
 
     # The saved inference model is the config's layers only: augmentation stayed in tf.data.
     assert not any(layer.__class__.__name__.startswith("Random") for layer in trained.layers)

@@ -18,9 +18,10 @@ def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> Non
 
 
 def test_validate_ok_prints_the_model_summary():
-    done = run_cli("validate", str(CONFIGS / "lenet5.yaml"))
+    done = run_cli("validate", str(CONFIGS / "lenet5.yaml"), "data.name=mnist_sample")
     assert done.returncode == 0, done.stderr
     assert "OK: model `lenet5` 28x28x1 -> 10, 9 Keras layers, 61,706 parameters" in done.stdout
+    assert "splits: training on train (first 90%), validating on train (last 10%)" in done.stdout
     assert "oneDNN" not in done.stderr  # TensorFlow's start-up chatter is held back
 
 
@@ -46,7 +47,7 @@ def test_validate_checks_optimizer_loss_and_callbacks():
 
 
 def test_adadelta_without_learning_rate_warns_about_the_keras3_default():
-    done = run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "train.optimizer={name: adadelta}")
+    done = run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "train.optimizer={name: adadelta}", "data.name=mnist_sample")
     assert done.returncode == 0
     assert "warning:" in done.stderr and "Keras 3's default 0.001" in done.stderr
 
@@ -118,8 +119,9 @@ def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 def test_output_dir_that_holds_a_run_is_not_overwritten(tmp_path):
     write(tmp_path / "config.yaml", "model: {layers: [Flatten]}\n")
+    write(tmp_path / "run.json", "{}\n")
     done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "--output-dir", str(tmp_path))
-    assert_user_error(done, "already holds a run", "--resume")
+    assert_user_error(done, "already holds a run", "--resume", "--overwrite")
     assert (tmp_path / "config.yaml").read_text() == "model: {layers: [Flatten]}\n"
 
 

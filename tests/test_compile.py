@@ -9,8 +9,8 @@ import pytest
 from cnnzoo import BuildError, load_config
 from cnnzoo.config.loader import COMMAND_LINE
 from cnnzoo.data.tfds_input import _preprocess_fn
-from cnnzoo.training.callbacks import config_callbacks
-from cnnzoo.training.compile import make_optimizer, uses_one_hot_labels
+from cnnzoo.models.compile import config_callbacks
+from cnnzoo.models.compile import make_optimizer, uses_one_hot_labels
 from conftest import CONFIGS
 
 SLIDE = CONFIGS / "slide_cnn.yaml"
@@ -84,19 +84,19 @@ def test_loss_class_names_get_one_hot_labels_too():
 
 def test_preprocessing_must_match_the_channels():
     from cnnzoo import DataError
-    from cnnzoo.data.tfds_input import dataset_signature
+    from cnnzoo.data.catalog import dataset_signature
 
     config = load_config(CONFIGS / "quickstart.yaml", ["data.preprocessing={mean: [0.1, 0.2, 0.3]}"])
     with pytest.raises(DataError, match="3 values for 3 channels, but `mnist_sample` images have 1"):
         dataset_signature(config)
-    _, shape, classes = dataset_signature(load_config(CONFIGS / "quickstart.yaml"))
-    assert (shape, classes) == ((28, 28, 1), 10)
+    signature = dataset_signature(load_config(CONFIGS / "quickstart.yaml"))
+    assert (signature.image_shape, signature.num_classes) == ((28, 28, 1), 10)
 
 
 @pytest.mark.parametrize("name", ["mnist:9.9.9", "mnist/foo", "mnits"])
 def test_odd_dataset_names_are_data_errors(name):
     from cnnzoo import DataError
-    from cnnzoo.data.tfds_input import get_builder
+    from cnnzoo.data.catalog import get_builder
 
     config = load_config(SLIDE, [f"data.name='{name}'"])
     with pytest.raises(DataError, match="TFDS has no dataset"):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -49,8 +51,9 @@ def test_two_workers_on_localhost_train_the_same_weights_and_only_the_chief_writ
     for proc, (stdout, stderr) in zip(procs, outputs):
         assert proc.returncode == 0, stderr[-3000:]
     worker_out, chief_out = outputs[0][0], outputs[1][0]
-    assert "MultiWorkerMirroredStrategy: worker 0 of 2, 2 replicas in all; global batch 128 = 64 per replica" in chief_out
-    assert "worker 1: cnnzoo: MultiWorkerMirroredStrategy: worker 1 of 2" in worker_out
+    assert "MultiWorkerMirroredStrategy: worker 0 of 2 (chosen by runtime.strategy: auto)" in chief_out.splitlines()[0]
+    assert "cnnzoo: 2 replicas in all; global batch 128 = 64 per replica" in chief_out
+    assert "worker 1: cnnzoo: training" in worker_out and "MultiWorkerMirroredStrategy: worker 1 of 2" in worker_out
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert (out / "model.keras").is_file() and any((out / "logs" / "train").iterdir())
@@ -59,6 +62,43 @@ def test_two_workers_on_localhost_train_the_same_weights_and_only_the_chief_writ
     assert f"weights sha256 {metrics['weights_sha256'][:16]}" in worker_out
     worker_dir = re.search(r"run directory: (\S+)", worker_out).group(1)
     assert worker_dir != str(out) and not Path(worker_dir).exists()
+
+
+def test_a_lost_worker_stops_the_other_with_a_clear_message_and_resume_finishes_the_run(tmp_path):
+    """SIGKILL worker 1 in the middle of training: the chief stops within TensorFlow's heartbeat timeout
+    (about 10 s) with exit code 3 and the command to continue; both workers then resume the run."""
+    workers = ",".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def start(index: int, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(_cli("train", *args, "--workers", workers, "--worker-index", str(index)), cwd=REPO,
+                                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    common = [str(QUICK), "--output-dir", str(out), "train.epochs=4", "train.steps_per_epoch=6", "runtime.seed=11"]
+    chief, worker = start(0, *common), start(1, *common)
+    state = out / "backup" / "current" / "state.json"
+    deadline = time.time() + 300
+    while not state.exists() and chief.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert state.exists(), chief.communicate()[1][-3000:]
+    worker.send_signal(signal.SIGKILL)
+    killed = time.time()
+    _, stderr = chief.communicate(timeout=120)
+    waited = time.time() - killed
+    worker.communicate()
+    assert chief.returncode == 3 and "Traceback" not in stderr, stderr[-3000:]
+    assert "error: another worker stopped responding, so this one stopped too" in stderr
+    assert f"cnnzoo train --resume {out}" in stderr and waited < 60, waited
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+
+    resumed = [start(i, "--resume", str(out)) for i in (1, 0)]
+    outputs = [p.communicate(timeout=400) for p in resumed]
+    for proc, (_, err) in zip(resumed, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 4
+    assert f"weights sha256 {metrics['weights_sha256'][:16]}" in outputs[0][0]  # the worker ended with the same
 
 
 MIRRORED_SCRIPT = """
@@ -109,8 +149,9 @@ def test_auto_without_tpu_cluster_or_gpus_is_the_default_strategy(monkeypatch):
 
     monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", no_tpu)
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    placement = strategy_module.choose_strategy(load_config(QUICK))
-    assert placement.kind == "default" and placement.is_chief and placement.replicas == 1
+    choice = strategy_module.choose_strategy(load_config(QUICK))
+    assert choice.kind == "default" and choice.is_chief and choice.auto
+    assert choice.summary() == "default strategy (one device, CPU:0) (chosen by runtime.strategy: auto)"
     monkeypatch.setenv("TF_CONFIG", strategy_module.local_tf_config(["a:1", "b:2"], 1))
     assert strategy_module._auto_kind(None) == "multi_worker"
 
@@ -132,13 +173,7 @@ def test_multi_worker_without_tf_config_says_how_to_set_it(monkeypatch):
     assert "TF_CONFIG" in str(err.value) and "--workers" in str(err.value)
 
 
-@pytest.fixture
-def float32_afterwards():
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
-def test_mixed_bfloat16_trains_without_nan_and_outputs_float32(tmp_path, float32_afterwards):
+def test_mixed_bfloat16_trains_without_nan_and_outputs_float32(tmp_path):
     config = load_config(QUICK, ["runtime.precision=mixed_bfloat16", "train.epochs=1", "train.steps_per_epoch=15",
                                  "runtime.seed=2"])
     result = train(config, output_dir=str(tmp_path / "bf16"), log=lambda _: None)
@@ -149,6 +184,7 @@ def test_mixed_bfloat16_trains_without_nan_and_outputs_float32(tmp_path, float32
     assert model.output.dtype == "float32"
     assert np.isfinite(result.metrics["history"]["loss"]).all() and np.isfinite(result.metrics["test"]["loss"])
     assert result.metrics["test"]["accuracy"] > 0.3  # learned something in 15 steps (chance: 0.1)
+    assert keras.mixed_precision.global_policy().name == "float32"  # the process's policy was never touched
 
 
 @pytest.mark.parametrize("kind, flags, expected", [
@@ -170,8 +206,7 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 
 
 def test_auto_precision_trains_in_the_chosen_policy_and_leaves_the_callers_policy_alone(tmp_path):
-    config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=3", "runtime.seed=2"])
-    assert config.runtime.precision == "auto"
+    config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=3", "runtime.seed=2", "runtime.precision=auto"])
     result = train(config, output_dir=str(tmp_path / "auto"), log=lambda _: None)
     chosen = auto_precision("cpu")
     assert load_config(result.run_dir.config).runtime.precision == chosen
@@ -180,14 +215,16 @@ def test_auto_precision_trains_in_the_chosen_policy_and_leaves_the_callers_polic
     assert build_model(config).get_layer("conv2d_1").compute_dtype == "float32"  # outside training: float32
 
 
-def test_mixed_float16_scales_the_loss_and_a_final_block_output_is_cast(float32_afterwards):
-    from cnnzoo.training.compile import compile_model
+def test_mixed_float16_scales_the_loss_and_a_final_block_output_is_cast():
+    from cnnzoo.models.compile import compile_model
 
     config = load_config(CONFIGS / "resnet" / "resnet20.yaml", ["runtime.precision=mixed_float16"])
     model = build_model(config)
     compile_model(model, config)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert model.get_layer("dense_8").compute_dtype == "float32" and model.output.dtype == "float32"
+    assert model.get_layer("conv2d_1").compute_dtype == "float16"
+    assert keras.mixed_precision.global_policy().name == "float32"  # set per layer, not process-wide
 
 
 DETERMINISM_OVERRIDES = ["train.epochs=1", "train.steps_per_epoch=10", "runtime.seed=9", "runtime.deterministic=true"]
@@ -208,5 +245,5 @@ def test_run_json_and_config_record_the_runtime(tmp_path):
     config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=2", "runtime.strategy=default"])
     result = train(config, output_dir=str(tmp_path / "r"), log=lambda _: None)
     saved = load_config(result.run_dir.config)
-    assert saved.runtime.strategy == "default" and saved.runtime.precision == auto_precision("cpu") != "auto"
+    assert saved.runtime.strategy == "default" and saved.runtime.precision == "float32"  # the default everywhere
     assert len(result.metrics["weights_sha256"]) == 64

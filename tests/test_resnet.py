@@ -192,12 +192,18 @@ def test_block_used_directly_and_a_shortcut_b_projection(tmp_path):
     assert model.get_layer("res1_add").output.shape[1:] == (4, 4, 8)
 
 
-def test_validate_reports_a_block_mistake_with_exit_code_2():
+def test_validate_reports_a_block_mistake_with_exit_code_2(tmp_path):
+    arrays = tmp_path / "arrays"  # validate needs the data to be at hand (not prepared: nothing is written)
+    arrays.mkdir()
+    images, labels = np.zeros((4, 32, 32, 3), np.uint8), np.arange(4, dtype=np.uint8)
+    np.savez(arrays / "cifar10.npz", x_train=images, y_train=labels, x_test=images, y_test=labels)
     done = run_cli("validate", str(RESNET / "resnet20.yaml"), "model.layers.4.stage.first={stride: 2}")
     assert done.returncode == 2, done.stderr
     assert "block `basic` has no parameter `stride`. Did you mean `strides`?" in done.stderr
     assert "<command line>" in done.stderr and "Traceback" not in done.stderr
-    assert run_cli("validate", str(RESNET / "resnet20.yaml")).returncode == 0
+    ok = run_cli("validate", str(RESNET / "resnet20.yaml"), "--manual-dir", str(arrays))
+    assert ok.returncode == 0, ok.stderr
+    assert "to be prepared from the .npz arrays" in ok.stdout
 
 
 def test_every_resnet_config_validates():

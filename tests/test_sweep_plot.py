@@ -36,10 +36,11 @@ def sweep_dir(tmp_path_factory):
 
 def test_sweep_trains_each_combination_and_writes_a_summary(sweep_dir):
     rows = json.loads((sweep_dir / "summary.json").read_text())
-    assert [r["run"] for r in rows] == ["learning_rate=0.1", "learning_rate=1.0"]
-    assert all(r["epochs"] == 2 and 0 <= r["test_accuracy"] <= 1 for r in rows)
+    assert [r["run"] for r in rows] == ["01-learning_rate=0.1", "02-learning_rate=1.0"]
+    assert all(r["epochs"] == 2 and 0 <= r["test_accuracy"] <= 1 and r["status"] == "completed" for r in rows)
     table = (sweep_dir / "summary.md").read_text()
-    assert table.startswith("| run | learning_rate | train_loss |") and "| learning_rate=1.0 | 1.0 |" in table
+    assert table.startswith("| run | learning_rate | status | train_loss |")
+    assert "| 02-learning_rate=1.0 | 1.0 | completed |" in table
     for row in rows:
         saved = (sweep_dir / row["run"] / "config.yaml").read_text()
         assert f"learning_rate: {row['learning_rate']}" in saved and "sweep: {}" in saved
@@ -49,14 +50,14 @@ def test_sweep_logs_hparams_sessions_tensorboard_can_read(sweep_dir):
     config = EventAccumulator(str(sweep_dir))
     config.Reload()
     assert "_hparams_/experiment" in config.summary_metadata
-    session = EventAccumulator(str(sweep_dir / "learning_rate=1.0" / "logs"))
+    session = EventAccumulator(str(sweep_dir / "02-learning_rate=1.0" / "logs"))
     session.Reload()
     assert "_hparams_/session_start_info" in session.summary_metadata
 
 
 def test_plot_overlays_runs_into_a_png(sweep_dir, tmp_path):
     png = tmp_path / "curves.png"
-    done = run_cli("plot", str(sweep_dir / "learning_rate=0.1"), str(sweep_dir / "learning_rate=1.0"), "-o", str(png))
+    done = run_cli("plot", str(sweep_dir / "01-learning_rate=0.1"), str(sweep_dir / "02-learning_rate=1.0"), "-o", str(png))
     assert done.returncode == 0, done.stderr[-2000:]
     image = matplotlib.image.imread(png)
     assert image.shape[0] > 300 and image.shape[1] > 800

@@ -16,11 +16,14 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnzoo import CnnzooError, TrainingError, load_config, train
+from cnnzoo.training.history import read_history
+from cnnzoo.training.resume import effective_config, resume
 from cnnzoo.training.run_dir import RunDir
-from cnnzoo.training.trainer import read_history, resume
 from conftest import CONFIGS, REPO
 
 QUICK = CONFIGS / "quickstart.yaml"
+TRAIN_EXAMPLES = 5400  # the bundled sample's 6,000 less the 10% held out for validation
+STEPS = -(-TRAIN_EXAMPLES // 128)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,7 @@ def test_one_epoch_beats_chance_by_far(one_epoch_run):
     metrics = one_epoch_run.metrics
     assert metrics["params"] == 600_810 and metrics["epochs_completed"] == 1
     assert metrics["test"]["accuracy"] > 0.6  # chance is 0.1
-    assert metrics["train_examples"] == 6000
+    assert metrics["train_examples"] == TRAIN_EXAMPLES
     assert len(metrics["history"]["val_accuracy"]) == len(metrics["epoch_seconds"]) == 1
 
 
@@ -108,9 +111,10 @@ def test_a_completed_run_trains_further_from_its_final_state(one_epoch_run, tmp_
     result = resume(str(run.path), ("train.epochs=2",), log=lambda _: None)
     assert result.metrics["epochs_completed"] == 2
     assert result.metrics["history"]["loss"][0] == before["history"]["loss"][0]
-    assert int(result.model.optimizer.iterations.numpy()) == 2 * -(-6000 // 128)
-    assert load_config(run.config).train.epochs == 2  # config.yaml describes the run as it now stands
-    assert len(json.loads(run.info.read_text())["resumed"]) == 1
+    assert int(result.model.optimizer.iterations.numpy()) == 2 * STEPS
+    # config.yaml stays what the run started with; run.json records each resume's overrides
+    assert load_config(run.config).train.epochs == 1 and effective_config(run).train.epochs == 2
+    assert [r["overrides"] for r in json.loads(run.info.read_text())["resumes"]] == [["train.epochs=2"]]
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_path):
@@ -119,7 +123,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_pat
 
     config = load_config(QUICK, [
         "train.epochs=3", "runtime.seed=1", "train.optimizer={name: sgd, learning_rate: 0.01}",
-        "train.lr_schedule={name: PiecewiseConstantDecay, boundaries: [47], values: [0.01, 1e12]}",
+        "train.lr_schedule={name: PiecewiseConstantDecay, unit: epoch, boundaries: [1], values: [0.01, 1e12]}",
     ])
     with pytest.raises(TrainingError) as info:
         train(config, output_dir=str(tmp_path / "nan"), log=lambda _: None)
@@ -130,13 +134,13 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_pat
     # No NaN weights were saved: the checkpoint and the resume state are epoch 1's.
     last = keras.models.load_model(tmp_path / "nan" / "checkpoints" / "last.keras")
     assert all(np.isfinite(w).all() for w in last.get_weights())
-    assert json.loads((tmp_path / "nan" / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert json.loads((tmp_path / "nan" / "backup" / "current" / "state.json").read_text())["epoch"] == 1
 
 
 def _start_and_wait_for_first_backup(out, *overrides):
     cmd = [sys.executable, "-m", "cnnzoo.cli", "train", "--config", str(QUICK), "--output-dir", str(out), *overrides]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    marker = out / "backup" / "training_metadata.json"
+    marker = out / "backup" / "current" / "state.json"
     deadline = time.time() + 240
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -158,10 +162,12 @@ def test_ctrl_c_or_sigterm_saves_state_mid_epoch_and_says_how_to_resume(tmp_path
                       rf"state are saved\. Continue with: cnnzoo train --resume {re.escape(str(out))}", stderr)
     assert found, stderr[-1000:]
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
-    # Saved at the batch the signal ended, inside the epoch (epochs are counted from 0 there, batches too).
+    # Saved at the batch the signal ended, inside the epoch (epochs are counted from 0 there, batches done from 1).
     epoch, batch = int(found.group(1)), int(found.group(2))
-    assert json.loads(marker.read_text()) == {"epoch": epoch - 1, "batch": batch - 1} and epoch >= 2
-    assert (out / "backup" / "latest.weights.h5").exists() and (out / "checkpoints" / "last.keras").exists()
+    state = json.loads(marker.read_text())
+    assert (state["epoch"], state["batch"], state["step"]) == (epoch - 1, batch, (epoch - 1) * STEPS + batch)
+    assert epoch >= 2
+    assert (out / "backup" / "current" / "model.weights.h5").exists() and (out / "checkpoints" / "last.keras").exists()
 
 
 def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(tmp_path):
@@ -172,7 +178,7 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "cnnzoo.cli", "train", str(QUICK), "--output-dir", str(out), *overrides]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    marker = out / "backup" / "training_metadata.json"
+    marker = out / "backup" / "current" / "state.json"
     deadline = time.time() + 240
     while proc.poll() is None and time.time() < deadline:  # wait for a save inside the second epoch
         try:
@@ -186,8 +192,9 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     proc.wait()
     state = json.loads(marker.read_text())
     assert state["epoch"] >= 1 and state["batch"] > 0, state
-    steps = -(-6000 // 32)
-    saved_at = state["epoch"] * steps + state["batch"] + 1  # the optimizer step of the last save
+    steps = -(-TRAIN_EXAMPLES // 32)
+    saved_at = state["step"]  # the optimizer step of the last save
+    assert saved_at == state["epoch"] * steps + state["batch"]
 
     done = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "train", "--resume", str(out)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
@@ -237,7 +244,6 @@ def test_resume_after_kill_continues_epochs_and_optimizer_state(tmp_path):
     history = read_history(result.run_dir)
     assert history["epoch"] == [0.0, 1.0, 2.0, 3.0]  # each epoch once, none repeated or lost
     assert result.metrics["epochs_completed"] == 4
-    steps_per_epoch = -(-6000 // 128)
     # The optimizer's step counter came back from the backup: 4 epochs' worth, not only the resumed ones.
-    assert int(result.model.optimizer.iterations.numpy()) == 4 * steps_per_epoch
+    assert int(result.model.optimizer.iterations.numpy()) == 4 * STEPS
     assert json.loads(result.run_dir.info.read_text())["status"] == "completed"

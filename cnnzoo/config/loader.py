@@ -188,7 +188,8 @@ def _to_config_error(err: dict, data: dict, marks: Marks, source: str) -> Config
             path=dotted,
         )
     expected = "a mapping of `key: value` lines" if kind in ("model_type", "dict_type") else None
-    message = (f"expected {expected}" if expected else f"{err['msg'][0].lower()}{err['msg'][1:]}") + (
+    text = str(err.get("ctx", {}).get("error", "")) if kind == "value_error" else err["msg"]  # our own validators
+    message = (f"expected {expected}" if expected else f"{text[0].lower()}{text[1:]}") + (
         f", got {value!r} ({type(value).__name__})")
     hint = None
     if isinstance(value, bool):

@@ -5,14 +5,15 @@ Sections split by concern: `model` (what to build), `data` (what to feed it),
 Unknown keys are rejected (`extra="forbid"`) and types are strict, so a YAML
 typo never silently becomes a default. Keras-specific names (layer classes,
 optimizer arguments) are checked later against Keras itself, where the
-knowledge lives (`cnnzoo.models.layer_factory`, `cnnzoo.training.compile`).
+knowledge lives (`cnnzoo.models.layer_factory`, `cnnzoo.models.compile`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator, model_validator
 
 from cnnzoo.config.yaml_io import dump_yaml, nearest_mark
 from cnnzoo.errors import Location
@@ -71,7 +72,8 @@ class BlockConfig(_Section):
 
 
 class ModelConfig(_Section):
-    name: str = Field("model", description="Model name; also names the run directory.")
+    name: str = Field("model", description="Model name; also names the run directory. Letters, digits, `_`, "
+                      "`.` and `-` (TensorFlow's name scopes allow no others).")
     input_shape: Optional[list[PositiveInt]] = Field(
         None,
         description="Input image shape, channels last: [rows, cols, channels]. "
@@ -98,6 +100,15 @@ class ModelConfig(_Section):
     )
 
 
+    @field_validator("name")
+    @classmethod
+    def _scope_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.][A-Za-z0-9_.-]*", value):
+            raise ValueError("a model name may hold letters, digits, `_`, `.` and `-` only, and must not start "
+                             "with `_` or `-` (TensorFlow names its operations after it)")
+        return value
+
+
 class PreprocessingConfig(_Section):
     resize: Optional[list[PositiveInt]] = Field(
         None, min_length=2, max_length=2,
@@ -121,10 +132,14 @@ class DataConfig(_Section):
     name: str = Field("mnist", min_length=1, description="A TFDS dataset name (e.g. mnist, fashion_mnist, mnist_sample).")
     batch_size: int = Field(128, gt=0, description="Global batch size (summed over replicas).")
     train_split: str = Field("train", description="TFDS split to train on (slicing like `train[:10%]` works).")
-    validation_split: Optional[str] = Field(
-        "test", description="Split evaluated after each epoch; null for none."
+    validation_split: Union[float, str, None] = Field(
+        0.1, description="What is evaluated after each epoch (and selects checkpoints/best.keras): a fraction "
+        "(default 0.1: the last 10% of train_split is held out, as Keras' `fit(validation_split=0.1)`), a TFDS "
+        "split name (e.g. `validation`; `test` works, with a warning that model selection then sees the test set), "
+        "or null for none.",
     )
-    test_split: str = Field("test", description="Split for the final test metrics in metrics.json.")
+    test_split: str = Field("test", description="Split for the final test metrics in metrics.json, "
+                            "evaluated once, after training.")
     data_dir: Optional[str] = Field(None, description="TFDS data directory (default: TFDS's, ~/tensorflow_datasets).")
     manual_dir: Optional[str] = Field(
         None,
@@ -132,7 +147,11 @@ class DataConfig(_Section):
         "(also --manual-dir or CNNZOO_MANUAL_DIR).",
     )
     shuffle_buffer: int = Field(10_000, gt=0, description="Examples in the tf.data shuffle buffer.")
-    cache: bool = Field(True, description="Cache decoded, preprocessed examples in memory.")
+    cache: Union[bool, Literal["auto"]] = Field(
+        "auto", description="Cache decoded, preprocessed examples in memory. auto (default): when their float32 "
+        "pixels, counted from TFDS's metadata, fit in a quarter of this machine's memory (MNIST and CIFAR do, "
+        "ImageNet does not).",
+    )
     autotune: bool = Field(
         False,
         description="tf.data autotuning. Off by default: its background thread made each new iterator "
@@ -146,6 +165,14 @@ class DataConfig(_Section):
     )
 
 
+    @field_validator("validation_split")
+    @classmethod
+    def _fraction(cls, value: Any) -> Any:
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError("a fraction of the training split must be between 0 and 1 (e.g. 0.1)")
+        return value
+
+
 class OptimizerConfig(_Named):
     """`name` is a class of `keras.optimizers`; other keys are its constructor arguments."""
 
@@ -156,6 +183,10 @@ class ScheduleConfig(_Named):
     """`name` is a class of `keras.optimizers.schedules`; other keys are its arguments."""
 
     name: str = Field(..., description="Schedule class, e.g. ExponentialDecay, PiecewiseConstantDecay.")
+    unit: Literal["step", "epoch"] = Field(
+        "step", description="What `boundaries` and `*_steps` arguments count: optimizer steps, or epochs (converted "
+        "with the run's steps per epoch, so a changed batch size or training split keeps the recipe's schedule).",
+    )
 
 
 class TrainConfig(_Section):
@@ -188,12 +219,12 @@ class RuntimeConfig(_Section):
     tpu: Optional[str] = Field(
         None, description="TPU to connect to: `local` on a Cloud TPU VM, or a TPU name / grpc:// address."
     )
-    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = Field(
-        "auto",
-        description="Keras dtype policy. Mixed policies compute in 16 bits and keep weights, the final "
-        "activation and the loss in float32; mixed_float16 also scales the loss. `auto`: mixed_bfloat16 "
-        "when training on a CPU with native bfloat16 (AVX512_BF16 or AMX), float32 elsewhere; the run's "
-        "config.yaml records the choice. A bare build_model() builds float32.",
+    precision: Literal["float32", "auto", "mixed_float16", "mixed_bfloat16"] = Field(
+        "float32",
+        description="Keras dtype policy. float32 (default) gives the same numbers on every machine. Mixed policies "
+        "compute in 16 bits and keep weights, the final activation and the loss in float32; mixed_float16 (GPUs) "
+        "also scales the loss. `auto`: mixed_bfloat16 when training on a CPU with native bfloat16 (AVX512_BF16 or "
+        "AMX; 1.5x faster on the slide's net), float32 elsewhere; the run's config.yaml records the choice.",
     )
     seed: Optional[int] = Field(
         None, ge=0, lt=2**32, description="Seeds Python, NumPy, TF and Keras. Default: a random seed, written back to the run's config.yaml."
@@ -203,6 +234,10 @@ class RuntimeConfig(_Section):
     )
     jit_compile: bool = Field(False, description="XLA-compile the train step (measured slower on small CPU models).")
     steps_per_execution: int = Field(1, gt=0, description="Batches run per call into the compiled train function.")
+    worker_start_timeout: int = Field(
+        300, gt=0, description="multi_worker: seconds a worker waits for the others to join before it stops with "
+        "an error. A worker lost during training is noticed by TensorFlow's heartbeats within about 10 s.",
+    )
     backup_every_steps: Optional[int] = Field(
         None, gt=0,
         description="Also save the resume state every N training steps, not only at each epoch's end "
@@ -224,6 +259,10 @@ class Config(_Section):
 
     _marks: dict = PrivateAttr(default_factory=dict)
     _sources: tuple = PrivateAttr(default=())
+
+    def is_written(self, *path: Any) -> bool:
+        """Whether a config file or override set this key (rather than its default)."""
+        return path in self._marks
 
     def where(self, *path: Any) -> Location | None:
         """The location a config path was written at (nearest written ancestor)."""

@@ -1,9 +1,13 @@
-"""YAML reading with source positions, and YAML-1.2 number rules.
+"""YAML reading with source positions, YAML-1.2 number rules, and bounds.
 
 PyYAML's SafeLoader follows YAML 1.1, where `1e-3` is a *string*. We add the
 YAML 1.2 float pattern so learning rates written the usual way are numbers.
 Positions are collected from the composed node tree, so every key and list
 item can be traced back to `file:line:column` in error messages.
+
+A config is small, so what the reader accepts is bounded: the document's size,
+its nesting, the number of values once aliases are expanded (a "billion laughs"
+document would otherwise take the validator forever) and the size of integers.
 """
 
 from __future__ import annotations
@@ -19,9 +23,26 @@ from cnnzoo.errors import ConfigError, Location
 KeyPath = tuple[Any, ...]
 Marks = dict[KeyPath, Location]
 
+MAX_BYTES = 1 << 20  # the largest shipped config is under 4 KB
+MAX_VALUES = 100_000  # keys, items and scalars, with aliases expanded
+MAX_DEPTH = 50
+MAX_INT_DIGITS = 20  # 2**64 has 20 digits; Python would parse 4,300
+_CONTROL = yaml.reader.Reader.NON_PRINTABLE  # characters YAML refuses (control characters, mostly)
+
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML-1.2 floats (`1e-3`, `1E5`); constructs only plain types."""
+    """SafeLoader with YAML-1.2 floats (`1e-3`, `1E5`) and bounded integers; constructs only plain types."""
+
+    source = "<config>"
+
+    def construct_yaml_int(self, node):
+        if len(node.value.lstrip("+-").replace("_", "")) > MAX_INT_DIGITS:
+            raise ConfigError(f"the number {node.value[:12]}... has more than {MAX_INT_DIGITS} digits",
+                              location=_location(node, self.source), hint="Is a value pasted in twice?")
+        return super().construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 _Loader.add_implicit_resolver(
@@ -44,9 +65,14 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Marks]:
     Raises:
         ConfigError: on YAML syntax errors, with the position PyYAML reports.
     """
-    loader = _Loader(text)
+    _check_text(text, source)
+    loader = _Loader(text)  # refuses no character now: _check_text did
+    loader.source = source
     try:
         node = loader.get_single_node()
+        marks: Marks = {}
+        if node is not None:
+            _collect_marks(node, (), source, marks, _Budget(source))  # bounds the expanded size first
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -57,17 +83,52 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Marks]:
             location=location,
             hint="Check indentation and that every `key: value` has a space after the colon.",
         ) from None
+    except yaml.YAMLError as exc:  # e.g. a character YAML does not allow, with no mark
+        raise ConfigError(f"invalid YAML: {str(exc).splitlines()[0]}", location=Location(source)) from None
+    except RecursionError:
+        raise ConfigError(f"the YAML is nested more than {MAX_DEPTH} levels deep", location=Location(source)) from None
     finally:
         loader.dispose()
-    marks: Marks = {}
-    if node is not None:
-        _collect_marks(node, (), source, marks)
     return data, marks
+
+
+def _check_text(text: str, source: str) -> None:
+    """Reject what is not a config before YAML sees it: too big, or binary."""
+    _check_size(len(text), source)
+    binary = _CONTROL.search(text)
+    if binary is not None:
+        line = text.count("\n", 0, binary.start()) + 1
+        raise ConfigError(f"{source} is not a text file: it holds the control character {ord(binary.group()):#06x} "
+                          f"at line {line}", location=Location(source, line),
+                          hint="A config is a YAML text file, e.g. configs/quickstart.yaml.")
+
+
+def _check_size(size: int, source: str) -> None:
+    if size > MAX_BYTES:
+        raise ConfigError(f"{source} is {size:,} bytes long; a config is at most {MAX_BYTES:,}",
+                          location=Location(source), hint="Is this the config file you meant?")
+
+
+class _Budget:
+    """Counts values as the marks walk expands aliases; too many is an error, not a hang."""
+
+    def __init__(self, source: str):
+        self.source, self.values = source, 0
+
+    def spend(self, node: yaml.Node, path: KeyPath) -> None:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise ConfigError(f"the config expands to more than {MAX_VALUES:,} values (YAML aliases repeat their "
+                              "anchor's contents)", location=_location(node, self.source),
+                              hint="Write the values out, or use `extends` and blocks for repetition.")
+        if len(path) > MAX_DEPTH:
+            raise ConfigError(f"the YAML is nested more than {MAX_DEPTH} levels deep", location=_location(node, self.source))
 
 
 def read_yaml(path: Path) -> tuple[Any, Marks]:
     """Read and parse a YAML file; a missing file is a ConfigError."""
     try:
+        _check_size(path.stat().st_size, str(path))  # before reading it all
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
@@ -93,7 +154,8 @@ def parse_value(text: str, source: str) -> Any:
     return data
 
 
-def _collect_marks(node: yaml.Node, path: KeyPath, source: str, marks: Marks) -> None:
+def _collect_marks(node: yaml.Node, path: KeyPath, source: str, marks: Marks, budget: _Budget) -> None:
+    budget.spend(node, path)  # also bounds a self-referencing alias (`&a [*a]`) by depth
     marks[path] = _location(node, source)
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, yaml.Node] = {}
@@ -108,12 +170,12 @@ def _collect_marks(node: yaml.Node, path: KeyPath, source: str, marks: Marks) ->
                 )
             seen[key_node.value] = key_node
             key_path = path + (key_node.value,)
-            _collect_marks(value_node, key_path, source, marks)
+            _collect_marks(value_node, key_path, source, marks, budget)
             # The key's own position is more useful than its value's in messages.
             marks[key_path] = _location(key_node, source)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _collect_marks(item, path + (index,), source, marks)
+            _collect_marks(item, path + (index,), source, marks, budget)
 
 
 def _location(node: yaml.Node, source: str) -> Location:

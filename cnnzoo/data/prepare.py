@@ -1,23 +1,44 @@
-"""Prepare a TFDS dataset once: downloaded, or offline from a manual_dir of original files or `.npz` arrays.
+"""Where a run's examples come from, and preparing them once: downloaded, or offline from a
+manual_dir of original files or `.npz` arrays.
 
-Offline, TFDS would retry each download for minutes; here a missing network or file is
-reported at once, with the files to put where. Concurrent processes (e.g. the workers of
-a multi-worker run sharing a data dir) prepare one at a time through a lock file.
+`locate` decides, reading only metadata and the manual_dir (nothing is downloaded or
+written), and fails at once when the data cannot be had: offline, TFDS would retry each
+download for minutes. `prepare` then does the work. Concurrent processes (e.g. the
+workers of a multi-worker run sharing a data dir) prepare one at a time through a lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-from cnnzoo.config.schema import Config, DataConfig
+from cnnzoo.config.schema import Config
 from cnnzoo.data import arrays_builder
 from cnnzoo.errors import DataError
 
 MANUAL_DIR_ENV = "CNNZOO_MANUAL_DIR"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The builder to read from, and how it gets prepared (writer None: it already is)."""
+
+    reader: Any
+    writer: Any | None
+    manual_dir: str | None
+    description: str  # for the plan, e.g. "prepared in ~/tensorflow_datasets/mnist/3.0.1"
+
+
+def manual_dir_of(config: Config, given: str | None) -> str | None:
+    """--manual-dir, else data.manual_dir, else $CNNZOO_MANUAL_DIR."""
+    return given or config.data.manual_dir or os.environ.get(MANUAL_DIR_ENV)
 
 
 def expected_files(builder) -> list[str]:
@@ -25,25 +46,77 @@ def expected_files(builder) -> list[str]:
     return sorted({info.filename for info in (builder.url_infos or {}).values() if info.filename})
 
 
-def prepare(builder, data: DataConfig, manual_dir: str | None, config: Config):
-    """Download and prepare once; offline from manual_dir. Failures become DataErrors.
+def locate(builder, config: Config, manual_dir: str | None) -> Source:
+    """Decide where the examples come from, without downloading or writing anything.
 
-    A manual_dir holds either the original download files or `.npz` arrays
-    (`cnnzoo.data.arrays_builder`). Returns the builder to read the prepared data with.
+    Raises:
+        DataError: the dataset is not prepared and cannot be: a manual_dir without its
+            files, or no network.
     """
-    if builder.is_prepared():
-        return builder
-    with _preparation_lock(Path(builder.data_dir_root) / f".{data.name}.prepare.lock"):
-        ready = tfds_builder_prepared(data)  # another process (e.g. a second worker) may have done it
-        return ready if ready is not None else _prepare(builder, data, manual_dir, config)
-
-
-def tfds_builder_prepared(data: DataConfig):
-    """A fresh builder for the dataset if it is prepared now, else None."""
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(data.name, data_dir=data.data_dir)
-    return builder if builder.is_prepared() else None
+    name = config.data.name
+    folder = Path(manual_dir).expanduser() if manual_dir else None
+    if folder is not None and _has_arrays(folder, builder):
+        copy = tfds.builder(name, data_dir=str(arrays_builder.arrays_data_dir(builder)))
+        if arrays_builder.recorded_checksums(copy) == arrays_builder.checksums(folder):
+            return Source(copy, None, None, f"built from the .npz arrays in {folder} (checksums match), {copy.data_dir}")
+        return Source(copy, arrays_builder.builder_from_arrays(builder), str(folder),
+                      f"to be prepared from the .npz arrays in {folder} into {copy.data_dir}")
+    if builder.is_prepared():
+        return Source(builder, None, None, f"prepared in {builder.data_dir}")
+    if folder is not None:
+        _check_manual_dir(folder, expected_files(builder), name)
+        return Source(builder, builder, str(folder), f"to be prepared from {folder} into {builder.data_dir}")
+    copy = tfds.builder(name, data_dir=str(arrays_builder.arrays_data_dir(builder)))
+    if arrays_builder.recorded_checksums(copy):
+        return Source(copy, None, None, f"built by cnnzoo from local .npz arrays, {copy.data_dir}")
+    if not _hosts_resolve(builder):
+        raise DataError(
+            f"dataset `{name}` is not prepared in {builder.data_dir} and its download host cannot be reached",
+            location=config.where("data", "name"),
+            hint=_offline_hint(name, expected_files(builder)),
+        )
+    return Source(builder, builder, None, f"to be downloaded and prepared in {builder.data_dir}")
+
+
+def prepare(source: Source, config: Config):
+    """The prepared builder to read: prepares `source` once (one process at a time)."""
+    if source.writer is None:
+        return source.reader
+    import tensorflow_datasets as tfds
+
+    with _preparation_lock(Path(source.reader.data_dir_root) / f".{config.data.name}.prepare.lock"):
+        fresh = tfds.builder(config.data.name, data_dir=source.reader.data_dir_root)
+        from_arrays = source.writer is not source.reader
+        if (arrays_builder.recorded_checksums(fresh) == arrays_builder.checksums(Path(source.manual_dir))
+                if from_arrays else fresh.is_prepared()):
+            return fresh  # another process (e.g. a second worker) prepared it meanwhile
+        return _prepare(source, config)
+
+
+def _prepare(source: Source, config: Config):
+    import tensorflow_datasets as tfds
+
+    name = config.data.name
+    if source.writer is not source.reader and Path(source.reader.data_dir).exists():
+        shutil.rmtree(source.reader.data_dir)  # an array-built copy from other arrays: TFDS would keep it
+    tfds.display_progress_bar(sys.stderr.isatty())
+    print(f"cnnzoo: preparing TFDS dataset `{name}` in {source.reader.data_dir} (once)", file=sys.stderr)
+    try:
+        source.writer.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=source.manual_dir))
+    except Exception as exc:  # TFDS raises many kinds (network, checksum, IO): all are data problems here
+        raise DataError(
+            f"could not prepare TFDS dataset `{name}` in {source.reader.data_dir}: "
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+            location=config.where("data", "name"),
+            hint=_offline_hint(name, expected_files(source.writer)),
+        ) from None
+    return tfds.builder(name, data_dir=source.reader.data_dir_root)  # reads the info the preparation wrote
+
+
+def _has_arrays(folder: Path, builder) -> bool:
+    return "train" in arrays_builder.array_splits(folder) and arrays_builder.can_build_from_arrays(builder)
 
 
 @contextlib.contextmanager
@@ -61,39 +134,6 @@ def _preparation_lock(path: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _prepare(builder, data: DataConfig, manual_dir: str | None, config: Config):
-    import tensorflow_datasets as tfds
-
-    files = expected_files(builder)
-    writer = builder
-    if manual_dir is not None:
-        folder = Path(manual_dir).expanduser()
-        if "train" in arrays_builder.array_splits(folder) and arrays_builder.can_build_from_arrays(builder):
-            writer = arrays_builder.builder_from_arrays(builder)
-        else:
-            _check_manual_dir(folder, files, data.name)
-    elif not _hosts_resolve(builder):
-        # Offline, TFDS would retry each download for ~200 s before failing: say so at once.
-        raise DataError(
-            f"dataset `{data.name}` is not prepared in {builder.data_dir} and its download host cannot be reached",
-            location=config.where("data", "name"),
-            hint=_offline_hint(data.name, files),
-        )
-    tfds.display_progress_bar(sys.stderr.isatty())
-    print(f"cnnzoo: preparing TFDS dataset `{data.name}` in {builder.data_dir} (once)", file=sys.stderr)
-    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-    try:
-        writer.download_and_prepare(download_config=download_config)
-    except Exception as exc:  # TFDS raises many kinds (network, checksum, IO): all are data problems here
-        raise DataError(
-            f"could not prepare TFDS dataset `{data.name}` in {builder.data_dir}: "
-            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
-            location=config.where("data", "name"),
-            hint=_offline_hint(data.name, files),
-        ) from None
-    return tfds.builder(data.name, data_dir=data.data_dir)  # reads the info the preparation wrote
 
 
 def _hosts_resolve(builder) -> bool:
@@ -127,6 +167,6 @@ def _offline_hint(name: str, files: list[str]) -> str:
     listed = ", ".join(files) if files else "the dataset's original archive files"
     return (
         f"With no network, put {listed} (the original files TFDS downloads, unrenamed), or `.npz` files "
-        f"holding x_train/y_train/x_test/y_test arrays, in one folder and pass it with --manual-dir DIR, `data.manual_dir: DIR` or {MANUAL_DIR_ENV}=DIR; "
-        f"or train on the bundled `data.name=mnist_sample`."
+        f"holding x_train/y_train/x_test/y_test arrays, in one folder and pass it with --manual-dir DIR, "
+        f"`data.manual_dir: DIR` or {MANUAL_DIR_ENV}=DIR; or train on the bundled `data.name=mnist_sample`."
     )

@@ -6,13 +6,15 @@ Any TFDS dataset with (image, label) supervised keys works by name; preparing it
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from cnnzoo.config.schema import Config, DataConfig
-from cnnzoo.data.prepare import MANUAL_DIR_ENV, prepare
-from cnnzoo.errors import CnnzooError, DataError, Location, did_you_mean
+from cnnzoo.data.cache import CacheChoice, choose_cache
+from cnnzoo.data.catalog import dataset_signature
+from cnnzoo.data.prepare import Source, locate, manual_dir_of, prepare
+from cnnzoo.data.splits import Splits, resolve_splits
+from cnnzoo.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -24,100 +26,45 @@ class Datasets:
     test: Any
     image_shape: tuple[int, ...]
     num_classes: int
-    train_examples: int
+    splits: Splits
+    cache: CacheChoice
+
+    @property
+    def train_examples(self) -> int:
+        return self.splits.size(self.splits.train) or 0
 
 
 def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = None,
-                  static_shapes: bool = False) -> Datasets:
+                  static_shapes: bool = False, source: Source | None = None) -> Datasets:
     """Prepare the configured TFDS dataset (offline from manual_dir if given) and build pipelines.
 
     `static_shapes` drops each split's last partial batch (TPUs compile for one batch shape).
+    `source` is where a plan found the examples (else it is looked up here).
     """
     data = config.data
-    builder, image_shape, num_classes = dataset_signature(config)
-    builder = prepare(builder, data, manual_dir or data.manual_dir or os.environ.get(MANUAL_DIR_ENV), config)
+    signature = dataset_signature(config)
+    image_shape, num_classes = signature.image_shape, signature.num_classes
+    source = source or locate(signature.builder, config, manual_dir_of(config, manual_dir))
+    builder = prepare(source, config)
+    splits = resolve_splits(config, builder.info.splits)
+    cache = choose_cache(config, splits, image_shape)
     preprocess = _preprocess_fn(data, num_classes, one_hot)
 
-    def pipeline(key: str, training: bool):
-        split = _split(builder, getattr(data, key), config, key, shuffle=training)
-        return _pipeline(split, preprocess, data, training=training, drop_remainder=static_shapes,
+    def pipeline(spec: str, key: str, training: bool):
+        split = _split(builder, spec, config, key, shuffle=training)
+        return _pipeline(split, preprocess, data, training=training, cache=cache.cache, drop_remainder=static_shapes,
                          augment=_augment_fn(data, image_shape) if training else None)
 
-    train = pipeline("train_split", training=True)
+    train = pipeline(splits.train, "train_split", training=True)
     if config.train.steps_per_epoch is not None:
         train = train.repeat()  # epochs of N steps walk on through the data instead of running dry
-    test = pipeline("test_split", training=False)
+    test = pipeline(splits.test, "test_split", training=False)
     validation = None
-    if data.validation_split == data.test_split:
-        validation = test  # the usual MNIST set-up: one pipeline, one cache
-    elif data.validation_split is not None:
-        validation = pipeline("validation_split", training=False)
-    return Datasets(
-        train=train,
-        validation=validation,
-        test=test,
-        image_shape=image_shape,
-        num_classes=num_classes,
-        train_examples=_count(builder, data.train_split),
-    )
-
-
-def dataset_signature(config: Config) -> tuple[Any, tuple[int, ...], int]:
-    """(builder, image shape, number of classes) from TFDS metadata: no download needed.
-
-    Also checks the config's preprocessing against the image channels.
-    """
-    builder = get_builder(config.data, config.where("data", "name"))
-    features = builder.info.features
-    image_shape = tuple(features["image"].shape)
-    if config.data.preprocessing.resize:
-        image_shape = (*config.data.preprocessing.resize, image_shape[-1])
-    channels = image_shape[-1]
-    for key in ("mean", "std"):
-        values = getattr(config.data.preprocessing, key)
-        if values is not None and len(values) not in (1, channels):
-            raise DataError(
-                f"{len(values)} values for {len(values)} channels, but `{config.data.name}` images have {channels}",
-                location=config.where("data", "preprocessing", key),
-                path=f"data.preprocessing.{key}",
-                hint=f"Give one value per channel ({channels}), or one for all.",
-            )
-    return builder, image_shape, features["label"].num_classes
-
-
-def class_names(config: Config) -> list[str] | None:
-    """The dataset's class names from TFDS metadata (None when unknown or merely numbered)."""
-    try:
-        names = get_builder(config.data, None).info.features["label"].names
-    except CnnzooError:  # names are a nicety: never fail a prediction for them
-        return None
-    return None if names == [str(i) for i in range(len(names))] else list(names)
-
-
-def get_builder(data: DataConfig, where: Location | None):
-    """The TFDS builder for `data.name`; unknown names get suggestions."""
-    import tensorflow_datasets as tfds
-
-    import cnnzoo.data.sample_dataset  # noqa: F401  (registers mnist_sample)
-
-    try:
-        builder = tfds.builder(data.name, data_dir=data.data_dir)
-    except (ValueError, AssertionError):  # DatasetNotFoundError is a ValueError; odd names raise others
-        names = tfds.list_builders(with_community_datasets=False)
-        raise DataError(
-            f"TFDS has no dataset `{data.name}`.{did_you_mean(data.name, names)}",
-            location=where,
-            path="data.name",
-            hint="See https://www.tensorflow.org/datasets/catalog for names; `mnist_sample` ships with cnnzoo.",
-        ) from None
-    features = builder.info.features
-    if not {"image", "label"} <= set(getattr(features, "keys", lambda: [])()):
-        raise DataError(
-            f"dataset `{data.name}` has no `image` and `label` features; cnnzoo trains image classifiers",
-            location=where,
-            path="data.name",
-        )
-    return builder
+    if splits.validates_on_test:
+        validation = test  # one pipeline, one cache
+    elif splits.validation is not None:
+        validation = pipeline(splits.validation, "validation_split", training=False)
+    return Datasets(train, validation, test, image_shape, num_classes, splits, cache)
 
 
 def _split(builder, split: str, config: Config, key: str, *, shuffle: bool):
@@ -131,13 +78,6 @@ def _split(builder, split: str, config: Config, key: str, *, shuffle: bool):
             path=f"data.{key}",
             hint=f"Its splits: {available}. Slices such as `train[:10%]` also work.",
         ) from None
-
-
-def _count(builder, split: str) -> int:
-    try:
-        return builder.info.splits[split].num_examples  # TFDS resolves slices like train[:10%] too
-    except (KeyError, ValueError):
-        return 0
 
 
 def preprocess_images(images, data: DataConfig):
@@ -189,7 +129,8 @@ def _augment_fn(data: DataConfig, image_shape: tuple[int, ...]):
     return augment
 
 
-def _pipeline(ds, preprocess, data: DataConfig, *, training: bool, augment=None, drop_remainder: bool = False):
+def _pipeline(ds, preprocess, data: DataConfig, *, training: bool, cache: bool, augment=None,
+              drop_remainder: bool = False):
     """map -> cache -> (train: shuffle -> augment) -> batch -> prefetch; augmentation after the cache.
 
     Under a multi-worker strategy each worker keeps every N-th example (DATA sharding): TFDS
@@ -203,7 +144,7 @@ def _pipeline(ds, preprocess, data: DataConfig, *, training: bool, augment=None,
     options.autotune.enabled = data.autotune
     ds = ds.with_options(options)
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-    if data.cache:
+    if cache:
         ds = ds.cache()
     if training:
         ds = ds.shuffle(data.shuffle_buffer, reshuffle_each_iteration=True)

@@ -11,7 +11,7 @@ def evaluate(path: str, split: str | None = None, config_path: str | None = None
              manual_dir: str | None = None) -> dict[str, Any]:
     """{"split", "examples", "metrics": {name: value}} for the run's test split or `split`."""
     from cnnzoo.data.tfds_input import load_datasets
-    from cnnzoo.training.compile import compile_model, uses_one_hot_labels
+    from cnnzoo.models.compile import compile_model, uses_one_hot_labels
 
     config, model = load_trained(path, config_path)
     if split:

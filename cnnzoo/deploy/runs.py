@@ -7,6 +7,7 @@ from pathlib import Path
 from cnnzoo.config.loader import load_config
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import CnnzooError
+from cnnzoo.training.run_dir import RunDir, is_run
 
 
 def load_trained(path: str, config_path: str | None = None):
@@ -20,13 +21,16 @@ def load_trained(path: str, config_path: str | None = None):
             f"{path} is neither a completed run directory (with model.keras) nor a .keras file",
             hint="Pass the folder `cnnzoo train` wrote, e.g. runs/slide_cnn-20261125-130236, or its model.keras.",
         )
-    config_file = Path(config_path) if config_path else _run_config(model_file)
-    if config_file is None:
+    run = _run_of(model_file)
+    if config_path:
+        config: Config = load_config(config_path)
+    elif run is not None:
+        config = load_config(run.config, run.config_overrides())  # with every resume's overrides
+    else:
         raise CnnzooError(
             f"no config.yaml found next to {model_file}: the data and preprocessing it was trained with are unknown",
             hint="Pass the config it was trained with: --config configs/X.yaml.",
         )
-    config: Config = load_config(config_file)
     try:
         model = keras.models.load_model(model_file)
     except (ValueError, OSError) as exc:
@@ -34,8 +38,8 @@ def load_trained(path: str, config_path: str | None = None):
     return config, model
 
 
-def _run_config(model_file: Path) -> Path | None:
+def _run_of(model_file: Path) -> RunDir | None:
     for folder in (model_file.parent, model_file.parent.parent):  # run/model.keras, run/checkpoints/best.keras
-        if (folder / "config.yaml").is_file():
-            return folder / "config.yaml"
+        if is_run(folder):
+            return RunDir(folder)
     return None

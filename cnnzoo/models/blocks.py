@@ -17,6 +17,7 @@ from cnnzoo.config.schema import BlockConfig, Config
 from cnnzoo.errors import BuildError, did_you_mean, keras_message
 from cnnzoo.models import params, shapes
 from cnnzoo.models.layer_factory import LayerSpec, parse_layer, split_item
+from cnnzoo.models.weights_budget import WeightsBudget
 
 SHORTCUTS = ("identity", "A", "B", "none")
 STAGE_KEYS = ("block", "repeat", "name", "first", "last")
@@ -28,15 +29,19 @@ class Graph:
 
     config: Config
     defaults: dict[str, dict[str, Any]]  # model.layer_defaults keyed by Keras class name
+    policy: str = "float32"  # the dtype policy every layer gets, unless its item names its own
     applied: list[tuple[LayerSpec, tuple]] = field(default_factory=list)  # (layer, its input shape)
+    budget: WeightsBudget = field(default_factory=WeightsBudget)
 
     def apply(self, spec: LayerSpec, x):
         """Create one layer and call it on `x`, with the lecture-level shape checks first."""
-        layer = spec.instantiate()
+        layer = spec.instantiate(self.policy)
         shapes.check_window_fits(spec, layer, x.shape)
         self.applied.append((spec, tuple(x.shape)))
         try:
-            return layer(x)
+            return self.budget.call(layer, x, spec)
+        except BuildError:
+            raise
         except Exception as exc:  # Keras' complaints about a symbolic input (shape, dtype, a zero stride...)
             if type(exc).__module__.startswith("tensorflow"):
                 raise  # a runtime failure (e.g. a lost worker under a strategy), not a model mistake
@@ -136,7 +141,7 @@ def apply_block(graph: Graph, use: BlockUse, x):
         )
     if kind != "none":
         shortcut = shortcut_branch(graph, use, kind, block_input, split, tuple(x.shape))
-        x = keras.layers.Add(name=f"{use.prefix}add")([shortcut, x])
+        x = keras.layers.Add(name=f"{use.prefix}add", dtype=graph.policy)([shortcut, x])
     return _apply_list(graph, use, "after", x, start=1 + len(use.block.pre) + len(use.block.layers))
 
 
@@ -157,22 +162,22 @@ def shortcut_branch(graph: Graph, use: BlockUse, kind: str, block_input, split, 
     strides = _strides(source, target, use, where)
     if kind == "B" and source[-1] != target[-1]:
         return _projection(graph, use, split, target[-1], strides)
-    x = subsample(block_input, strides, use.prefix)
+    x = subsample(block_input, strides, use.prefix, graph.policy)
     if kind == "A" and source[-1] != target[-1]:
-        x = zero_pad_channels(x, target[-1], use, where)
+        x = zero_pad_channels(x, target[-1], use, where, graph.policy)
     return x
 
 
-def subsample(x, strides: int, prefix: str):
+def subsample(x, strides: int, prefix: str, dtype: str):
     """Keep every `strides`-th pixel: a 1x1 max pool with that stride (no parameters)."""
     import keras
 
     if strides == 1:
         return x
-    return keras.layers.MaxPooling2D(pool_size=1, strides=strides, name=f"{prefix}shortcut_subsample")(x)
+    return keras.layers.MaxPooling2D(pool_size=1, strides=strides, name=f"{prefix}shortcut_subsample", dtype=dtype)(x)
 
 
-def zero_pad_channels(x, channels: int, use: BlockUse, where):
+def zero_pad_channels(x, channels: int, use: BlockUse, where, dtype: str):
     """Option A: add zero channels, half before and half after, with standard layers only."""
     import keras
 
@@ -181,10 +186,10 @@ def zero_pad_channels(x, channels: int, use: BlockUse, where):
         raise BuildError(f"{use.context}option A cannot shrink {have} channels to {channels}", location=where,
                          hint="Use `shortcut: B` (a projection) for blocks that reduce channels.")
     before = (channels - have) // 2
-    x = keras.layers.Reshape((rows, cols, have, 1), name=f"{use.prefix}shortcut_to5d")(x)
+    x = keras.layers.Reshape((rows, cols, have, 1), name=f"{use.prefix}shortcut_to5d", dtype=dtype)(x)
     x = keras.layers.ZeroPadding3D(((0, 0), (0, 0), (before, channels - have - before)),
-                                   name=f"{use.prefix}shortcut_pad")(x)
-    return keras.layers.Reshape((rows, cols, channels), name=f"{use.prefix}shortcut_to4d")(x)
+                                   name=f"{use.prefix}shortcut_pad", dtype=dtype)(x)
+    return keras.layers.Reshape((rows, cols, channels), name=f"{use.prefix}shortcut_to4d", dtype=dtype)(x)
 
 
 def _projection(graph: Graph, use: BlockUse, x, channels: int, strides: int):

@@ -80,7 +80,8 @@ def _matching(shape: tuple[int, ...], dataset_shape, config: Config, where) -> t
     return tuple(shape)
 
 
-def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num_classes: int | None = None):
+def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num_classes: int | None = None,
+                dtype: str | None = None):
     """Build the Functional Keras model a config describes.
 
     Args:
@@ -88,6 +89,9 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
         input_shape: the dataset's image shape: the model's input when the config gives none,
             and checked against the config's otherwise.
         num_classes: the dataset's number of classes, checked against the model's output.
+        dtype: the Keras dtype policy every layer gets (default: `runtime.precision`, with
+            `auto` as float32: the trainer resolves `auto` for the hardware it trains on).
+            Keras' process-wide policy is neither read nor changed.
 
     Returns:
         An uncompiled `keras.Model` named `config.model.name`.
@@ -98,14 +102,11 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
     """
     import keras
 
-    # The dtype policy is process-wide in Keras: set it to what this config asks for, every time.
-    # `auto` is resolved by the trainer for the hardware it trains on; outside training it is float32.
-    policy = "float32" if config.runtime.precision == "auto" else config.runtime.precision
-    keras.mixed_precision.set_global_policy(policy)
+    policy = dtype or ("float32" if config.runtime.precision == "auto" else config.runtime.precision)
     specs = parse_layers(config)
     shape = input_shape_of(config, specs, input_shape)
     inputs = keras.Input(shape=shape, name="input")
-    graph = blocks.Graph(config, layer_defaults(config))
+    graph = blocks.Graph(config, layer_defaults(config), policy)
     x = inputs
     for i, item in enumerate(config.model.layers, start=1):
         kind = blocks.block_name_of(item, config)

@@ -7,7 +7,7 @@ from math import prod
 
 import numpy as np
 
-from cnnzoo.errors import CnnzooError
+from cnnzoo.errors import CnnzooError, did_you_mean
 from cnnzoo.models.inspect import input_shape
 from cnnzoo.models.shapes import fmt_dims
 
@@ -65,6 +65,23 @@ def _explain_dense(layer) -> str:
     units = layer.units
     bias = units if layer.use_bias else 0
     return (f"{layer.name} (Dense): weight matrix {n_in}x{units} + {bias} biases = {n_in * units + bias:,} parameters")
+
+
+def toeplitz_of(model, name: str) -> tuple[np.ndarray, str]:
+    """(matrix, title) for `cnnzoo inspect --toeplitz NAME`: the named Conv2D's channel 0 -> 0 matrix."""
+    names = [layer.name for layer in model.layers]
+    if name not in names:
+        raise CnnzooError(f"the model has no layer `{name}`.{did_you_mean(name, names)}",
+                          hint="`cnnzoo inspect CONFIG` lists the layer names.")
+    layer = model.get_layer(name)
+    shape = input_shape(layer)
+    if shape[0] * shape[1] > 4096:
+        raise CnnzooError(
+            f"{name}'s input is {shape[0]}x{shape[1]}: its matrix would have {shape[0] * shape[1]:,} columns",
+            hint="Inspect a small input, e.g. `model.input_shape=[6,6,1]` (add padding: same if the layers need it).",
+        )
+    matrix = toeplitz(layer, shape)
+    return matrix, f"{name}: {matrix.shape[0]}x{matrix.shape[1]} matrix (input channel 0 -> output channel 0, no bias)"
 
 
 def toeplitz(layer, input_shape: tuple[int, ...], in_channel: int = 0, out_channel: int = 0) -> np.ndarray:

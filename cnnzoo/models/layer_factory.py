@@ -42,9 +42,10 @@ class LayerSpec:
     def layer_name(self) -> str:
         return f"{self.prefix}{registry.snake_case(self.class_name)}_{self.index}"
 
-    def instantiate(self):
-        """Create the Keras layer; Keras' own argument errors become BuildErrors."""
-        kwargs = {"name": self.layer_name, **self.kwargs}
+    def instantiate(self, dtype: str = "float32"):
+        """Create the Keras layer in dtype policy `dtype` (unless the item names its own); Keras'
+        own argument errors become BuildErrors."""
+        kwargs = {"name": self.layer_name, "dtype": dtype, **self.kwargs}
         quoted = [k for k, v in self.kwargs.items() if isinstance(v, str) and is_number(v)]
         return construct(
             self.cls, kwargs, what=f"{self.label}: Keras rejected its arguments {self.kwargs}", location=self.location,

@@ -6,27 +6,31 @@ Keras 3.x (measured with 3.15.1 and TF 2.21) fails in two places when a model tr
    `strategy.reduce("MEAN", (x, y))`, which the collective strategy cannot do for a tuple;
 2. it averages each step's scalar logs with `strategy.reduce("MEAN", v, axis=0)`: a scalar has no axis 0.
 Both are Keras-side bugs: TensorFlow's strategy works (the same ops with `axis=None` all-reduce
-fine). The fixes below are applied only for multi-worker runs; the 2-worker test in
-tests/test_distribution.py fails if a Keras release breaks them.
+fine). `multi_worker_fit` applies the fixes for the duration of one multi-worker run and undoes
+them; the 2-worker test in tests/test_distribution.py fails if a Keras release breaks them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 
-def enable_multi_worker_fit(model) -> None:
-    """Let `model.fit/evaluate` run under MultiWorkerMirroredStrategy; call them inside its scope."""
-    _patch_log_reduction()
-    # (1) Without a strategy remembered at construction, Keras builds the model lazily at the
-    # first traced step instead (its own fallback); `fit` then takes the strategy from the scope.
-    model._distribute_strategy = None
+from cnnzoo.errors import CnnzooWarning
+
+TESTED_KERAS = ("3.15",)  # minor versions the work-around was tested with
 
 
-def _patch_log_reduction() -> None:
+@contextlib.contextmanager
+def multi_worker_fit(model):
+    """Let `model.fit/evaluate` run under MultiWorkerMirroredStrategy, inside its scope, within this block."""
+    import keras
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer
 
-    if getattr(trainer.reduce_per_replica, "_cnnzoo", False):
-        return
+    if not keras.__version__.startswith(TESTED_KERAS):
+        warnings.warn(f"multi-worker training patches Keras internals tested with Keras {', '.join(TESTED_KERAS)}; "
+                      f"this is Keras {keras.__version__}: if fit fails, see keras-team/keras#20585",
+                      CnnzooWarning, stacklevel=3)
     original = trainer.reduce_per_replica
 
     def reduce_per_replica(values, strategy, reduction):
@@ -35,5 +39,13 @@ def _patch_log_reduction() -> None:
             return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
         return original(values, strategy, reduction)
 
-    reduce_per_replica._cnnzoo = True
+    # (1) Without a strategy remembered at construction, Keras builds the model lazily at the
+    # first traced step instead (its own fallback); `fit` then takes the strategy from the scope.
+    remembered = model._distribute_strategy
+    model._distribute_strategy = None
     trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        trainer.reduce_per_replica = original
+        model._distribute_strategy = remembered

@@ -1,19 +1,31 @@
-"""`runtime.precision: auto`: which Keras dtype policy wins on the hardware a run uses.
+"""`runtime.precision`: the Keras dtype policy a run computes in, checked against the hardware.
 
-Measured on an AMD EPYC (Zen 4) with AVX512_BF16, the slide's net trains 1.5x faster under
-mixed_bfloat16 than in float32, its recipe to the same accuracy (README, "Speed"). CPUs without
-native bfloat16 would emulate it (not measured here), and GPUs and TPUs were not measured either:
-those keep float32 until someone measures them.
+float32 is the default, as in Keras, Lightning and timm, so one config gives the same numbers on
+every machine. `auto` is one setting away: mixed_bfloat16 when training on a CPU that computes
+bfloat16 natively (AVX512_BF16 or AMX), where the slide's net trained 1.5x faster than in float32
+(README, "Speed"), and float32 elsewhere (GPUs and TPUs were not measured here). A policy that
+the hardware cannot run well is refused or flagged, never silently swapped.
 """
 
 from __future__ import annotations
 
-import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from cnnzoo.config.schema import Config
+from cnnzoo.errors import CnnzooError
 
 NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+# Measured with benchmarks/runtime_options.py on a 2-core AMD EPYC (Zen 4): the slide's net.
+BF16_SPEEDUP = "1.5x"
+FP16_ON_CPU_SLOWDOWN = "4x"
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    policy: str  # a Keras dtype policy name
+    note: str | None = None  # said once at start
+    warning: str | None = None
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -32,36 +44,37 @@ def auto_precision(device_kind: str, flags: set[str] | None = None) -> str:
     """mixed_bfloat16 when training on a CPU that computes bfloat16 natively, else float32."""
     if device_kind != "cpu":
         return "float32"
-    return "mixed_bfloat16" if NATIVE_BF16_FLAGS & (cpu_flags() if flags is None else flags) else "float32"
+    return "mixed_bfloat16" if native_bfloat16(flags) else "float32"
 
 
-def device_kind(strategy_kind: str, devices: list[str] | None) -> str:
-    """tpu, gpu or cpu: what a run's replicas compute on (physical devices only: see cli)."""
-    import tensorflow as tf
-
-    if strategy_kind == "tpu":
-        return "tpu"
-    if devices:
-        return "gpu" if any("gpu" in d.lower() for d in devices) else "cpu"
-    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+def native_bfloat16(flags: set[str] | None = None) -> bool:
+    return bool(NATIVE_BF16_FLAGS & (cpu_flags() if flags is None else flags))
 
 
-def with_precision(config: Config, strategy_kind: str) -> Config:
-    """The config with `runtime.precision: auto` replaced by the policy chosen for this hardware."""
-    if config.runtime.precision != "auto":
-        return config
-    chosen = auto_precision(device_kind(strategy_kind, config.runtime.devices))
-    runtime = config.runtime.model_copy(update={"precision": chosen})
-    return config.model_copy(update={"runtime": runtime})  # keeps the source positions
+def choose_precision(config: Config, device_kind: str, flags: set[str] | None = None) -> PrecisionChoice:
+    """The policy for `runtime.precision` on replicas of `device_kind` (cpu, gpu, tpu).
 
-
-@contextlib.contextmanager
-def global_policy_restored():
-    """Keras' dtype policy is process-wide and the builder sets it: give the caller theirs back."""
-    import keras
-
-    before = keras.mixed_precision.global_policy()
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(before)
+    Raises:
+        CnnzooError: mixed_float16 without a GPU (CPUs emulate float16, TPUs compute bfloat16).
+    """
+    asked = config.runtime.precision
+    where = config.where("runtime", "precision")
+    native = device_kind == "cpu" and native_bfloat16(flags)
+    if asked == "auto":
+        policy = auto_precision(device_kind, flags)
+        reason = "this CPU computes bfloat16 natively" if native else f"replicas on {device_kind.upper()}"
+        return PrecisionChoice(policy, note=f"runtime.precision auto chose {policy} ({reason})")
+    if asked == "mixed_float16" and device_kind != "gpu":
+        raise CnnzooError(
+            f"runtime.precision is mixed_float16, which needs a GPU; this run's replicas are on {device_kind.upper()} "
+            f"(a CPU emulates float16: the slide's net trained {FP16_ON_CPU_SLOWDOWN} slower than in float32 here)",
+            location=where, path="runtime.precision",
+            hint="Use float32, or mixed_bfloat16 on TPUs and on CPUs with AVX512_BF16/AMX.",
+        )
+    if asked == "mixed_bfloat16" and device_kind == "cpu" and not native:
+        return PrecisionChoice(asked, warning=f"{where}: runtime.precision is mixed_bfloat16, but this CPU has no "
+                               "native bfloat16 (AVX512_BF16/AMX): it is emulated, probably slower than float32.")
+    if asked == "float32" and native and not config.is_written("runtime", "precision"):
+        return PrecisionChoice(asked, note=f"this CPU computes bfloat16 natively: `runtime.precision=auto` trained "
+                               f"the slide's net {BF16_SPEEDUP} faster here, with other rounding (README, Speed)")
+    return PrecisionChoice(asked)

@@ -1,18 +1,19 @@
-"""Process-wide settings a run needs before any model exists: strategy, seeds, determinism."""
+"""Process-wide settings a run needs before any model exists: the strategy, seeds, determinism."""
 
 from __future__ import annotations
 
 from cnnzoo.config.schema import Config
-from cnnzoo.runtime.strategy import Placement, choose_strategy
+from cnnzoo.runtime.strategy import Placement, choose_strategy, start_strategy
 
 
-def setup_runtime(config: Config) -> Placement:
-    """Choose the strategy first (MultiWorkerMirroredStrategy must start before other TF work), then seed."""
+def start_runtime(config: Config) -> Placement:
+    """Choose and start the strategy first (MultiWorkerMirroredStrategy must start before other
+    TF work), then seed Python, NumPy, TensorFlow and Keras, and turn on op determinism if asked."""
     import keras
     import tensorflow as tf
 
-    placement = choose_strategy(config)
-    keras.utils.set_random_seed(config.runtime.seed)  # Python, NumPy and TensorFlow
+    placement = start_strategy(choose_strategy(config), config)
+    keras.utils.set_random_seed(config.runtime.seed)
     if config.runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
     return placement

@@ -1,4 +1,4 @@
-"""The callbacks every run gets (logging, checkpoints, resume, NaN guard) plus the config's own."""
+"""The callbacks every run gets: logging, checkpoints, resume state, NaN guard, signals."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ import time
 
 import keras
 
-from cnnzoo import registry
-from cnnzoo.arguments import bind, construct
-from cnnzoo.config.schema import Config
-from cnnzoo.models.layer_factory import split_item
+from cnnzoo.training.checkpoints import Backup, Checkpoints
 from cnnzoo.training.run_dir import RunDir
-
-
-CALLBACK_EXAMPLE = "`- EarlyStopping: {monitor: val_loss, patience: 3}`"
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -67,27 +61,6 @@ class EpochLine(keras.callbacks.Callback):
         self.log(f"epoch {epoch + 1}/{self.epochs} - {seconds:.1f}s - {values}")
 
 
-class Backup(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore, also saving at each epoch's end when it saves every N steps.
-
-    Keras saves either per epoch or per N steps; with steps only, a kill just after an
-    epoch would replay that epoch. A resume restarts the interrupted epoch from its first
-    batch with the weights, optimizer state and step counter of the last save, so
-    learning-rate schedules go on where they were.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":
-            self.save_now()
-
-    def save_now(self, batch: int | None = None) -> None:
-        """Save now; `batch` (0-based) is recorded in the metadata for people, Keras ignores it."""
-        if batch is not None:
-            self._last_batch_seen = batch
-        self._save_model()  # Keras' own writer: weights, optimizer state and the epoch reached
-
-
 class Stopped(Exception):
     """Raised inside fit after SIGINT/SIGTERM, once the resume state has been saved."""
 
@@ -123,7 +96,7 @@ class StopOnSignal(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self._received is not None:
-            self.backup.save_now(batch)
+            self.backup.save_now()
             raise Stopped(self._received, self._epoch + 1, batch + 1)
 
     def on_train_end(self, logs=None):
@@ -139,12 +112,10 @@ def standard_callbacks(run: RunDir, monitor: str, backup_every_steps: int | None
     """NaN guard, timer, CSV history, resume state, TensorBoard, checkpoints: in the order they must run.
 
     The NaN guard comes first so no NaN weights are ever saved. The CSV row is written before
-    the backup, so a kill between the two makes the resumed run write that epoch again
-    (deduplicated later), never lose it.
+    the resume state, so a kill between the two makes the resumed run write that epoch again
+    (the later row wins when read), never lose it.
     """
-    run.checkpoints.mkdir(exist_ok=True)
-    mode = "max" if "acc" in monitor else "min"
-    backup = Backup(str(run.backup), save_freq=backup_every_steps or "epoch", double_checkpoint=True)
+    backup = Backup(run, backup_every_steps)
     return [
         NanGuard(),
         EpochTimer(),
@@ -152,22 +123,5 @@ def standard_callbacks(run: RunDir, monitor: str, backup_every_steps: int | None
         backup,
         StopOnSignal(backup),
         keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=True, update_freq="epoch"),
-        keras.callbacks.ModelCheckpoint(str(run.checkpoints / "last.keras")),
-        keras.callbacks.ModelCheckpoint(
-            str(run.checkpoints / "best.keras"), monitor=monitor, mode=mode, save_best_only=True
-        ),
+        Checkpoints(run, monitor),
     ]
-
-
-def config_callbacks(config: Config) -> list[keras.callbacks.Callback]:
-    """The callbacks listed under `train.callbacks`, e.g. `- EarlyStopping: {patience: 3}`."""
-    result = []
-    for i, item in enumerate(config.train.callbacks):
-        where = config.where("train", "callbacks", i)
-        path = f"train.callbacks.{i}"
-        name, args, kwargs = split_item(item, what="a callback", location=where, path=path, example=CALLBACK_EXAMPLE)
-        cls = registry.callbacks().get(name, location=where, path=path)
-        bound = bind(cls, args, kwargs, what=f"callback {cls.__name__}", location=where, path=path,
-                     locate=lambda key, i=i, name=name: config.where("train", "callbacks", i, name, key))
-        result.append(construct(cls, bound, what=f"callback {cls.__name__}", location=where, path=path))
-    return result

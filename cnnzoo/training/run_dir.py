@@ -1,20 +1,26 @@
-"""The run directory: everything a run leaves behind, and where each piece lives.
+"""The run directory: everything a run leaves behind, and its life cycle (claim, create, record, finish).
 
     runs/<model>-<timestamp>/
-      config.yaml      the resolved config (seed filled in): rerun it or --resume from it
-      run.json         versions, seed, command, status (running/interrupted/failed/completed)
+      config.yaml      the resolved config the run started with (seed and precision filled in)
+      run.json         versions, seed, command, status, and each resume's overrides and command
       logs/            TensorBoard: train/ and validation/ scalars, graph, config text
-      checkpoints/     last.keras and best.keras, written every epoch
-      backup/          BackupAndRestore state for --resume (removed when the run completes)
+      checkpoints/     last.keras every epoch, best.keras at each best validation score
+      backup/          the resume state (removed when the run completes)
       history.csv      one row per epoch, appended across resumes
       model.keras      the final model (plain Keras: loads without cnnzoo)
-      metrics.json     per-epoch history, epoch times and final test metrics
+      metrics.json     per-epoch history, epoch times, final validation and test metrics
+
+A folder that holds anything but a cnnzoo run is never written into; an earlier run is
+replaced only when asked (`--overwrite`). The config a run trains with is config.yaml
+with every resume's overrides applied in order (`RunDir.config_overrides`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +33,12 @@ from cnnzoo.errors import CnnzooError
 @dataclass(frozen=True)
 class RunDir:
     path: Path
+    shared: Path | None = None  # a worker's scratch copy: the chief's run, which the user resumes
+
+    @property
+    def home(self) -> Path:
+        """The run directory as its user knows it (for commands in messages)."""
+        return self.shared or self.path
 
     config = property(lambda self: self.path / "config.yaml")
     info = property(lambda self: self.path / "run.json")
@@ -39,32 +51,70 @@ class RunDir:
 
     def read_info(self) -> dict[str, Any]:
         try:
-            return json.loads(self.info.read_text())
+            info = json.loads(self.info.read_text())
         except (OSError, ValueError):
             return {}
+        return info if isinstance(info, dict) else {}
 
     def update_info(self, **fields: Any) -> None:
         info = self.read_info()
         info.update(fields)
         write_json(self.info, info)
 
+    def config_overrides(self) -> list[str]:
+        """Every resume's overrides, oldest first: config.yaml plus these is the run's config."""
+        return [o for resume in self.read_info().get("resumes", []) for o in resume.get("overrides", [])]
 
-def new_run_dir(name: str, output_dir: str | None, root: str = "runs") -> RunDir:
-    """Create a fresh run directory; refuse to write over an earlier run."""
-    if output_dir is not None:
-        path = Path(output_dir)
-        if (path / "config.yaml").exists():
-            raise CnnzooError(
-                f"{path} already holds a run",
-                hint=f"Continue it with `--resume {path}`, or pick another --output-dir.",
-            )
-    else:
+    def record_resume(self, overrides: list[str]) -> None:
+        info = self.read_info()
+        resumes = [*info.get("resumes", []), {"overrides": list(overrides), "command": " ".join(sys.argv),
+                                              "started": _now()}]
+        self.update_info(status="running", resumes=resumes)
+
+
+def is_run(path: Path) -> bool:
+    return (path / "config.yaml").is_file() and (path / "run.json").is_file()
+
+
+def claim(output_dir: str | None, name: str, *, overwrite: bool = False, root: str = "runs") -> Path:
+    """The folder a new run will use, checked (nothing is written yet).
+
+    Raises:
+        CnnzooError: the folder holds files that are not a run, or holds a run and
+            `overwrite` is not set, or is a file.
+    """
+    if output_dir is None:
         stem = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         path, suffix = stem, 1
         while path.exists():  # two runs started in the same second
             suffix += 1
             path = stem.with_name(f"{stem.name}-{suffix}")
+        return path
+    path = Path(output_dir)
+    if path.exists() and not path.is_dir():
+        raise CnnzooError(f"--output-dir {path} is a file, not a folder", hint="Choose a new folder name.")
+    entries = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if not entries:
+        return path
+    if not is_run(path):
+        shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+        raise CnnzooError(
+            f"--output-dir {path} is not empty ({shown}) and holds no cnnzoo run: cnnzoo does not write into it",
+            hint="Give a new or empty folder, e.g. --output-dir runs/my-run.",
+        )
+    if not overwrite:
+        raise CnnzooError(
+            f"{path} already holds a run",
+            hint=f"Continue it with `--resume {path}`, replace it with --overwrite, or pick another --output-dir.",
+        )
+    return path
+
+
+def create(path: Path, *, overwrite: bool = False) -> RunDir:
+    """Create the claimed folder (replacing an earlier run there only with `overwrite`), checked writable."""
     try:
+        if overwrite and is_run(path):
+            shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_text("ok")
@@ -77,9 +127,21 @@ def new_run_dir(name: str, output_dir: str | None, root: str = "runs") -> RunDir
     return RunDir(path)
 
 
+def check_free_space(path: Path, needed: int) -> None:
+    """Fail before training, not at the first checkpoint, when the disk cannot hold the run's files."""
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise CnnzooError(
+            f"only {free / 2**20:.0f} MB free on the disk holding {path}; this run needs about "
+            f"{needed / 2**20:.0f} MB for its checkpoints and logs",
+            hint="Free some space or choose another place with --output-dir DIR.",
+        )
+
+
 def existing_run_dir(path: str) -> RunDir:
     run = RunDir(Path(path))
-    if not (run.config.exists() and run.info.exists()):
+    if not is_run(run.path):
         raise CnnzooError(
             f"{path} is not a cnnzoo run directory (it needs the config.yaml and run.json that `cnnzoo train` writes)",
             hint="Pass the folder `cnnzoo train` printed at start, e.g. runs/slide_cnn-20260101-120000.",
@@ -108,16 +170,15 @@ def versions() -> dict[str, str]:
 
 
 def start_info(seed: int) -> dict[str, Any]:
-    return {
-        "status": "running",
-        "seed": seed,
-        "command": " ".join(sys.argv),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": versions(),
-    }
+    return {"status": "running", "seed": seed, "command": " ".join(sys.argv), "started": _now(),
+            "versions": versions()}
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)  # atomic: a kill never leaves half a file
+    os.replace(tmp, path)  # atomic: a kill never leaves half a file
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -1,26 +1,32 @@
 """`cnnzoo sweep`: a grid of overrides, one run each, in sequence, logged to TensorBoard's HParams tab.
 
 The grid comes from the config's `sweep:` section and `--grid key=v1,v2` options. Runs go to
-`runs/sweep-<name>-<timestamp>/<key=value,...>/`, so `tensorboard --logdir` on the sweep folder
-shows them side by side, with HParams comparing their settings and final metrics.
+`runs/sweep-<name>-<hash>/<NN>-<key=value,...>/`: the hash is of the base config and the grid,
+so the same command finds the same folder again. A run that fails (diverges, or its settings do
+not build) is recorded as failed and the others still run; running the sweep again skips the
+completed runs, resumes interrupted ones and retries failed ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from cnnzoo.config.loader import load_config
 from cnnzoo.config.yaml_io import parse_value
-from cnnzoo.errors import ConfigError, Location
-from cnnzoo.training.run_dir import write_json
-from cnnzoo.training.trainer import RunResult, train
+from cnnzoo.errors import CnnzooError, ConfigError, Location, TrainingError
+from cnnzoo.training.run_dir import RunDir, is_run, write_json
+from cnnzoo.training.trainer import TrainingInterrupted, train
 
 METRICS = [("epoch_loss", "train"), ("epoch_accuracy", "train"), ("epoch_loss", "validation"),
            ("epoch_accuracy", "validation")]
+FAILED = "failed.json"  # marks a sweep folder whose run never started
 
 
 def parse_grid(options: list[str]) -> dict[str, list[Any]]:
@@ -42,45 +48,90 @@ def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def run_name(values: dict[str, Any]) -> str:
     """`model.params.n=3,model.blocks.basic.shortcut=A` -> `n=3,shortcut=A` (last key parts)."""
-    return ",".join(f"{key.split('.')[-1]}={value}" for key, value in values.items()) or "base"
+    return ",".join(f"{key.split('.')[-1]}={_text(value)}" for key, value in values.items()) or "base"
+
+
+def folder_name(index: int, values: dict[str, Any]) -> str:
+    """`01-n=3,shortcut=A`: numbered (unique whatever the values), only characters safe in paths, short."""
+    safe = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", run_name(values)).strip("._") or "run"
+    return f"{index:02d}-{safe[:80]}"
 
 
 def sweep(config_path: str, overrides: list[str], grid_options: list[str], output_dir: str | None = None,
           manual_dir: str | None = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Train every combination of the grid; returns one summary row per run (also in summary.json/.md)."""
+    """Train every combination of the grid; returns one summary row per run (also in summary.json/.md).
+
+    Raises:
+        TrainingError: after all runs, when some failed (the summary says which and why).
+    """
     base = load_config(config_path, overrides)
     grid = {**base.sweep, **parse_grid(grid_options)}
     if not grid:
         raise ConfigError("nothing to sweep: the config has no `sweep:` section and no --grid was given",
                           location=Location(str(config_path)), hint="Add e.g. --grid train.optimizer.learning_rate=0.1,1.0")
-    root = Path(output_dir or f"runs/sweep-{base.model.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    digest = hashlib.sha256(json.dumps([base.to_yaml(), grid], default=str).encode()).hexdigest()[:8]
+    root = Path(output_dir or f"runs/sweep-{base.model.name}-{digest}")
     runs = combinations(grid)
     log(f"cnnzoo: sweep of {len(runs)} runs over {', '.join(grid)} in {root}")
     _write_hparams_config(root, grid)
     rows = []
     for i, values in enumerate(runs, start=1):
-        name = run_name(values)
+        name = folder_name(i, values)
         log(f"cnnzoo: sweep run {i}/{len(runs)}: {name}")
-        combo = [f"{key}={json.dumps(value)}" for key, value in values.items()]
-        config = load_config(config_path, [*overrides, *combo, "sweep={}"])
         start = time.perf_counter()
-        result = train(config, output_dir=str(root / name), manual_dir=manual_dir, log=log)
-        _write_hparams(result, values, name)
-        rows.append(_row(name, values, result, time.perf_counter() - start))
+        rows.append(_one_run(root / name, values, config_path, overrides, manual_dir, log, start))
         write_json(root / "summary.json", rows)
     (root / "summary.md").write_text(summary_table(rows))
     log(summary_table(rows))
+    failed = [row["run"] for row in rows if row["status"] != "completed"]
+    if failed:
+        raise TrainingError(f"{len(failed)} of {len(rows)} sweep runs failed: {', '.join(failed)}",
+                            hint=f"See {root / 'summary.md'}; run the same command again to retry them "
+                            "(completed runs are kept).")
     return rows
 
 
-def _row(name: str, values: dict[str, Any], result: RunResult, seconds: float) -> dict[str, Any]:
-    history = result.metrics["history"]
+def _one_run(folder: Path, values: dict[str, Any], config_path: str, overrides: list[str],
+             manual_dir: str | None, log, start: float) -> dict[str, Any]:
+    """Train (or skip, resume, retry) one grid point; a failure becomes a row, not an exception."""
+    from cnnzoo.training.resume import resume
+
+    combo = [f"{key}={json.dumps(value)}" for key, value in values.items()]
+    status = RunDir(folder).read_info().get("status") if is_run(folder) else None
+    try:
+        if status == "completed":
+            log(f"cnnzoo: {folder} completed earlier: kept")
+            return _row(folder, values, json.loads(RunDir(folder).metrics.read_text()), 0.0, "completed")
+        if status == "interrupted":
+            metrics = resume(str(folder), manual_dir=manual_dir, log=log).metrics
+        else:
+            if (folder / FAILED).exists():
+                shutil.rmtree(folder)  # our own record of an earlier attempt that never started
+            config = load_config(config_path, [*overrides, *combo, "sweep={}"])
+            metrics = train(config, output_dir=str(folder), manual_dir=manual_dir, log=log,
+                            overwrite=status is not None).metrics
+    except TrainingInterrupted:
+        raise  # Ctrl-C ends the sweep; running it again goes on from here
+    except Exception as exc:  # a diverged or unbuildable grid point must not end the others
+        message = str(exc) if isinstance(exc, CnnzooError) else f"{type(exc).__name__}: {exc}"
+        log(f"cnnzoo: sweep run {folder.name} failed: {message}")
+        if not is_run(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(folder / FAILED, {"error": message})
+        _write_hparams(folder, values, folder.name, failed=True)
+        return _row(folder, values, None, time.perf_counter() - start, f"failed: {message.splitlines()[0]}")
+    _write_hparams(folder, values, folder.name, failed=False)
+    return _row(folder, values, metrics, time.perf_counter() - start, "completed")
+
+
+def _row(folder: Path, values: dict[str, Any], metrics: dict | None, seconds: float, status: str) -> dict[str, Any]:
+    history = (metrics or {}).get("history", {})
     return {
-        "run": name, **{k.split(".")[-1]: v for k, v in values.items()},
-        "train_loss": history["loss"][-1], "train_accuracy": history.get("accuracy", [None])[-1],
-        "test_accuracy": result.metrics["test"].get("accuracy"), "params": result.metrics["params"],
-        "epochs": result.metrics["epochs_completed"], "seconds": round(seconds, 1),
-        "run_dir": str(result.run_dir.path),
+        "run": folder.name, **{k.split(".")[-1]: v for k, v in values.items()}, "status": status,
+        "train_loss": history.get("loss", [None])[-1], "train_accuracy": history.get("accuracy", [None])[-1],
+        "val_accuracy": (metrics or {}).get("validation", {}).get("accuracy"),
+        "test_accuracy": (metrics or {}).get("test", {}).get("accuracy"), "params": (metrics or {}).get("params"),
+        "epochs": (metrics or {}).get("epochs_completed"), "seconds": round(seconds, 1), "run_dir": str(folder),
     }
 
 
@@ -94,19 +145,26 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cell(column: str, value: Any) -> str:
-    """Metrics to 4 decimals, seconds to 1, counts with separators, settings as given."""
-    if column in ("train_loss", "train_accuracy", "test_accuracy") and isinstance(value, float):
+    """Metrics to 4 decimals, seconds to 1, counts with separators, settings as given, missing as -."""
+    if value is None:
+        return "-"
+    if column in ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy") and isinstance(value, float):
         return f"{value:.4f}"
     if column == "seconds":
         return f"{value:.1f}"
-    return f"{value:,}" if column == "params" else str(value)
+    return f"{value:,}" if column == "params" else str(value).replace("|", "\\|")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _write_hparams_config(root: Path, grid: dict[str, list[Any]]) -> None:
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
-    hparams = [hp.HParam(key, hp.Discrete([_hp_value(v) for v in values])) for key, values in grid.items()]
+    hparams = [hp.HParam(key, hp.Discrete(sorted({_hp_value(v) for v in values}, key=str)))
+               for key, values in grid.items()]
     metrics = [hp.Metric(tag, group=group, display_name=f"{group} {tag.removeprefix('epoch_')}")
                for tag, group in METRICS]
     root.mkdir(parents=True, exist_ok=True)
@@ -114,13 +172,17 @@ def _write_hparams_config(root: Path, grid: dict[str, list[Any]]) -> None:
         hp.hparams_config(hparams=hparams, metrics=metrics)
 
 
-def _write_hparams(result: RunResult, values: dict[str, Any], name: str) -> None:
-    """The run's settings as an HParams session in its logs/ (metrics are read from logs/train, logs/validation)."""
+def _write_hparams(folder: Path, values: dict[str, Any], name: str, *, failed: bool) -> None:
+    """The run's settings as an HParams session in its logs/ (metrics are read from logs/train, logs/validation),
+    ended with TensorBoard's success or failure status."""
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
+    from tensorboard.plugins.hparams import api_pb2, summary
 
-    with tf.summary.create_file_writer(str(result.run_dir.logs)).as_default():
+    status = api_pb2.STATUS_FAILURE if failed else api_pb2.STATUS_SUCCESS
+    with tf.summary.create_file_writer(str(folder / "logs")).as_default():
         hp.hparams({key: _hp_value(v) for key, v in values.items()}, trial_id=name)
+        tf.summary.experimental.write_raw_pb(summary.session_end_pb(status).SerializeToString(), step=0)
 
 
 def _hp_value(value: Any) -> Any:

@@ -1,13 +1,15 @@
-"""Model + `train`/`runtime` config -> compiled model (optimizer, schedule, loss, metrics)."""
+"""Model + `train` config -> compiled model: optimizer, schedule (in steps), loss, metrics; and the config's callbacks."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 from cnnzoo import registry
 from cnnzoo.arguments import bind, construct
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import BuildError, CnnzooWarning, did_you_mean
+from cnnzoo.models.layer_factory import split_item
 
 # Losses that compare against one-hot labels; the others take integer class ids.
 ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence"}
@@ -18,8 +20,12 @@ def uses_one_hot_labels(loss: str) -> bool:
     return registry.snake_case(loss) in ONE_HOT_LOSSES
 
 
-def make_optimizer(config: Config):
-    """The optimizer named in `train.optimizer`, with `train.lr_schedule` if given."""
+def make_optimizer(config: Config, steps_per_epoch: int | None = None):
+    """The optimizer named in `train.optimizer`, with `train.lr_schedule` if given.
+
+    A schedule in epochs (`unit: epoch`) is converted with `steps_per_epoch`; without it
+    (a dataset not prepared yet) one step per epoch stands in, to check the arguments.
+    """
     cls, kwargs = _resolve(config, "optimizer", registry.optimizers())
     where = config.where("train", "optimizer")
     if cls.__name__ == "Adadelta" and "learning_rate" not in kwargs and config.train.lr_schedule is None:
@@ -31,11 +37,33 @@ def make_optimizer(config: Config):
         )
     if config.train.lr_schedule is not None:
         cls_s, kwargs_s = _resolve(config, "lr_schedule", registry.schedules())
+        if config.train.lr_schedule.unit == "epoch":
+            kwargs_s = in_steps(kwargs_s, steps_per_epoch or 1)
         kwargs["learning_rate"] = construct(
             cls_s, kwargs_s, what=f"schedule {cls_s.__name__}", location=config.where("train", "lr_schedule"),
             path="train.lr_schedule",
         )
     return construct(cls, kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer")
+
+
+def in_steps(kwargs: dict, steps_per_epoch: int) -> dict:
+    """Schedule arguments counted in epochs -> in optimizer steps: `boundaries` and every `*_steps`."""
+    def steps(value):
+        if isinstance(value, list):
+            return [steps(v) for v in value]
+        return max(1, round(value * steps_per_epoch)) if isinstance(value, (int, float)) else value
+
+    return {k: steps(v) if k == "boundaries" or k.endswith("_steps") else v for k, v in kwargs.items()}
+
+
+def steps_per_epoch(config: Config, train_examples: int | None, drop_remainder: bool = False) -> int | None:
+    """Optimizer steps in one epoch: `train.steps_per_epoch`, else the training split's batches."""
+    if config.train.steps_per_epoch is not None:
+        return config.train.steps_per_epoch
+    if not train_examples:
+        return None
+    batches = train_examples / config.data.batch_size
+    return int(batches) if drop_remainder else math.ceil(batches)
 
 
 def _resolve(config: Config, key: str, table: registry.Registry) -> tuple[type, dict]:
@@ -74,12 +102,22 @@ def check_loss_and_metrics(config: Config) -> None:
             ) from None
 
 
-def compile_model(model, config: Config) -> None:
-    """Compile `model` in place as `train` and `runtime` say."""
+def compile_model(model, config: Config, steps_per_epoch: int | None = None) -> None:
+    """Compile `model` in place as `train` and `runtime` say.
+
+    A model computing in float16 gets Keras' LossScaleOptimizer (small float16 gradients
+    would underflow to 0). Keras adds it only when the global policy says float16; cnnzoo
+    sets policies per layer, so it does so here.
+    """
+    import keras
+
     check_loss_and_metrics(config)
     _warn_if_probabilities_mismatch(model, config)
+    optimizer = make_optimizer(config, steps_per_epoch)
+    if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
-        optimizer=make_optimizer(config),
+        optimizer=optimizer,
         loss=config.train.loss,
         metrics=list(config.train.metrics),
         jit_compile=config.runtime.jit_compile,
@@ -98,3 +136,20 @@ def _warn_if_probabilities_mismatch(model, config: Config) -> None:
             CnnzooWarning,
             stacklevel=2,
         )
+
+
+CALLBACK_EXAMPLE = "`- EarlyStopping: {monitor: val_loss, patience: 3}`"
+
+
+def config_callbacks(config: Config) -> list:
+    """The callbacks listed under `train.callbacks`, e.g. `- EarlyStopping: {patience: 3}`."""
+    result = []
+    for i, item in enumerate(config.train.callbacks):
+        where = config.where("train", "callbacks", i)
+        path = f"train.callbacks.{i}"
+        name, args, kwargs = split_item(item, what="a callback", location=where, path=path, example=CALLBACK_EXAMPLE)
+        cls = registry.callbacks().get(name, location=where, path=path)
+        bound = bind(cls, args, kwargs, what=f"callback {cls.__name__}", location=where, path=path,
+                     locate=lambda key, i=i, name=name: config.where("train", "callbacks", i, name, key))
+        result.append(construct(cls, bound, what=f"callback {cls.__name__}", location=where, path=path))
+    return result

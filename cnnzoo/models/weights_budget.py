@@ -1,0 +1,65 @@
+"""Refuse a model whose weights cannot fit in memory before any of them is allocated.
+
+A typo such as `Dense: 1000000000` would otherwise make TensorFlow try to allocate terabytes
+(an out-of-memory crash or minutes of swapping). Each layer is first called inside Keras'
+`StatelessScope(initialize_variables=False)`, which creates its variables without memory;
+their sizes are added up, and only then are they initialized.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from cnnzoo.errors import BuildError
+from cnnzoo.models.layer_factory import LayerSpec
+
+MEMORY_SHARE = 0.5  # float32 weights alone may take half the memory (training needs 3-4x that)
+
+
+class WeightsBudget:
+    """Counts parameters layer by layer against the machine's memory."""
+
+    def __init__(self, memory_bytes: int | None = None):
+        self.limit = int(MEMORY_SHARE * (memory_bytes or _physical_memory()) / 4)
+        self.total = 0
+
+    def call(self, layer, x, spec: LayerSpec):
+        """`layer(x)`, after checking that its weights fit."""
+        import keras
+
+        with keras.StatelessScope(initialize_variables=False):
+            y = layer(x)
+        count = sum(prod(w.shape) for w in layer.weights)
+        self.total += count
+        if self.total > self.limit:
+            _forget_deferred_variables()
+            raise BuildError(
+                f"{spec.label} makes the model {self.total:,} parameters ({4 * self.total / 2**30:,.1f} GB of "
+                f"float32 weights, and training needs 3-4x that); this machine's memory allows about "
+                f"{self.limit:,}",
+                location=spec.location, hint="Check the layer's sizes (units, filters, kernel_size) for a typo.",
+            )
+        with keras.StatelessScope():  # leaving it initializes the variables created above
+            pass
+        return y
+
+
+def _forget_deferred_variables() -> None:
+    """Drop the variables created without memory, so later models in this process build normally."""
+    try:
+        from keras.src.backend.common import global_state
+
+        global_state.set_global_attribute("uninitialized_variables", [])
+    except ImportError:  # a Keras that moved it: clear everything instead (also resets Keras' global settings)
+        import keras
+
+        keras.utils.clear_session()
+
+
+def _physical_memory() -> int:
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30

@@ -1,0 +1,133 @@
+"""One plan from a config to a run: everything that can fail on user input, resolved before
+anything is written or downloaded.
+
+`cnnzoo validate` prints a plan, `inspect` renders its model, `train` runs it, and
+`evaluate`/`export` reuse its pieces, so "OK" from validate means train starts. In order:
+the strategy and precision (checked against this machine), the dataset (TFDS metadata, and
+where its examples will come from), the splits, steps per epoch, the built and compiled
+model, the config's callbacks, and what the run should tell its user at start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cnnzoo.config.schema import Config
+from cnnzoo.data.cache import CacheChoice, choose_cache
+from cnnzoo.data.catalog import DatasetSignature, dataset_signature
+from cnnzoo.data.prepare import Source, locate, manual_dir_of
+from cnnzoo.data.splits import Splits, resolve_splits
+from cnnzoo.errors import CnnzooWarning, DataError
+from cnnzoo.models.builder import build_model
+from cnnzoo.models.compile import compile_model, config_callbacks, steps_per_epoch
+from cnnzoo.models.shapes import fmt_dims
+from cnnzoo.runtime.precision import PrecisionChoice, choose_precision
+from cnnzoo.runtime.strategy import Placement, StrategyChoice, choose_strategy
+
+
+@dataclass
+class Plan:
+    """A config resolved for this machine: what `train` will do, step by step."""
+
+    config: Config  # `runtime.precision: auto` replaced by the policy chosen
+    strategy: StrategyChoice
+    precision: PrecisionChoice
+    dataset: DatasetSignature
+    source: Source
+    splits: Splits
+    cache: CacheChoice | None  # decided once the dataset's sizes are known (prepared)
+    steps_per_epoch: int | None  # None until the dataset is prepared, unless train.steps_per_epoch
+    model: Any  # the compiled keras.Model
+    callbacks: list  # from train.callbacks
+    notes: list[str] = field(default_factory=list)  # said once at start
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self) -> None:
+        """Say the plan's warnings (once each, as Python warnings)."""
+        for text in self.warnings:
+            warnings.warn(text, CnnzooWarning, stacklevel=2)
+
+    def lines(self) -> list[str]:
+        """The plan as `cnnzoo validate` prints it, one fact per line."""
+        c = self.config
+        steps = self.steps_per_epoch or "known once the dataset is prepared"
+        cache = ("in memory" if self.cache.cache else "not cached") if self.cache else "decided once prepared"
+        return [
+            f"data: {c.data.name} {fmt_dims(self.dataset.image_shape)}, {self.dataset.num_classes} classes; "
+            f"{self.source.description}",
+            f"splits: training on {self.splits.describe()}; testing on {self.splits.test}; cache: {cache}",
+            f"training: {c.train.epochs} epochs of {steps} steps, batch {c.data.batch_size}, "
+            f"optimizer {c.train.optimizer.name}, loss {c.train.loss}",
+            f"runtime: {self.precision.policy}; {self.strategy.summary()}",
+            *(f"note: {note}" for note in self.notes),
+        ]
+
+
+def plan(config: Config, manual_dir: str | None = None, *, placement: Placement | None = None,
+         data_needed: bool = True) -> Plan:
+    """Resolve a config for this machine, downloading and writing nothing.
+
+    Args:
+        config: a validated config.
+        manual_dir: a folder with the dataset's original files or `.npz` arrays (offline use).
+        placement: the started strategy when training: the model is built in its scope.
+            Without it (validate, inspect) the choice is checked but nothing is started.
+        data_needed: False for what needs only the model (`inspect`): a dataset that cannot
+            be had here is then described, not an error, and the dataset's image shape and
+            classes only fill in what the config leaves out (e.g. a small input to study).
+
+    Raises:
+        CnnzooError: the first problem, with the config line it comes from.
+    """
+    strategy = placement.choice if placement is not None else choose_strategy(config)
+    precision = choose_precision(config, strategy.device_kind)
+    if config.runtime.precision == "auto":  # the run's config.yaml records the choice; a resume keeps it
+        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"precision": precision.policy})})
+    signature = dataset_signature(config)
+
+    def scope():
+        return placement.strategy.scope() if placement is not None else contextlib.nullcontext()
+
+    with scope():  # the config's own mistakes first; whether the data can be had is the machine's
+        checked = data_needed or config.model.input_shape is None
+        model = build_model(config, input_shape=signature.image_shape if checked else None,
+                            num_classes=signature.num_classes if data_needed else None, dtype=precision.policy)
+        compile_model(model, config, config.train.steps_per_epoch)
+        callbacks = config_callbacks(config)
+    try:
+        source = locate(signature.builder, config, manual_dir_of(config, manual_dir))
+    except DataError as exc:
+        if data_needed:
+            raise
+        source = Source(signature.builder, signature.builder, None, f"not available here ({exc.message})")
+    prepared = source.writer is None
+    splits = resolve_splits(config, source.reader.info.splits if prepared else {})
+    cache = choose_cache(config, splits, signature.image_shape) if prepared else None
+    result = Plan(config, strategy, precision, signature, source, splits, cache, config.train.steps_per_epoch,
+                  model, callbacks)
+    return with_data(result, splits, cache) if prepared else _noted(result)
+
+
+def with_data(plan_: Plan, splits: Splits, cache: CacheChoice) -> Plan:
+    """The plan once the dataset is prepared: splits with sizes, the cache decided, steps known.
+
+    A schedule counted in epochs is converted again with the real steps per epoch.
+    """
+    steps = steps_per_epoch(plan_.config, splits.size(splits.train), drop_remainder=plan_.strategy.kind == "tpu")
+    if steps != plan_.steps_per_epoch and plan_.config.train.lr_schedule is not None:
+        compile_model(plan_.model, plan_.config, steps)  # cheap: the optimizer is built at the first step
+    return _noted(replace(plan_, splits=splits, cache=cache, steps_per_epoch=steps))
+
+
+def _noted(p: Plan) -> Plan:
+    """The plan with what its run should say at start: notes (facts) and warnings (probably not meant)."""
+    p.notes = [note for note in (p.precision.note, p.cache and p.cache.note) if note]
+    p.warnings = [w for w in (p.precision.warning, p.cache and p.cache.warning) if w]
+    if p.splits.validates_on_test:
+        p.warnings.append(f"{p.config.where('data', 'validation_split')}: validating on the test split "
+                          f"`{p.splits.test}`: model selection (checkpoints/best.keras, EarlyStopping) sees the "
+                          "test set, so the final test number is not an unseen estimate")
+    return p

@@ -1,0 +1,150 @@
+"""Saved state that a kill cannot corrupt, and finding the newest intact state to resume from.
+
+Every file is written under a temporary name in the same folder and renamed into place, so
+a SIGKILL in the middle of a save leaves the previous complete file. The resume state
+(weights with the optimizer's slots and step counter, and the epoch reached) lives in
+`backup/`: each save writes `backup/next/` whole, then moves `current/` to `previous/` and
+`next/` to `current/`. At `--resume` the candidates are tried newest first: `backup/current`,
+`backup/next`, `backup/previous`, `checkpoints/last.keras`, `model.keras`; one that does
+not load is reported by name and the next one is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from cnnzoo.training.run_dir import RunDir, write_json
+
+WEIGHTS = "model.weights.h5"  # Keras wants this suffix; the file holds the optimizer's state too
+STATE = "state.json"  # written last: a folder without it is an unfinished save
+
+
+def save_model_atomically(model, path: Path) -> None:
+    """`model.save(path)` via a temporary `.keras` file renamed into place."""
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class Backup(keras.callbacks.Callback):
+    """The resume state, saved at every epoch's end and every `every_steps` batches; removed when training ends.
+
+    Keras' BackupAndRestore writes its files in place (a kill mid-save leaves a truncated
+    file) and restores inside `fit`, where a corrupt file ends training with a traceback;
+    here the trainer restores before `fit` (see `restore`).
+    """
+
+    def __init__(self, run: RunDir, every_steps: int | None = None):
+        super().__init__()
+        self.folder, self.every_steps = run.backup, every_steps
+        self._epoch, self._batch = 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._batch = epoch, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batch = batch + 1
+        if self.every_steps and self._batch % self.every_steps == 0:
+            self.save_now()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epoch, self._batch = epoch + 1, 0
+        self.save_now()
+
+    def on_train_end(self, logs=None):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def save_now(self) -> None:
+        """Save the state reached: weights, optimizer, the epoch and the batches done in it."""
+        fresh = self.folder / "next"
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        self.model.save_weights(fresh / WEIGHTS)
+        step = int(self.model.optimizer.iterations.numpy())
+        (fresh / STATE).write_text(json.dumps({"epoch": self._epoch, "batch": self._batch, "step": step}))
+        current, previous = self.folder / "current", self.folder / "previous"
+        if current.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(current, previous)
+        os.replace(fresh, current)
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """`checkpoints/last.keras` every epoch and `best.keras` when `monitor` improves, both written atomically."""
+
+    def __init__(self, run: RunDir, monitor: str):
+        super().__init__()
+        self.run, self.monitor = run, monitor
+        self.better = (lambda a, b: a > b) if "acc" in monitor else (lambda a, b: a < b)
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.run.checkpoints.mkdir(exist_ok=True)
+        save_model_atomically(self.model, self.run.checkpoints / "last.keras")
+        write_json(self.run.checkpoints / "last.json", {"epoch": epoch + 1})
+        value = (logs or {}).get(self.monitor)
+        if value is not None and (self.best is None or self.better(float(value), self.best)):
+            self.best = float(value)
+            save_model_atomically(self.model, self.run.checkpoints / "best.keras")
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a resume starts from."""
+
+    epoch: int  # epochs completed: training goes on with the next one (from its first batch)
+    source: Path | None  # the file or folder loaded; None: nothing was saved, training starts again
+    skipped: tuple[str, ...] = ()  # candidates that did not load, each with the reason
+
+
+class NoIntactState(Exception):
+    """Every saved state of a run failed to load."""
+
+    def __init__(self, skipped: tuple[str, ...]):
+        super().__init__("; ".join(skipped))
+        self.skipped = skipped
+
+
+def restore(run: RunDir, model, completed_epochs: int) -> Restored:
+    """Load the newest intact saved state into `model` (compiled, optimizer built here).
+
+    `completed_epochs` is the epoch count of `model.keras` (a completed run).
+    """
+    model.optimizer.build(model.trainable_variables)
+    skipped = []
+    for source, epoch_of in _candidates(run, completed_epochs):
+        if not source.exists():
+            continue
+        try:
+            epoch = epoch_of()
+            model.load_weights(source / WEIGHTS if source.is_dir() else source)
+        except Exception as exc:  # h5py, zipfile, JSON and Keras all raise their own kinds
+            skipped.append(f"{source} could not be loaded ({_reason(exc)})")
+            continue
+        return Restored(epoch, source, tuple(skipped))
+    if skipped:
+        raise NoIntactState(tuple(skipped))
+    return Restored(0, None)
+
+
+def _candidates(run: RunDir, completed_epochs: int):
+    """(path, epoch reader), newest first."""
+    for name in ("current", "next", "previous"):
+        folder = run.backup / name
+        if name == "next" and not (folder / STATE).exists():
+            continue  # an unfinished save, not a corrupt one
+        yield folder, lambda folder=folder: int(json.loads((folder / STATE).read_text())["epoch"])
+    last = run.checkpoints / "last.keras"
+    yield last, lambda: int(json.loads((run.checkpoints / "last.json").read_text())["epoch"])
+    yield run.model, lambda: completed_epochs
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__

@@ -1,0 +1,98 @@
+"""`--resume RUN [key=value ...]`: continue a run, checking everything before anything is written.
+
+The run's config is its config.yaml with every earlier resume's overrides applied; the new
+overrides go on top and are validated as a whole (the plan). An override that would change
+the shape of any weight is refused, naming the key, since the saved weights could not be
+loaded into the new model. Only then is the resume recorded in run.json, and training goes on
+from the newest saved state that loads (see `cnnzoo.training.checkpoints.restore`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+from cnnzoo.config.loader import load_config
+from cnnzoo.config.schema import Config
+from cnnzoo.errors import CnnzooError, CnnzooWarning
+from cnnzoo.training import checkpoints, trainer
+from cnnzoo.training.history import read_history
+from cnnzoo.training.run_dir import RunDir, existing_run_dir
+
+
+def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | None = None,
+           log: trainer.Log = print, callbacks: list | None = None) -> trainer.RunResult:
+    """Continue an interrupted run (or train a completed one further) from its newest intact saved state."""
+    from cnnzoo.plan import plan
+    from cnnzoo.runtime.setup import start_runtime
+
+    run = existing_run_dir(run_path)
+    earlier = run.config_overrides()
+    if run.read_info().get("status") == "completed" and not overrides:
+        raise CnnzooError(f"the run in {run.path} already completed",
+                          hint=f"Train longer with `cnnzoo train --resume {run.path} train.epochs=N`.")
+    config = load_config(run.config, [*earlier, *overrides])
+    placement = start_runtime(config)
+    with placement.strategy.scope():
+        planned = plan(config, manual_dir, placement=placement)
+        if overrides:
+            check_same_weights(run, earlier, overrides, planned.model)
+        planned, data = trainer.prepared(planned, manual_dir)
+        with trainer.worker_folder(placement) as scratch:
+            if scratch is not None:  # a worker restores from a copy of the chief's state (a shared filesystem)
+                run = RunDir(shutil.copytree(run.path, scratch / "run"), shared=run.path)
+            state = _restore(run, planned.model)
+            if scratch is None:
+                run.record_resume(list(overrides))
+            log = trainer._worker_log(log, placement)
+            if state.source is None:
+                log(f"cnnzoo: {run.path} has no saved state; training starts again from epoch 1")
+            else:
+                log(f"cnnzoo: resuming from {state.source} after epoch {state.epoch}")
+            return trainer.execute(run, planned, data, placement, state.epoch, log, callbacks or [], "resuming")
+
+
+def check_same_weights(run: RunDir, earlier: list[str], overrides: tuple[str, ...], model) -> None:
+    """Refuse overrides under which the saved weights would not fit the model, naming the keys."""
+    from cnnzoo.models.builder import build_model
+
+    before = _shapes(build_model(load_config(run.config, earlier)))
+    if _shapes(model) == before:
+        return
+    culprits = [o for o in overrides if _shapes(_try_build(build_model, run, [*earlier, o])) != before]
+    keys = ", ".join(f"`{o.partition('=')[0]}`" for o in culprits or overrides)
+    raise CnnzooError(
+        f"--resume cannot change the model's weights: {keys} would change the shape of its weights, so the "
+        f"saved ones could not be loaded; nothing in {run.path} was changed",
+        hint="Start a new run with the changed config instead (e.g. `cnnzoo train --config ... --output-dir DIR`).",
+    )
+
+
+def _shapes(model) -> list[tuple]:
+    return [] if model is None else [tuple(w.shape) for w in model.weights]
+
+
+def _try_build(build_model, run: RunDir, overrides: list[str]):
+    try:
+        return build_model(load_config(run.config, overrides))
+    except CnnzooError:
+        return None
+
+
+def _restore(run: RunDir, model) -> checkpoints.Restored:
+    try:
+        state = checkpoints.restore(run, model, len(read_history(run).get("epoch", [])))
+    except checkpoints.NoIntactState as exc:
+        raise CnnzooError(
+            f"no saved state of {run.path} loads: {'; '.join(exc.skipped)}",
+            hint=f"The run cannot go on from here; start a new one from its config with "
+            f"`cnnzoo train --config {run.config} --output-dir NEW_DIR`.",
+        ) from None
+    for skipped in state.skipped:
+        warnings.warn(f"{skipped}; falling back to an older saved state", CnnzooWarning, stacklevel=2)
+    return state
+
+
+def effective_config(run: RunDir) -> Config:
+    """The config a run trains with: config.yaml and every resume's overrides."""
+    return load_config(run.config, run.config_overrides())
