@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     _manual_dir_argument(train)
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last saved state")
     train.add_argument("--print-config", action="store_true", help="print the config with every default and exit")
+    train.add_argument("--resolved", action="store_true",
+                       help="with --print-config: also the layer list the model is built from, blocks expanded")
     train.add_argument("--dry-run", action="store_true", help="check everything and print the plan, as validate does")
     train.add_argument("--workers", metavar="HOST:PORT,...",
                        help="multi-worker training without writing TF_CONFIG: every worker's address, same order everywhere")
@@ -178,7 +180,7 @@ def _train(args: argparse.Namespace) -> int:
         raise CnnzooError("no config given", hint="Usage: cnnzoo train --config configs/quickstart.yaml [key=value ...]")
     config = load_config(args.config, args.overrides)
     if args.print_config:
-        print(config.to_yaml(), end="")
+        print(config.to_yaml(resolved=args.resolved), end="")
         return 0
     if args.dry_run:
         return _print_plan(args.config, config, args.manual_dir)

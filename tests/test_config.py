@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from cnnzoo import ConfigError, load_config
@@ -159,3 +160,37 @@ def test_non_utf8_and_folder_are_config_errors(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="is a folder, not a config file"):
         load_config(tmp_path)
+
+
+def test_every_item_is_resolved_and_checked_when_the_config_loads(tmp_path):
+    from cnnzoo import BuildError
+    from cnnzoo.config.items import BlockItem, LayerItem
+
+    config = load_config(CONFIGS / "resnet" / "resnet20.yaml")
+    kinds = [type(item).__name__ for item in config.items]
+    assert kinds == ["LayerItem"] * 3 + ["BlockItem"] * 9 + ["LayerItem"] * 2
+    block = config.items[7]  # stage2, block 2 of 3
+    assert isinstance(block, BlockItem) and block.prefix == "stage2_block2_" and block.shortcut == "A"
+    conv = block.layers[0]
+    assert isinstance(conv, LayerItem) and conv.class_name == "Conv2D"
+    assert conv.kwargs["filters"] == 32 and conv.kwargs["strides"] == 1 and conv.kwargs["use_bias"] is False
+    assert str(conv.location).endswith("blocks.yaml:10:11")
+    path = write(tmp_path / "c.yaml", MINIMAL.replace("{Dense: 10}", "{Dense: {units: 10, activaton: relu}}"))
+    with pytest.raises(BuildError, match=r"c.yaml:3:\d+: error: model.layers.1: layer 2 \(Dense\) has no argument"):
+        load_config(path)
+
+
+def test_print_config_resolved_shows_the_expanded_layers():
+    from conftest import run_cli
+
+    done = run_cli("train", str(CONFIGS / "resnet" / "resnet20.yaml"), "--print-config", "--resolved",
+                   "model.params.n=1")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "repeat: $n" in text.split("resolved_layers")[0]  # the config as written
+    resolved = yaml.safe_load(text.split("(not a config key):\n")[1])["resolved_layers"]
+    assert [next(iter(item)) for item in resolved] == ["Conv2D", "BatchNormalization", "Activation", "block", "block",
+                                                       "block", "GlobalAveragePooling2D", "Dense"]
+    stage2 = resolved[4]["block"]
+    assert stage2["name"] == "stage2_block1" and stage2["uses"] == "basic" and stage2["shortcut"] == "A"
+    assert stage2["layers"][0]["Conv2D"]["filters"] == 32 and stage2["layers"][0]["Conv2D"]["strides"] == 2

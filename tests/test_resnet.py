@@ -170,18 +170,24 @@ def _block_config(tmp_path, stage: str, shortcut: str = "A"):
     ("stage: {block: rse, repeat: 2, filters: 4}", "A", "no block named `rse` in model.blocks. Did you mean `res`?", 13),
     ("stage: {block: res, repeat: 2, filter: 4}", "A", "block `res` has no parameter `filter`. Did you mean `filters`?", 13),
     ("stage: {block: res, repeat: 2}", "A", "block `res` needs parameter `filters`", 13),
-    ("stage: {block: res, repeat: 0, filters: 4}", "A", "stage `repeat` must be a positive whole number", 13),
+    ("stage: {block: res, repeat: 0, filters: 4}", "A", "stage `repeat` must be a whole number from 1 to 20,000", 13),
     ("stage: {block: res, repeat: 2, filters: $widht}", "A", "refers to `widht`, which is not defined here. Did you mean `width`?", 13),
-    ("stage: {block: res, repeat: 2, filters: 8}", "identity", "the identity shortcut cannot add input 8x8x4 to the block's output 8x8x8", 11),
     ("stage: {block: res, repeat: 2, filters: 4}", "C", "unknown shortcut `C`", 11),
     ("stage: {block: res, repeat: 2, filters: '${__import__(1)}'}", "A", "only numbers, names, lists", 13),
 ])
-def test_block_mistakes_name_the_line_and_the_fix(tmp_path, stage, shortcut, message, line):
-    path, config = _block_config(tmp_path, stage, shortcut)
+def test_block_mistakes_are_found_when_the_config_loads(tmp_path, stage, shortcut, message, line):
     with pytest.raises(BuildError) as err:
-        build_model(config)
+        _block_config(tmp_path, stage, shortcut)
     assert message in str(err.value)
     assert f"net.yaml:{line}:" in str(err.value)
+
+
+def test_a_shortcut_that_does_not_fit_the_shapes_is_found_when_building(tmp_path):
+    path, config = _block_config(tmp_path, "stage: {block: res, repeat: 2, filters: 8}", "identity")
+    with pytest.raises(BuildError) as err:
+        build_model(config)
+    assert "the identity shortcut cannot add input 8x8x4 to the block's output 8x8x8" in str(err.value)
+    assert "net.yaml:11:" in str(err.value)
 
 
 def test_block_used_directly_and_a_shortcut_b_projection(tmp_path):

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import BaseModel, ValidationError
 
+from cnnzoo.config.items import declared_input, layer_defaults, resolve_items
 from cnnzoo.config.schema import Config
 from cnnzoo.config.yaml_io import KeyPath, Marks, nearest_mark, parse_value, read_yaml
 from cnnzoo.arguments import is_number
@@ -64,6 +65,9 @@ def validate_config(data: Any, marks: Marks, sources: tuple[str, ...]) -> Config
         raise first from None
     config._marks = marks
     config._sources = sources
+    config._defaults = layer_defaults(config)
+    config._items = resolve_items(config, config._defaults)
+    config._declared_input = declared_input(config)
     return config
 
 

@@ -5,7 +5,7 @@ Sections split by concern: `model` (what to build), `data` (what to feed it),
 Unknown keys are rejected (`extra="forbid"`) and types are strict, so a YAML
 typo never silently becomes a default. Keras-specific names (layer classes,
 optimizer arguments) are checked later against Keras itself, where the
-knowledge lives (`cnnzoo.models.layer_factory`, `cnnzoo.models.compile`).
+knowledge lives (`cnnzoo.config.items`, `cnnzoo.models.compile`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from cnnzoo.errors import Location
 
 # A Keras class "call" as written in YAML: `Flatten`, `{Dense: 128}`, `{Conv2D: [32, 3]}`,
 # `{Conv2D: {filters: 32, kernel_size: 3}}`. Layers and callbacks are written this way and
-# parsed by `cnnzoo.models.layer_factory.split_item`.
+# parsed by `cnnzoo.config.items.split_item`.
 CallItem = Union[str, dict[str, Any]]
 
 
@@ -259,6 +259,25 @@ class Config(_Section):
 
     _marks: dict = PrivateAttr(default_factory=dict)
     _sources: tuple = PrivateAttr(default=())
+    _items: tuple = PrivateAttr(default=())  # model.layers resolved (cnnzoo.config.items)
+    _defaults: dict = PrivateAttr(default_factory=dict)  # model.layer_defaults, checked
+    _declared_input: Any = PrivateAttr(default=None)  # (shape, location) or None
+
+    @property
+    def items(self) -> tuple:
+        """`model.layers` as typed items: `$params`, `${...}`, stages and block uses resolved."""
+        return self._items
+
+    @property
+    def checked_layer_defaults(self) -> dict[str, dict[str, Any]]:
+        """`model.layer_defaults` keyed by Keras class name, checked against each class."""
+        return self._defaults
+
+    @property
+    def declared_input(self) -> tuple[tuple[int, ...], Location | None] | None:
+        """(input shape, where it was written): model.input_shape (channels last), else a Keras-1
+        `input_shape` on the first layer; None when the dataset's shape is to be used."""
+        return self._declared_input
 
     def is_written(self, *path: Any) -> bool:
         """Whether a config file or override set this key (rather than its default)."""
@@ -268,9 +287,18 @@ class Config(_Section):
         """The location a config path was written at (nearest written ancestor)."""
         return nearest_mark(self._marks, path) or (Location(self._sources[-1]) if self._sources else None)
 
-    def to_yaml(self) -> str:
-        """The fully resolved config as YAML: what `--print-config` shows and runs save."""
-        return dump_yaml(self.model_dump(mode="json"))
+    def to_yaml(self, *, resolved: bool = False) -> str:
+        """The config with every default, as YAML: what `--print-config` shows and runs save.
+
+        `resolved` adds, for reading only, the layer list the model is built from.
+        """
+        text = dump_yaml(self.model_dump(mode="json"))
+        if not resolved:
+            return text
+        from cnnzoo.config.items import resolved_yaml
+
+        return (f"{text}# model.layers with $params, ${{...}}, stages and blocks expanded (not a config key):\n"
+                f"{dump_yaml({'resolved_layers': resolved_yaml(self.items)})}")
 
     @property
     def sources(self) -> tuple[str, ...]:

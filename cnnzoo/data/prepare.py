@@ -104,7 +104,9 @@ def _prepare(source: Source, config: Config):
     tfds.display_progress_bar(sys.stderr.isatty())
     print(f"cnnzoo: preparing TFDS dataset `{name}` in {source.reader.data_dir} (once)", file=sys.stderr)
     try:
-        source.writer.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=source.manual_dir))
+        with contextlib.redirect_stdout(sys.stderr):  # TFDS prints its progress: stdout keeps the run's own lines
+            source.writer.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=source.manual_dir))
     except Exception as exc:  # TFDS raises many kinds (network, checksum, IO): all are data problems here
         raise DataError(
             f"could not prepare TFDS dataset `{name}` in {source.reader.data_dir}: "

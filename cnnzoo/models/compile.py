@@ -9,7 +9,7 @@ from cnnzoo import registry
 from cnnzoo.arguments import bind, construct
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import BuildError, CnnzooWarning, did_you_mean
-from cnnzoo.models.layer_factory import split_item
+from cnnzoo.config.items import split_item
 
 # Losses that compare against one-hot labels; the others take integer class ids.
 ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from cnnzoo.errors import BuildError
-from cnnzoo.models.layer_factory import LayerSpec
+from cnnzoo.config.items import LayerItem
 
 
 def fmt(shape: Sequence[int | None]) -> str:
@@ -18,7 +18,7 @@ def fmt_dims(dims: Sequence[int | None]) -> str:
     return "x".join("?" if d is None else str(d) for d in dims) or "scalar"
 
 
-def check_window_fits(spec: LayerSpec, layer, input_shape: Sequence[int | None]) -> None:
+def check_window_fits(spec: LayerItem, layer, input_shape: Sequence[int | None]) -> None:
     """A 'valid' convolution or pooling window must fit inside its input."""
     window = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
     if window is None or getattr(layer, "padding", "valid") != "valid":
@@ -38,7 +38,7 @@ def check_window_fits(spec: LayerSpec, layer, input_shape: Sequence[int | None])
         )
 
 
-def check_classifier_output(specs: list[LayerSpec], shapes_in: list, output_shape, where) -> None:
+def check_classifier_output(specs: list[LayerItem], shapes_in: list, output_shape, where) -> None:
     """The model must end in one score vector per image."""
     if len(output_shape) <= 2:
         return

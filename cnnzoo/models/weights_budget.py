@@ -11,7 +11,7 @@ from __future__ import annotations
 from math import prod
 
 from cnnzoo.errors import BuildError
-from cnnzoo.models.layer_factory import LayerSpec
+from cnnzoo.config.items import LayerItem
 
 MEMORY_SHARE = 0.5  # float32 weights alone may take half the memory (training needs 3-4x that)
 
@@ -23,7 +23,7 @@ class WeightsBudget:
         self.limit = int(MEMORY_SHARE * (memory_bytes or _physical_memory()) / 4)
         self.total = 0
 
-    def call(self, layer, x, spec: LayerSpec):
+    def call(self, layer, x, spec: LayerItem):
         """`layer(x)`, after checking that its weights fit."""
         import keras
 
