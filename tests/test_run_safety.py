@@ -7,7 +7,6 @@ import json
 import shutil
 
 import keras
-import numpy as np
 import pytest
 
 from cnnzoo import load_config, train
