@@ -98,13 +98,11 @@ class EpochEnds(keras.callbacks.Callback):
         return images_per_epoch * (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
-def numpy_arrays(dataset: str, split: str, data_dir: str | None):
-    """A split as the Keras examples hold it: float32 in [0, 1], one-hot labels."""
-    import cnnzoo.data.sample_dataset  # noqa: F401  (registers mnist_sample)
+def numpy_arrays(builder, split: str):
+    """A split of a prepared TFDS dataset as the Keras examples hold it: float32 in [0, 1], one-hot labels."""
     import tensorflow_datasets as tfds
 
-    images, labels = tfds.as_numpy(tfds.load(dataset, split=split, batch_size=-1, as_supervised=True,
-                                             data_dir=data_dir))
+    images, labels = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
     return images.astype("float32") / 255.0, keras.utils.to_categorical(labels, 10)
 
 
@@ -112,6 +110,8 @@ def measure(name: str, steps: int | None, epochs: int, rounds: int, validation: 
             extra: list[str], precision: str = "float32") -> dict:
     """Rounds of (by hand, then cnnzoo), each a fresh model trained 1 + `epochs` epochs of `steps` steps,
     both computing in `precision`."""
+    from cnnzoo.data.catalog import dataset_signature
+    from cnnzoo.data.prepare import locate, prepare
     from cnnzoo.data.tfds_input import load_datasets
 
     config_path = MODELS[name]
@@ -129,11 +129,13 @@ def measure(name: str, steps: int | None, epochs: int, rounds: int, validation: 
 
     dataset = config.data.name
     folder = str(Path(manual_dir) / dataset.replace("_", "-")) if manual_dir and dataset != "mnist_sample" else None
-    datasets = load_datasets(config, one_hot=True, manual_dir=folder)  # prepares the TFDS dataset once
+    source = locate(dataset_signature(config).builder, config, folder)
+    datasets = load_datasets(config, one_hot=True, source=source)  # prepares the TFDS dataset once
+    builder = prepare(source, config)  # the prepared copy both sides read (cnnzoo's own, for .npz arrays)
     batch = config.data.batch_size
     splits = datasets.splits  # the very examples cnnzoo trains and validates on
-    x, y = numpy_arrays(dataset, splits.train, config.data.data_dir)
-    held_out = numpy_arrays(dataset, splits.validation, config.data.data_dir) if validation else None
+    x, y = numpy_arrays(builder, splits.train)
+    held_out = numpy_arrays(builder, splits.validation) if validation else None
     hand, ours, first = [], [], []
     with tempfile.TemporaryDirectory() as runs:
         for r in range(rounds):

@@ -14,7 +14,7 @@ from cnnzoo.config.loader import config_from_dict, load_config
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import BuildError, CnnzooError, ConfigError, DataError, TrainingError
 
-__version__ = "0.1.0"
+from cnnzoo.version import __version__
 
 
 # Keras-dependent entry points load on first use, keeping `import cnnzoo` light.

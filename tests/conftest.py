@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -15,12 +17,16 @@ CONFIGS = REPO / "configs"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+# Every test (and subprocess) prepares TFDS datasets in one fresh folder, never ~/tensorflow_datasets.
+# Set when this file is imported: TFDS reads the variable once, when it is first imported.
+TFDS_DIR = Path(tempfile.mkdtemp(prefix="cnnzoo-tests-tfds-"))
+os.environ["TFDS_DATA_DIR"] = str(TFDS_DIR)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def tfds_data_dir(tmp_path_factory) -> Path:
-    """Every test (and subprocess) prepares TFDS datasets in one fresh folder, never ~/tensorflow_datasets."""
-    path = tmp_path_factory.mktemp("tfds")
-    os.environ["TFDS_DATA_DIR"] = str(path)
-    return path
+def tfds_data_dir() -> Path:
+    yield TFDS_DIR
+    shutil.rmtree(TFDS_DIR, ignore_errors=True)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -33,6 +39,25 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
         timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`cnnzoo ARGS` in this process: exit code and printed text as `run_cli` gives them, without the
+    seconds a new process spends importing TensorFlow. Python warnings are pytest's here: tests that
+    read `warning:` lines use `run_cli`."""
+    import contextlib
+    import io
+
+    from cnnzoo.cli import main
+
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        os.chdir(cwd or before)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(["cnnzoo", *args], code, out.getvalue(), err.getvalue())
 
 
 def write(path: Path, text: str) -> Path:

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from cnnzoo import CnnzooError, build_model, load_config, train
 from cnnzoo.runtime import strategy as strategy_module
+from cnnzoo.runtime.cluster import local_tf_config
 from cnnzoo.runtime.precision import auto_precision, cpu_flags
 from conftest import CONFIGS, REPO
 
@@ -75,7 +76,7 @@ def test_a_lost_worker_stops_the_other_with_a_clear_message_and_resume_finishes_
         return subprocess.Popen(_cli("train", *args, "--workers", workers, "--worker-index", str(index)), cwd=REPO,
                                 env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    common = [str(QUICK), "--output-dir", str(out), "train.epochs=4", "train.steps_per_epoch=6", "runtime.seed=11"]
+    common = [str(QUICK), "--output-dir", str(out), "train.epochs=3", "train.steps_per_epoch=6", "runtime.seed=11"]
     chief, worker = start(0, *common), start(1, *common)
     state = out / "backup" / "current" / "state.json"
     deadline = time.time() + 300
@@ -97,7 +98,7 @@ def test_a_lost_worker_stops_the_other_with_a_clear_message_and_resume_finishes_
     for proc, (_, err) in zip(resumed, outputs):
         assert proc.returncode == 0, err[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["epochs_completed"] == 4
+    assert metrics["epochs_completed"] == 3
     assert f"weights sha256 {metrics['weights_sha256'][:16]}" in outputs[0][0]  # the worker ended with the same
 
 
@@ -132,9 +133,11 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
     mirrored, single = losses["mirrored"], losses["one_device"]
     # The same 12 steps: gradients summed over two replicas of 64 equal one batch of 128.
     np.testing.assert_allclose(mirrored["train_loss"], single["train_loss"], rtol=1e-4)
-    # The final test metrics come from weights that differ only by summation order. (Once, in
-    # ~10 runs, the test loss differed by 7% with identical training loss; not reproduced since.)
-    assert abs(mirrored["test"]["accuracy"] - single["test"]["accuracy"]) <= 0.05, losses
+    # The final test metrics come from weights that differ only by summation order, 12 steps into a
+    # steep descent: measured gaps of up to 5.6 accuracy points (0.425 against 0.369) with training
+    # losses equal to 1e-7. They must still be the same kind of model: both far above chance (0.1).
+    assert abs(mirrored["test"]["accuracy"] - single["test"]["accuracy"]) <= 0.1, losses
+    assert min(mirrored["test"]["accuracy"], single["test"]["accuracy"]) > 0.25, losses
 
 
 def test_auto_picks_a_tpu_when_the_resolver_finds_one(monkeypatch):
@@ -152,7 +155,7 @@ def test_auto_without_tpu_cluster_or_gpus_is_the_default_strategy(monkeypatch):
     choice = strategy_module.choose_strategy(load_config(QUICK))
     assert choice.kind == "default" and choice.is_chief and choice.auto
     assert choice.summary() == "default strategy (one device, CPU:0) (chosen by runtime.strategy: auto)"
-    monkeypatch.setenv("TF_CONFIG", strategy_module.local_tf_config(["a:1", "b:2"], 1))
+    monkeypatch.setenv("TF_CONFIG", local_tf_config(["a:1", "b:2"], 1))
     assert strategy_module._auto_kind(None) == "multi_worker"
 
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from cnnzoo import build_model, load_config
-from cnnzoo.config.schema import json_schema
+from cnnzoo.config.json_schema import json_schema
 from cnnzoo.config.yaml_io import read_yaml
 from cnnzoo.models import explain, inspect
 from conftest import CONFIGS, run_cli

@@ -13,7 +13,7 @@ from cnnzoo import load_config, train
 from cnnzoo.training.checkpoints import save_model_atomically
 from cnnzoo.training.resume import effective_config
 from cnnzoo.training.run_dir import RunDir
-from conftest import CONFIGS, run_cli, write
+from conftest import CONFIGS, cli, run_cli, write
 
 QUICK = CONFIGS / "quickstart.yaml"
 
@@ -57,7 +57,7 @@ def test_resume_refuses_an_override_that_changes_the_weights_and_writes_nothing(
                                                                                  override, key):
     run = _copy(interrupted_run, tmp_path)
     before = _snapshot(run)
-    done = run_cli("train", "--resume", str(run.path), "train.epochs=3", override)
+    done = cli("train", "--resume", str(run.path), "train.epochs=3", override)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert f"--resume cannot change the model's weights: `{key}` would change the shape" in done.stderr
     assert "train.epochs" not in done.stderr.split("error:")[1].split(";")[0]  # only the culprit is named
@@ -67,7 +67,7 @@ def test_resume_refuses_an_override_that_changes_the_weights_and_writes_nothing(
 def test_resume_validates_the_whole_config_before_writing(interrupted_run, tmp_path):
     run = _copy(interrupted_run, tmp_path)
     before = _snapshot(run)
-    done = run_cli("train", "--resume", str(run.path), "train.optimizer.name=adamm")
+    done = cli("train", "--resume", str(run.path), "train.optimizer.name=adamm")
     assert done.returncode == 2 and "unknown optimizer `adamm`" in done.stderr
     assert _snapshot(run) == before
 
@@ -75,7 +75,7 @@ def test_resume_validates_the_whole_config_before_writing(interrupted_run, tmp_p
 def test_resume_keeps_config_yaml_and_records_each_resume(interrupted_run, tmp_path):
     run = _copy(interrupted_run, tmp_path)
     original = run.config.read_text()
-    done = run_cli("train", "--resume", str(run.path), "train.epochs=3")
+    done = run_cli("train", "--resume", str(run.path), "train.epochs=3")  # a process of its own: run.json records its command
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resuming from" in done.stdout and "backup/current after epoch 2" in done.stdout
     assert run.config.read_text() == original
@@ -110,7 +110,7 @@ def test_no_intact_state_is_a_clear_error_that_changes_nothing(interrupted_run, 
     for path in [*run.backup.glob("*/model.weights.h5"), run.checkpoints / "last.keras"]:
         path.write_bytes(b"")
     before = _snapshot(run)
-    done = run_cli("train", "--resume", str(run.path))
+    done = cli("train", "--resume", str(run.path))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"no saved state of {run.path} loads: {run.backup / 'current'} could not be loaded" in done.stderr
     assert "last.keras could not be loaded" in done.stderr and "--output-dir NEW_DIR" in done.stderr
@@ -138,22 +138,22 @@ def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path):
     folder = tmp_path / "notes"
     write(folder / "notes.txt", "my notes\n")
     write(folder / "history.csv", "epoch,loss\n0,9.9\n")
-    done = run_cli("train", str(QUICK), "--output-dir", str(folder), "train.epochs=1", "train.steps_per_epoch=1")
+    done = cli("train", str(QUICK), "--output-dir", str(folder), "train.epochs=1", "train.steps_per_epoch=1")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "is not empty (history.csv, notes.txt) and holds no cnnzoo run" in done.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["history.csv", "notes.txt"]
     assert (folder / "history.csv").read_text() == "epoch,loss\n0,9.9\n"
-    here = run_cli("train", str(QUICK), "--output-dir", ".", "--overwrite", cwd=folder)
+    here = cli("train", str(QUICK), "--output-dir", ".", "--overwrite", cwd=folder)
     assert here.returncode == 2 and "--output-dir . is not empty" in here.stderr
 
 
 def test_overwrite_replaces_an_earlier_run_only(tmp_path):
     out = tmp_path / "run"
     args = ("train", str(QUICK), "--output-dir", str(out), "train.epochs=1", "train.steps_per_epoch=2")
-    assert run_cli(*args, "runtime.seed=1").returncode == 0
-    refused = run_cli(*args, "runtime.seed=2")
+    assert cli(*args, "runtime.seed=1").returncode == 0
+    refused = cli(*args, "runtime.seed=2")
     assert refused.returncode == 2 and "already holds a run" in refused.stderr and "--overwrite" in refused.stderr
-    replaced = run_cli(*args, "runtime.seed=2", "--overwrite")
+    replaced = cli(*args, "runtime.seed=2", "--overwrite")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert load_config(out / "config.yaml").runtime.seed == 2
     assert len(RunDir(out).read_info().get("resumes", [])) == 0
@@ -193,3 +193,18 @@ sweep:
     assert f"{out / names[0]} completed earlier: kept" in again.stdout
     assert f"{out / names[1]} completed earlier: kept" in again.stdout
     assert again.stdout.count("cnnzoo: training") == 2  # only the failed ones ran again
+
+
+def test_a_run_interrupted_under_the_earlier_backup_layout_still_resumes(interrupted_run, tmp_path):
+    """Runs interrupted before this version hold Keras' BackupAndRestore files and no last.json."""
+    run = _copy(interrupted_run, tmp_path)
+    state = run.backup / "current"
+    shutil.copy(state / "model.weights.h5", run.backup / "latest.weights.h5")
+    (run.backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
+    for folder in ("current", "previous"):
+        shutil.rmtree(run.backup / folder)
+    (run.checkpoints / "last.json").unlink()
+    done = run_cli("train", "--resume", str(run.path), "train.epochs=3")
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr[-2000:]
+    assert f"resuming from {run.backup / 'latest.weights.h5'} after epoch 2" in done.stdout
+    assert json.loads(run.metrics.read_text())["epochs_completed"] == 3

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import BaseModel, ValidationError
 
-from cnnzoo.config.items import declared_input, layer_defaults, resolve_items
+from cnnzoo.config.resolve import declared_input, layer_defaults, resolve_items
 from cnnzoo.config.schema import Config
 from cnnzoo.config.yaml_io import KeyPath, Marks, nearest_mark, parse_value, read_yaml
 from cnnzoo.arguments import is_number

@@ -295,7 +295,7 @@ class Config(_Section):
         text = dump_yaml(self.model_dump(mode="json"))
         if not resolved:
             return text
-        from cnnzoo.config.items import resolved_yaml
+        from cnnzoo.config.resolve import resolved_yaml
 
         return (f"{text}# model.layers with $params, ${{...}}, stages and blocks expanded (not a config key):\n"
                 f"{dump_yaml({'resolved_layers': resolved_yaml(self.items)})}")
@@ -304,31 +304,3 @@ class Config(_Section):
     def sources(self) -> tuple[str, ...]:
         """The files (and `<command line>`) this config was assembled from, base first."""
         return self._sources
-
-
-def json_schema() -> dict[str, Any]:
-    """JSON Schema for config files, generated from the classes above (never written by hand).
-
-    A file may be a partial layer over the one it `extends`, so nothing is required;
-    types, allowed values and unknown keys are checked as `load_config` checks them.
-    """
-    schema = Config.model_json_schema()
-    _drop_required(schema)
-    for name in ("OptimizerConfig", "ScheduleConfig"):  # `optimizer: sgd` is the class name alone
-        named = schema["$defs"][name]
-        schema["$defs"][name] = {"anyOf": [{"type": "string"}, named], "description": named.get("description", "")}
-    schema["properties"]["extends"] = {
-        "description": "Config file(s) this one builds on, relative to it; this file's keys are merged over them.",
-        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-    }
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "cnnzoo config", **schema}
-
-
-def _drop_required(node: Any) -> None:
-    if isinstance(node, dict):
-        node.pop("required", None)
-        for value in node.values():
-            _drop_required(value)
-    elif isinstance(node, list):
-        for value in node:
-            _drop_required(value)

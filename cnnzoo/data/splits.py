@@ -45,6 +45,10 @@ def resolve_splits(config: Config, split_infos) -> Splits:
     """The run's splits; `split_infos` is the builder's `info.splits` (empty until the dataset is prepared)."""
     data = config.data
     validation = data.validation_split
+    if split_infos:  # names and slices can be checked once TFDS knows the splits
+        for key in ("train_split", "validation_split", "test_split"):
+            if isinstance(getattr(data, key), str):
+                check_split(config, split_infos, key, getattr(data, key))
     if not isinstance(validation, float):
         return Splits(data.train_split, validation, data.test_split, sizes=_sizes(split_infos, data.train_split,
                                                                                   validation, data.test_split))
@@ -54,6 +58,24 @@ def resolve_splits(config: Config, split_infos) -> Splits:
     train, held = hold_out(config, split_infos, validation)
     return Splits(train, held, data.test_split, held_out=validation,
                   sizes=_sizes(split_infos, train, held, data.test_split))
+
+
+def check_split(config: Config, split_infos, key: str, spec: str) -> None:
+    """A DataError naming the splits there are, unless `spec` (e.g. `train[:10%]`) reads from them."""
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.core.ReadInstruction.from_spec(spec).to_absolute(split_infos)
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise no_split(config, split_infos, key, spec, exc) from None
+
+
+def no_split(config: Config, split_infos, key: str, spec: str, exc: BaseException) -> DataError:
+    return DataError(
+        f"dataset `{config.data.name}` has no split `{spec}` ({str(exc).strip().splitlines()[0]})",
+        location=config.where("data", key), path=f"data.{key}",
+        hint=f"Its splits: {', '.join(split_infos)}. Slices such as `train[:10%]` also work.",
+    )
 
 
 def hold_out(config: Config, split_infos, fraction: float) -> tuple[str, str]:

@@ -13,8 +13,7 @@ from cnnzoo.config.schema import Config, DataConfig
 from cnnzoo.data.cache import CacheChoice, choose_cache
 from cnnzoo.data.catalog import dataset_signature
 from cnnzoo.data.prepare import Source, locate, manual_dir_of, prepare
-from cnnzoo.data.splits import Splits, resolve_splits
-from cnnzoo.errors import DataError
+from cnnzoo.data.splits import Splits, no_split, resolve_splits
 
 
 @dataclass(frozen=True)
@@ -70,14 +69,8 @@ def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = Non
 def _split(builder, split: str, config: Config, key: str, *, shuffle: bool):
     try:
         return builder.as_dataset(split=split, as_supervised=True, shuffle_files=shuffle)
-    except (ValueError, KeyError) as exc:
-        available = ", ".join(builder.info.splits.keys())
-        raise DataError(
-            f"dataset `{builder.name}` has no split `{split}` ({str(exc).strip().splitlines()[0]})",
-            location=config.where("data", key),
-            path=f"data.{key}",
-            hint=f"Its splits: {available}. Slices such as `train[:10%]` also work.",
-        ) from None
+    except (ValueError, KeyError) as exc:  # resolve_splits checked the names: this is a slice TFDS refuses
+        raise no_split(config, builder.info.splits, key, split, exc) from None
 
 
 def preprocess_images(images, data: DataConfig):

@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnzoo.config.items import BlockItem, LayerItem, construct_layer, default_projection
+from cnnzoo.config.block_items import default_projection
+from cnnzoo.config.items import BlockItem, LayerItem, construct_layer
 from cnnzoo.errors import BuildError, keras_message
 from cnnzoo.models import shapes
 from cnnzoo.models.weights_budget import WeightsBudget

@@ -11,6 +11,8 @@ where they exist).
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 
 from cnnzoo.config.schema import Config
@@ -25,8 +27,6 @@ def multi_worker_strategy(config: Config):
     """MultiWorkerMirroredStrategy from TF_CONFIG, giving up after `runtime.worker_start_timeout`
     seconds if the other workers do not join."""
     import tensorflow as tf
-
-    from cnnzoo.runtime.strategy import tf_config
 
     timeout = config.runtime.worker_start_timeout
     _bound_start(tf_config().get("cluster", {}), timeout)
@@ -80,3 +80,26 @@ def _telling_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     telling = next((line for line in lines if any(word in line for word in _TELLING)), lines[0] if lines else "")
     return telling[:240]
+
+
+def tf_config() -> dict:
+    """The TF_CONFIG environment variable, parsed (empty when unset)."""
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw:
+        return {}
+    try:
+        spec = json.loads(raw)
+    except ValueError:
+        spec = None
+    if not isinstance(spec, dict):
+        raise CnnzooError(
+            "TF_CONFIG is not a JSON object",
+            hint='It looks like {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+            '"task": {"type": "worker", "index": 0}}.',
+        )
+    return spec
+
+
+def local_tf_config(workers: list[str], index: int) -> str:
+    """TF_CONFIG for worker `index` of a cluster given as host:port strings (worker 0 is the chief)."""
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})

@@ -3,7 +3,7 @@
 float32 is the default, as in Keras, Lightning and timm, so one config gives the same numbers on
 every machine. `auto` is one setting away: mixed_bfloat16 when training on a CPU that computes
 bfloat16 natively (AVX512_BF16 or AMX), where the slide's net trained 1.5x faster than in float32
-(README, "Speed"), and float32 elsewhere (GPUs and TPUs were not measured here). A policy that
+(docs/benchmarks.md), and float32 elsewhere (GPUs and TPUs were not measured here). A policy that
 the hardware cannot run well is refused or flagged, never silently swapped.
 """
 
@@ -76,5 +76,5 @@ def choose_precision(config: Config, device_kind: str, flags: set[str] | None = 
                                "native bfloat16 (AVX512_BF16/AMX): it is emulated, probably slower than float32.")
     if asked == "float32" and native and not config.is_written("runtime", "precision"):
         return PrecisionChoice(asked, note=f"this CPU computes bfloat16 natively: `runtime.precision=auto` trained "
-                               f"the slide's net {BF16_SPEEDUP} faster here, with other rounding (README, Speed)")
+                               f"the slide's net {BF16_SPEEDUP} faster here, with other rounding (docs/benchmarks.md)")
     return PrecisionChoice(asked)

@@ -11,13 +11,12 @@ What the user named and cannot be had is an error, never a silent fall-back.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import CnnzooError
+from cnnzoo.runtime.cluster import tf_config
 
 DEVICE_HINT = ("See this machine's devices with `python -c \"import tensorflow as tf; "
                "print(tf.config.list_logical_devices())\"`, or use `runtime.strategy=auto` without runtime.devices.")
@@ -219,26 +218,3 @@ def tpu_resolver(tpu: str | None):
         return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     except (ValueError, tf.errors.NotFoundError):
         return None
-
-
-def tf_config() -> dict:
-    """The TF_CONFIG environment variable, parsed (empty when unset)."""
-    raw = os.environ.get("TF_CONFIG", "")
-    if not raw:
-        return {}
-    try:
-        spec = json.loads(raw)
-    except ValueError:
-        spec = None
-    if not isinstance(spec, dict):
-        raise CnnzooError(
-            "TF_CONFIG is not a JSON object",
-            hint='It looks like {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-            '"task": {"type": "worker", "index": 0}}.',
-        )
-    return spec
-
-
-def local_tf_config(workers: list[str], index: int) -> str:
-    """TF_CONFIG for worker `index` of a cluster given as host:port strings (worker 0 is the chief)."""
-    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})

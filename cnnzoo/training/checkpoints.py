@@ -5,8 +5,9 @@ a SIGKILL in the middle of a save leaves the previous complete file. The resume 
 (weights with the optimizer's slots and step counter, and the epoch reached) lives in
 `backup/`: each save writes `backup/next/` whole, then moves `current/` to `previous/` and
 `next/` to `current/`. At `--resume` the candidates are tried newest first: `backup/current`,
-`backup/next`, `backup/previous`, `checkpoints/last.keras`, `model.keras`; one that does
-not load is reported by name and the next one is used.
+`backup/next`, `backup/previous` (then the files Keras' BackupAndRestore wrote for runs of
+earlier cnnzoo versions), `checkpoints/last.keras`, `model.keras`; one that does not load is
+reported by name and the next one is used.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class NoIntactState(Exception):
 def restore(run: RunDir, model, completed_epochs: int) -> Restored:
     """Load the newest intact saved state into `model` (compiled, optimizer built here).
 
-    `completed_epochs` is the epoch count of `model.keras` (a completed run).
+    `completed_epochs` is the number of epochs history.csv records (those of `model.keras`).
     """
     model.optimizer.build(model.trainable_variables)
     skipped = []
@@ -140,8 +141,12 @@ def _candidates(run: RunDir, completed_epochs: int):
         if name == "next" and not (folder / STATE).exists():
             continue  # an unfinished save, not a corrupt one
         yield folder, lambda folder=folder: int(json.loads((folder / STATE).read_text())["epoch"])
-    last = run.checkpoints / "last.keras"
-    yield last, lambda: int(json.loads((run.checkpoints / "last.json").read_text())["epoch"])
+    for weights in ("latest.weights.h5", "latest.weights.h5.bkp"):  # Keras' BackupAndRestore, as cnnzoo 0.1 saved
+        metadata = run.backup / ("training_metadata.json" + weights[len("latest.weights.h5"):])
+        yield run.backup / weights, lambda metadata=metadata: int(json.loads(metadata.read_text())["epoch"])
+    marker = run.checkpoints / "last.json"  # runs of earlier versions have none: history.csv counts their epochs
+    yield run.checkpoints / "last.keras", lambda: (int(json.loads(marker.read_text())["epoch"]) if marker.exists()
+                                                   else completed_epochs)
     yield run.model, lambda: completed_epochs
 
 

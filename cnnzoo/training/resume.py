@@ -25,6 +25,7 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
     """Continue an interrupted run (or train a completed one further) from its newest intact saved state."""
     from cnnzoo.plan import plan
     from cnnzoo.runtime.setup import start_runtime
+    from cnnzoo.runtime.strategy import choose_strategy
 
     run = existing_run_dir(run_path)
     earlier = run.config_overrides()
@@ -32,7 +33,7 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
         raise CnnzooError(f"the run in {run.path} already completed",
                           hint=f"Train longer with `cnnzoo train --resume {run.path} train.epochs=N`.")
     config = load_config(run.config, [*earlier, *overrides])
-    placement = start_runtime(config)
+    placement = start_runtime(config, choose_strategy(config))
     with placement.strategy.scope():
         planned = plan(config, manual_dir, placement=placement)
         if overrides:
@@ -44,7 +45,7 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
             state = _restore(run, planned.model)
             if scratch is None:
                 run.record_resume(list(overrides))
-            log = trainer._worker_log(log, placement)
+            log = trainer.worker_log(log, placement)
             if state.source is None:
                 log(f"cnnzoo: {run.path} has no saved state; training starts again from epoch 1")
             else:

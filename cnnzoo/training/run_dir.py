@@ -61,6 +61,11 @@ class RunDir:
         info.update(fields)
         write_json(self.info, info)
 
+    def complete(self, metrics: dict[str, Any]) -> None:
+        """The run's last writes: metrics.json, then status completed (the resume state is gone by now)."""
+        write_json(self.metrics, metrics)
+        self.update_info(status="completed", finished=_now())
+
     def config_overrides(self) -> list[str]:
         """Every resume's overrides, oldest first: config.yaml plus these is the run's config."""
         return [o for resume in self.read_info().get("resumes", []) for o in resume.get("overrides", [])]
@@ -155,7 +160,7 @@ def versions() -> dict[str, str]:
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from cnnzoo import __version__
+    from cnnzoo.version import __version__
 
     return {
         "cnnzoo": __version__,

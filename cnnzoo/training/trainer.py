@@ -62,10 +62,13 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
     """
     from cnnzoo.plan import plan
     from cnnzoo.runtime.setup import start_runtime
+    from cnnzoo.runtime.strategy import choose_strategy
 
     config = with_seed(config)
-    target = run_dir.claim(output_dir, config.model.name, overwrite=overwrite)
-    placement = start_runtime(config)
+    choice = choose_strategy(config)
+    # Only the chief writes the run directory (the other workers use scratch folders).
+    target = run_dir.claim(output_dir, config.model.name, overwrite=overwrite) if choice.is_chief else None
+    placement = start_runtime(config, choice)
     with placement.strategy.scope():
         planned, data = prepared(plan(config, manual_dir, placement=placement), manual_dir)
         with worker_folder(placement) as scratch:
@@ -74,10 +77,10 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
                 run = run_dir.create(target, overwrite=overwrite)
                 write_json(run.info, run_dir.start_info(config.runtime.seed))
             else:
-                run = RunDir(run_dir.create(scratch / "run").path, shared=target)
+                run = RunDir(run_dir.create(scratch / "run").path, shared=Path(output_dir) if output_dir else None)
             run.config.write_text(planned.config.to_yaml())
             write_start_summaries(run, planned.config, planned.model)
-            return execute(run, planned, data, placement, 0, _worker_log(log, placement), callbacks or [], "training")
+            return execute(run, planned, data, placement, 0, worker_log(log, placement), callbacks or [], "training")
 
 
 def prepared(planned, manual_dir: str | None):
@@ -186,8 +189,7 @@ def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunRes
         "train_examples": data.train_examples,
         "weights_sha256": weights_digest(model),
     }
-    write_json(run.metrics, metrics)
-    run.update_info(status="completed")
+    run.complete(metrics)
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
     log(f"cnnzoo: test {summary}; weights sha256 {metrics['weights_sha256'][:16]}; "
         f"saved {run.model} and {run.metrics}")
@@ -218,7 +220,7 @@ def worker_folder(placement):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _worker_log(log: Log, placement) -> Log:
+def worker_log(log: Log, placement) -> Log:
     return log if placement.is_chief else (lambda message: log(f"worker {placement.worker_index}: {message}"))
 
 

@@ -1,0 +1,47 @@
+"""`cnnzoo` command line: parses arguments (`parser.py`), calls the library and prints (`commands.py`).
+
+User mistakes (`CnnzooError`) print as `file:line:col: error: ...` with a hint and exit 2
+(3 when training itself failed); anything else is a cnnzoo bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from cnnzoo.errors import CnnzooError
+
+
+def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ start-up lines (e.g. "failed call to cuInit" on CPU machines) confuse
+    # more than they help; failures still arrive as Python exceptions. Set it to 0 to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # epoch lines reach `| tee log` as they happen
+    from cnnzoo.cli import console
+    from cnnzoo.cli.parser import parser
+
+    args = _parse(parser(), argv)
+    console.import_tensorflow_quietly()  # every command needs Keras
+    console.show_warnings_as_one_line()
+    try:
+        return args.handler(args) or 0
+    except CnnzooError as err:
+        print(err, file=sys.stderr)
+        return err.exit_code
+    except BrokenPipeError:  # e.g. `cnnzoo list layers | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like parse_args, but `key=value` overrides may also come after options (argparse stops
+    collecting a positional list at the first option, and its intermixed mode lacks subcommands)."""
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args

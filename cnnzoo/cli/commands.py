@@ -1,0 +1,165 @@
+"""What each subcommand does: load, call the library, print. Nothing here decides anything a library
+call could: `cnnzoo.plan` checks, `cnnzoo.training` trains, `cnnzoo.deploy` evaluates and exports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from cnnzoo.errors import CnnzooError
+
+
+def train(args: argparse.Namespace) -> int:
+    from cnnzoo.config.loader import load_config
+    from cnnzoo.training import resume, trainer
+
+    _set_tf_config(args)
+    if args.resume:
+        clash = [flag for flag, given in (("--config", args.config), ("--output-dir", args.output_dir),
+                                          ("--print-config", args.print_config), ("--overwrite", args.overwrite),
+                                          ("--dry-run", args.dry_run)) if given]
+        if clash:
+            raise CnnzooError(
+                f"--resume continues a run in its own folder with the config saved there; {', '.join(clash)} "
+                "cannot go with it",
+                hint="Change settings of a resumed run with overrides, e.g. train.epochs=20.",
+            )
+        resume.resume(args.resume, tuple(args.overrides), manual_dir=args.manual_dir)
+        return 0
+    if not args.config and args.overrides and "=" not in args.overrides[0]:
+        args.config, args.overrides = args.overrides[0], args.overrides[1:]  # `cnnzoo train configs/x.yaml`
+    if not args.config:
+        raise CnnzooError("no config given", hint="Usage: cnnzoo train --config configs/quickstart.yaml [key=value ...]")
+    config = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(config.to_yaml(resolved=args.resolved), end="")
+        return 0
+    if args.dry_run:
+        return _print_plan(args.config, config, args.manual_dir)
+    trainer.train(config, output_dir=args.output_dir, manual_dir=args.manual_dir, overwrite=args.overwrite)
+    return 0
+
+
+def _set_tf_config(args: argparse.Namespace) -> None:
+    """--workers/--worker-index -> TF_CONFIG, which MultiWorkerMirroredStrategy reads."""
+    from cnnzoo.runtime.cluster import local_tf_config
+
+    if args.workers is None and args.worker_index is None:
+        return
+    workers = [w.strip() for w in (args.workers or "").split(",") if w.strip()]
+    if not workers or args.worker_index is None or not 0 <= args.worker_index < len(workers):
+        raise CnnzooError(
+            "--workers and --worker-index go together: the list of every worker's HOST:PORT and this "
+            "process's index in it",
+            hint="E.g. on two machines: `--workers a:2222,b:2222 --worker-index 0` on a and `... 1` on b.",
+        )
+    os.environ["TF_CONFIG"] = local_tf_config(workers, args.worker_index)
+
+
+def validate(args: argparse.Namespace) -> int:
+    from cnnzoo.config.loader import load_config
+
+    return _print_plan(args.config, load_config(args.config, args.overrides), args.manual_dir)
+
+
+def _print_plan(source: str, config, manual_dir: str | None) -> int:
+    from cnnzoo.models.shapes import fmt
+    from cnnzoo.plan import plan
+
+    planned = plan(config, manual_dir)
+    planned.warn()
+    model = planned.model
+    print(f"{source}: OK: model `{model.name}` {fmt(model.input_shape)} -> {fmt(model.output_shape)}, "
+          f"{len(model.layers) - 1} Keras layers, {model.count_params():,} parameters")
+    print("\n".join(f"  {line}" for line in planned.lines()))
+    return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from cnnzoo.training.sweep import sweep
+
+    sweep(args.config, list(args.overrides), args.grid, output_dir=args.output_dir, manual_dir=args.manual_dir)
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from cnnzoo.config.loader import load_config
+    from cnnzoo.models import explain, inspect
+    from cnnzoo.plan import plan
+
+    model = plan(load_config(args.config, args.overrides), data_needed=False).model
+    if args.toeplitz:
+        matrix, title = explain.toeplitz_of(model, args.toeplitz)
+        if args.output:
+            explain.save_matrix_png(matrix, args.output, title)
+            print(f"cnnzoo: wrote {args.output} ({title})")
+        else:
+            print(f"{title}\n{explain.format_matrix(matrix)}")
+        return 0
+    info = inspect.summary(model)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(inspect.render(info))
+    if args.explain:
+        print("\n" + "\n".join(explain.explain(model)))
+    return 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    from cnnzoo.config.json_schema import json_schema
+    from cnnzoo.config.reference import markdown_reference
+
+    print(markdown_reference() if args.markdown else json.dumps(json_schema(), indent=2), end="" if args.markdown else "\n")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from cnnzoo.deploy.evaluate import evaluate
+
+    result = evaluate(args.model, args.split, args.config, args.manual_dir)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['model']} on {result['dataset']} {result['split']}:")
+    for name, value in result["metrics"].items():
+        print(f"  {name:<12} {value:.4f}")
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from cnnzoo.deploy.predict import predict
+
+    results = predict(args.model, args.images, args.top_k, args.config)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for result in results:
+        best = ", ".join(f"{t['name']} {t['probability']:.1%}" for t in result["top"])
+        print(f"{result['input']}: {best}")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from cnnzoo.deploy.export import export
+
+    path = export(args.model, args.format, args.output, args.quantize, args.config)
+    print(f"cnnzoo: wrote {path} (input: raw pixels 0-255, preprocessing included; output: class probabilities)")
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    from cnnzoo.training.plot import plot_runs
+
+    print(f"cnnzoo: wrote {plot_runs(args.runs, args.output, args.title)}")
+    return 0
+
+
+def names(args: argparse.Namespace) -> int:
+    from cnnzoo import registry
+
+    table = {"layers": registry.layers, "optimizers": registry.optimizers,
+             "schedules": registry.schedules, "callbacks": registry.callbacks}[args.kind]()
+    print("\n".join(table.names()))
+    return 0

@@ -1,0 +1,118 @@
+"""The command line's subcommands and options (argparse); each subcommand's handler is in `commands.py`."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnzoo.cli import commands
+
+
+def _config_arguments(parser: argparse.ArgumentParser, overrides_help: str = "dotted overrides, e.g. train.epochs=3"):
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=overrides_help)
+
+
+def _manual_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manual-dir", help="folder with the dataset's original files (or .npz arrays), to prepare it offline")
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnzoo", description="CNN models from YAML configs, trained with Keras.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model from a config", description="Train a model from a config.")
+    train.add_argument("--config", "-c", help="YAML config file (or give it as the first argument; not with --resume)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.epochs=3")
+    train.add_argument("--output-dir", help="run directory (default: runs/<model.name>-<timestamp>); new or empty")
+    train.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output-dir")
+    _manual_dir_argument(train)
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last saved state")
+    train.add_argument("--print-config", action="store_true", help="print the config with every default and exit")
+    train.add_argument("--resolved", action="store_true",
+                       help="with --print-config: also the layer list the model is built from, blocks expanded")
+    train.add_argument("--dry-run", action="store_true", help="check everything and print the plan, as validate does")
+    train.add_argument("--workers", metavar="HOST:PORT,...",
+                       help="multi-worker training without writing TF_CONFIG: every worker's address, same order everywhere")
+    train.add_argument("--worker-index", type=int, metavar="I", help="this process's place in --workers (0 is the chief)")
+    train.set_defaults(handler=commands.train)
+
+    validate = sub.add_parser(
+        "validate", help="check a config for this machine and print the plan, without data or training",
+        description="Check a config as `train` would, downloading and writing nothing: keys, types, layers, "
+        "shapes, the dataset's metadata and availability, strategy, precision, optimizer, loss, callbacks.",
+    )
+    _config_arguments(validate)
+    _manual_dir_argument(validate)
+    validate.set_defaults(handler=commands.validate)
+
+    sweep = sub.add_parser(
+        "sweep", help="train a grid of overrides, one run each",
+        description="Train every combination of the config's `sweep:` grid and --grid options, one after "
+        "the other; compare them in TensorBoard's HParams tab. Run again to finish an interrupted sweep.",
+    )
+    _config_arguments(sweep, "overrides for every run")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="values to try for one key (repeat for more keys)")
+    sweep.add_argument("--output-dir", help="sweep folder (default: runs/sweep-<model.name>-<settings hash>)")
+    _manual_dir_argument(sweep)
+    sweep.set_defaults(handler=commands.sweep)
+
+    inspect = sub.add_parser(
+        "inspect", help="shapes, parameters, MACs and receptive fields per layer (no data, no training)",
+        description="Build the model of a config and show, per layer: output shape, parameters, "
+        "multiply-accumulates per image and receptive field. MACs count convolutions and Dense layers; FLOPs = 2 x MACs.",
+    )
+    _config_arguments(inspect)
+    inspect.add_argument("--json", action="store_true", help="print the same as JSON")
+    inspect.add_argument("--explain", action="store_true",
+                         help="the size arithmetic, parameter sharing and sparse connections of each layer")
+    inspect.add_argument("--toeplitz", metavar="LAYER",
+                         help="the matrix a 1-channel slice of this Conv2D multiplies its input by")
+    inspect.add_argument("--output", "-o", help="with --toeplitz: save the matrix as this PNG instead of printing it")
+    inspect.set_defaults(handler=commands.inspect)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of config files (for editors)",
+                            description="Print the JSON Schema of cnnzoo config files, e.g. "
+                            "`cnnzoo schema > cnnzoo.schema.json` for the YAML language server.")
+    schema.add_argument("--markdown", action="store_true", help="the config reference in Markdown (docs/config.md)")
+    schema.set_defaults(handler=commands.schema)
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a trained model on a split of its dataset",
+                              description="Evaluate a run's model (or a .keras file with --config) on its test split.")
+    evaluate.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    evaluate.add_argument("--split", help="TFDS split (default: the run's test split), e.g. train[:10%%]")
+    evaluate.add_argument("--config", help="the config the model was trained with (default: the run's)")
+    _manual_dir_argument(evaluate)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=commands.evaluate)
+
+    predict = sub.add_parser("predict", help="top-k classes for images, with the run's preprocessing",
+                             description="Classify PNG/JPEG images or .npy arrays of raw pixels (0-255).")
+    predict.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--config", help="the config the model was trained with (default: the run's)")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(handler=commands.predict)
+
+    export = sub.add_parser("export", help="the trained model with its preprocessing, for deployment",
+                            description="Export a run's model with its preprocessing built in: it takes raw "
+                            "pixels 0-255 and returns class probabilities.")
+    export.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    export.add_argument("--format", default="keras", choices=["keras", "savedmodel", "tflite"])
+    export.add_argument("--quantize", action="store_true", help="tflite: int8 weights (dynamic-range quantisation)")
+    export.add_argument("--output", "-o", help="where to write (default: RUN_DIR/export/...)")
+    export.add_argument("--config", help="the config the model was trained with (default: the run's)")
+    export.set_defaults(handler=commands.export)
+
+    plot = sub.add_parser("plot", help="save loss/error curves of runs as a PNG",
+                          description="Plot loss and error per epoch of one or more completed runs, overlaid.")
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--output", "-o", default="curves.png", help="PNG file to write (default: curves.png)")
+    plot.add_argument("--title")
+    plot.set_defaults(handler=commands.plot)
+
+    listing = sub.add_parser("list", help="list the names a config may use")
+    listing.add_argument("kind", choices=["layers", "optimizers", "schedules", "callbacks"])
+    listing.set_defaults(handler=commands.names)
+    return parser
