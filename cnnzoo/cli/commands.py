@@ -119,25 +119,22 @@ def evaluate(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.evaluate import evaluate
 
     result = evaluate(args.model, args.split, args.config, args.manual_dir)
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{result['model']} on {result['dataset']} {result['split']}:")
-    for name, value in result["metrics"].items():
-        print(f"  {name:<12} {value:.4f}")
-    return 0
+    lines = [f"{result['model']} on {result['dataset']} {result['split']}:"]
+    lines += [f"  {name:<12} {value:.4f}" for name, value in result["metrics"].items()]
+    return _print(args, result, lines)
 
 
 def predict(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.predict import predict
 
     results = predict(args.model, args.images, args.top_k, args.config)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    for result in results:
-        best = ", ".join(f"{t['name']} {t['probability']:.1%}" for t in result["top"])
-        print(f"{result['input']}: {best}")
+    lines = [f"{r['input']}: " + ", ".join(f"{t['name']} {t['probability']:.1%}" for t in r["top"]) for r in results]
+    return _print(args, results, lines)
+
+
+def _print(args: argparse.Namespace, result: object, lines: list[str]) -> int:
+    """Print `result` as JSON with --json, else the human-readable lines."""
+    print(json.dumps(result, indent=2) if args.json else "\n".join(lines))
     return 0
 
 
