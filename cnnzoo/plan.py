@@ -53,13 +53,13 @@ class Plan:
     def lines(self) -> list[str]:
         """The plan as `cnnzoo validate` prints it, one fact per line."""
         c = self.config
-        steps = self.steps_per_epoch or "known once the dataset is prepared"
+        steps = f"{self.steps_per_epoch} steps" if self.steps_per_epoch else "steps known once the dataset is prepared"
         cache = ("in memory" if self.cache.cache else "not cached") if self.cache else "decided once prepared"
         return [
             f"data: {c.data.name} {fmt_dims(self.dataset.image_shape)}, {self.dataset.num_classes} classes; "
             f"{self.source.description}",
             f"splits: training on {self.splits.describe()}; testing on {self.splits.test}; cache: {cache}",
-            f"training: {c.train.epochs} epochs of {steps} steps, batch {c.data.batch_size}, "
+            f"training: {c.train.epochs} epochs ({steps}), batch {c.data.batch_size}, "
             f"optimizer {c.train.optimizer.name}, loss {c.train.loss}",
             f"runtime: {self.precision.policy}; {self.strategy.summary()}",
             *(f"note: {note}" for note in self.notes),

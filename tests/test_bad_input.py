@@ -35,6 +35,19 @@ def test_a_binary_file_as_config(tmp_path):
     assert "not UTF-8 text" in done.stderr or "not a text file" in done.stderr
 
 
+def test_a_broken_file_is_reported_before_tensorflow_is_imported(tmp_path):
+    """The seconds TensorFlow's import takes are spent only on configs that can be read."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path / "bomb.yaml", BOMB)
+    code = ("import sys; from cnnzoo.cli import main; code = main(['validate', sys.argv[1]]); "
+            "print('tensorflow imported:', 'tensorflow' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "aliases repeat" in done.stderr, done.stderr
+    assert "tensorflow imported: False" in done.stdout
+
+
 def test_control_characters_in_utf8_text(tmp_path):
     path = write(tmp_path / "c.yaml", "model:\n  name: a\x00b\n")
     done, seconds = _timed("validate", str(path))

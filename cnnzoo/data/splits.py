@@ -38,6 +38,8 @@ class Splits:
         if self.validation is None:
             return f"{self.train}, no validation"
         held = f" (the last {self.held_out:.0%} of the training split)" if self.held_out else ""
+        if self.held_out and not self.sizes:  # slices are known once TFDS has prepared the dataset
+            return f"{self.train} (first {1 - self.held_out:.0%}), validating on its last {self.held_out:.0%}"
         return f"{self.train}, validating on {self.validation}{held}"
 
 
@@ -53,8 +55,7 @@ def resolve_splits(config: Config, split_infos) -> Splits:
         return Splits(data.train_split, validation, data.test_split, sizes=_sizes(split_infos, data.train_split,
                                                                                   validation, data.test_split))
     if not split_infos:  # sizes are known once TFDS has prepared the dataset
-        return Splits(f"{data.train_split} (first {1 - validation:.0%})", f"{data.train_split} (last {validation:.0%})",
-                      data.test_split, held_out=validation)
+        return Splits(data.train_split, f"{data.train_split}[-{validation:.0%}:]", data.test_split, held_out=validation)
     train, held = hold_out(config, split_infos, validation)
     return Splits(train, held, data.test_split, held_out=validation,
                   sizes=_sizes(split_infos, train, held, data.test_split))
