@@ -24,6 +24,7 @@ from cnnzoo.errors import CnnzooWarning, DataError
 from cnnzoo.models.builder import build_model
 from cnnzoo.models.compile import compile_model, config_callbacks, steps_per_epoch
 from cnnzoo.models.shapes import fmt_dims
+from cnnzoo.pictures.learned import wanted as pictures_wanted
 from cnnzoo.runtime.precision import PrecisionChoice, choose_precision
 from cnnzoo.runtime.strategy import Placement, StrategyChoice, choose_strategy
 
@@ -42,6 +43,7 @@ class Plan:
     steps_per_epoch: int | None  # None until the dataset is prepared, unless train.steps_per_epoch
     model: Any  # the compiled keras.Model
     callbacks: list  # from train.callbacks
+    pictures: tuple[bool, str] = (False, "")  # drawn or not, and why (train.pictures)
     notes: list[str] = field(default_factory=list)  # said once at start
     warnings: list[str] = field(default_factory=list)
 
@@ -62,6 +64,7 @@ class Plan:
             f"training: {c.train.epochs} epochs ({steps}), batch {c.data.batch_size}, "
             f"optimizer {c.train.optimizer.name}, loss {c.train.loss}",
             f"runtime: {self.precision.policy}; {self.strategy.summary()}",
+            f"pictures: {self.pictures[1]}",
             *(f"note: {note}" for note in self.notes),
         ]
 
@@ -107,7 +110,7 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
     splits = resolve_splits(config, source.reader.info.splits if prepared else {})
     cache = choose_cache(config, splits, signature.image_shape) if prepared else None
     result = Plan(config, strategy, precision, signature, source, splits, cache, config.train.steps_per_epoch,
-                  model, callbacks)
+                  model, callbacks, pictures_wanted(config.train.pictures, model.count_params(), strategy.kind))
     return with_data(result, splits, cache) if prepared else _noted(result)
 
 

@@ -64,3 +64,13 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def pictures_run(tmp_path_factory) -> Path:
+    """A small quickstart run of 2 short epochs, with its TensorBoard logs and pictures."""
+    run = tmp_path_factory.mktemp("pictures") / "run"
+    done = cli("train", CONFIGS / "quickstart.yaml", "--output-dir", run, "train.epochs=2", "train.steps_per_epoch=15",
+               "runtime.seed=3")
+    assert done.returncode == 0, done.stderr
+    return run

@@ -48,3 +48,9 @@ def test_reproduce_writes_the_results_table(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "| lenet5 | mnist_sample |" in table and "0.95% (LeCun et al. 1998)" in table
     assert (tmp_path / "lenet5" / "logs").is_dir()
+
+
+def test_pictures_cost_times_both_sides():
+    out = _run("benchmarks/pictures_cost.py", "configs/quickstart.yaml", "--epochs", "1", "--rounds", "1",
+               "train.steps_per_epoch=5")
+    assert "round 1: pictures off" in out and "median on/off" in out

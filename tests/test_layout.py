@@ -8,13 +8,13 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cnnzoo"
 # Top to bottom. A module may import from its own package and from any lower layer, never higher;
-# models, data and runtime are siblings that do not import one another.
+# models, data, runtime and pictures are siblings that do not import one another.
 LAYERS = [
     ("cli", ["cnnzoo.cli"]),
     ("deploy", ["cnnzoo.deploy"]),
     ("training", ["cnnzoo.training"]),
     ("plan", ["cnnzoo.plan"]),
-    ("models | data | runtime", ["cnnzoo.models", "cnnzoo.data", "cnnzoo.runtime"]),
+    ("models | data | runtime | pictures", ["cnnzoo.models", "cnnzoo.data", "cnnzoo.runtime", "cnnzoo.pictures"]),
     ("config", ["cnnzoo.config"]),
     ("registry, arguments", ["cnnzoo.registry", "cnnzoo.arguments"]),
     ("errors, version", ["cnnzoo.errors", "cnnzoo.version"]),

@@ -124,6 +124,14 @@ def evaluate(args: argparse.Namespace) -> int:
     return _print(args, result, lines)
 
 
+def pictures(args: argparse.Namespace) -> int:
+    from cnnzoo.deploy.pictures import write_pictures
+
+    for file in write_pictures(args.model, args.output, args.config, args.manual_dir):
+        print(file)
+    return 0
+
+
 def predict(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.predict import predict
 

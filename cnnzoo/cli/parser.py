@@ -86,6 +86,17 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=commands.evaluate)
 
+    pictures = sub.add_parser(
+        "pictures", help="a run's filters, feature maps, confusion matrix and mistakes as PNG files",
+        description="Write the pictures TensorBoard shows in its Images tab for a run, from the run's saved model: "
+        "first-layer filters, feature maps of a few fixed test images, the validation confusion matrix and the "
+        "most confidently wrong validation images.")
+    pictures.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    pictures.add_argument("--output", "-o", metavar="DIR", help="folder for the PNG files (default: RUN/pictures)")
+    pictures.add_argument("--config", help="the config the model was trained with (default: the run's)")
+    _manual_dir_argument(pictures)
+    pictures.set_defaults(handler=commands.pictures)
+
     predict = sub.add_parser("predict", help="top-k classes for images, with the run's preprocessing",
                              description="Classify PNG/JPEG images or .npy arrays of raw pixels (0-255).")
     predict.add_argument("model", metavar="RUN_DIR_OR_MODEL")

@@ -13,37 +13,16 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PositiveInt, PrivateAttr, field_validator
 
+from cnnzoo.config.sections import CallItem, Section
+from cnnzoo.config.train_schema import TrainConfig
 from cnnzoo.config.yaml_io import dump_yaml, nearest_mark
 from cnnzoo.errors import Location
 
-# A Keras class "call" as written in YAML: `Flatten`, `{Dense: 128}`, `{Conv2D: [32, 3]}`,
-# `{Conv2D: {filters: 32, kernel_size: 3}}`. Layers and callbacks are written this way and
-# parsed by `cnnzoo.config.items.split_item`.
-CallItem = Union[str, dict[str, Any]]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class _Named(BaseModel):
-    """A `{name: ..., **kwargs}` mapping, or just the name: kwargs are checked against the Keras class."""
-
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _name_alone(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value  # `optimizer: sgd`, as in Keras
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-class BlockConfig(_Section):
+class BlockConfig(Section):
     """A named, reusable residual block: `pre` -> (`layers` + shortcut) -> Add -> `after`.
 
     Layer arguments may refer to the block's parameters as `$name` or `${expression}`
@@ -71,7 +50,7 @@ class BlockConfig(_Section):
     after: list[CallItem] = Field([], description="Layers after the Add (e.g. the ReLU of ResNet v1).")
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     name: str = Field("model", description="Model name; also names the run directory. Letters, digits, `_`, "
                       "`.` and `-` (TensorFlow's name scopes allow no others).")
     input_shape: Optional[list[PositiveInt]] = Field(
@@ -109,7 +88,7 @@ class ModelConfig(_Section):
         return value
 
 
-class PreprocessingConfig(_Section):
+class PreprocessingConfig(Section):
     resize: Optional[list[PositiveInt]] = Field(
         None, min_length=2, max_length=2,
         description="[rows, cols] to resize every image to first (for datasets of mixed sizes, e.g. ImageNet).",
@@ -120,7 +99,7 @@ class PreprocessingConfig(_Section):
     std: Optional[list[float]] = Field(None, description="Per-channel std divided after subtracting `mean`.")
 
 
-class AugmentationConfig(_Section):
+class AugmentationConfig(Section):
     pad_crop: int = Field(
         0, ge=0, description="Pad each side with this many zero pixels, then crop a random window of the "
         "input size (the ResNet paper's CIFAR augmentation uses 4)."
@@ -128,7 +107,7 @@ class AugmentationConfig(_Section):
     horizontal_flip: bool = Field(False, description="Flip half the training images left to right.")
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     name: str = Field("mnist", min_length=1, description="A TFDS dataset name (e.g. mnist, fashion_mnist, mnist_sample).")
     batch_size: int = Field(128, gt=0, description="Global batch size (summed over replicas).")
     train_split: str = Field("train", description="TFDS split to train on (slicing like `train[:10%]` works).")
@@ -173,41 +152,7 @@ class DataConfig(_Section):
         return value
 
 
-class OptimizerConfig(_Named):
-    """`name` is a class of `keras.optimizers`; other keys are its constructor arguments."""
-
-    name: str = Field("adadelta", description="Optimizer class, e.g. adadelta, sgd, adam.")
-
-
-class ScheduleConfig(_Named):
-    """`name` is a class of `keras.optimizers.schedules`; other keys are its arguments."""
-
-    name: str = Field(..., description="Schedule class, e.g. ExponentialDecay, PiecewiseConstantDecay.")
-    unit: Literal["step", "epoch"] = Field(
-        "step", description="What `boundaries` and `*_steps` arguments count: optimizer steps, or epochs (converted "
-        "with the run's steps per epoch, so a changed batch size or training split keeps the recipe's schedule).",
-    )
-
-
-class TrainConfig(_Section):
-    epochs: int = Field(12, gt=0, description="Number of passes over the training split.")
-    steps_per_epoch: Optional[int] = Field(None, gt=0, description="Limit batches per epoch (default: the whole split).")
-    loss: str = Field("categorical_crossentropy", description="A `keras.losses` name; categorical losses get one-hot labels.")
-    optimizer: OptimizerConfig = Field(
-        # The slide's Adadelta at Keras 1's learning rate (Keras 3's default, 0.001, trains far slower).
-        default_factory=lambda: OptimizerConfig(name="adadelta", learning_rate=1.0),
-        description="`{name: ..., **kwargs}` or just the name; a class of `keras.optimizers`.",
-    )
-    lr_schedule: Optional[ScheduleConfig] = Field(
-        None, description="Learning-rate schedule; replaces the optimizer's learning_rate."
-    )
-    metrics: list[str] = Field(["accuracy"], description="`keras.metrics` names.")
-    callbacks: list[CallItem] = Field(
-        [], description="Extra `keras.callbacks` as `Name: {args}` items, e.g. `EarlyStopping: {patience: 3}`."
-    )
-
-
-class RuntimeConfig(_Section):
+class RuntimeConfig(Section):
     strategy: Literal["auto", "default", "mirrored", "multi_worker", "tpu", "one_device"] = Field(
         "auto",
         description="tf.distribute strategy. auto: TPU if one is found, else multi_worker if TF_CONFIG names "
@@ -245,7 +190,7 @@ class RuntimeConfig(_Section):
     )
 
 
-class Config(_Section):
+class Config(Section):
     """A whole experiment: what to build, what to feed it, how to train it, where."""
 
     model: ModelConfig

@@ -98,6 +98,7 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
             verb: str) -> RunResult:
     """Log the plan, fit from `initial_epoch`, then evaluate on the test split and save."""
     from cnnzoo.training.callbacks import EpochLine
+    from cnnzoo.training.pictures import picture_callbacks
 
     config, model = planned.config, planned.model
     log(f"cnnzoo: {verb} {config.model.name} ({model.count_params():,} parameters) on {config.data.name} "
@@ -112,8 +113,9 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
     repair_history(run)
     bar = sys.stdout.isatty() and log is print  # Keras' progress bar on a terminal, else one line per epoch
     progress = [] if bar else [EpochLine(config.train.epochs, log)]
+    pictures = picture_callbacks(planned, data, run, log) if placement.is_chief else []
     with _multi_worker(placement, model):
-        fit(model, data, config, run, initial_epoch, [*planned.callbacks, *extra_callbacks, *progress], bar)
+        fit(model, data, config, run, initial_epoch, [*planned.callbacks, *pictures, *extra_callbacks, *progress], bar)
         return finish(run, model, data, config, log)
 
 

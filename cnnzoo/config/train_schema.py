@@ -1,0 +1,65 @@
+"""The `train` section: how to fit the model (optimizer, schedule, loss, callbacks, pictures)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import Field, model_validator
+
+from cnnzoo.config.sections import CallItem, Named, Section
+
+
+class OptimizerConfig(Named):
+    """`name` is a class of `keras.optimizers`; other keys are its constructor arguments."""
+
+    name: str = Field("adadelta", description="Optimizer class, e.g. adadelta, sgd, adam.")
+
+
+class ScheduleConfig(Named):
+    """`name` is a class of `keras.optimizers.schedules`; other keys are its arguments."""
+
+    name: str = Field(..., description="Schedule class, e.g. ExponentialDecay, PiecewiseConstantDecay.")
+    unit: Literal["step", "epoch"] = Field(
+        "step", description="What `boundaries` and `*_steps` arguments count: optimizer steps, or epochs (converted "
+        "with the run's steps per epoch, so a changed batch size or training split keeps the recipe's schedule).",
+    )
+
+
+class PicturesConfig(Section):
+    """What the network learned, as images in TensorBoard's Images tab (run `pictures`)."""
+
+    enabled: Union[bool, Literal["auto"]] = Field(
+        "auto", description="Write the pictures. auto: on for models under 5M parameters (the slide's net, LeNet-5, "
+        "the CIFAR ResNets), off for bigger ones, and off under multi_worker and tpu strategies.",
+    )
+    every_epochs: int = Field(1, gt=0, description="Write them every N epochs (and after the last).")
+    images: int = Field(4, ge=1, le=32, description="Test images whose feature maps are shown (the same every epoch, chosen by the seed).")
+    channels: int = Field(16, ge=1, le=256, description="Feature maps shown per layer (its first N channels).")
+    mistakes: int = Field(16, ge=0, le=100, description="The most confidently wrong validation images shown.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch_alone(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, (bool, str)) else value  # `pictures: false`
+
+
+class TrainConfig(Section):
+    epochs: int = Field(12, gt=0, description="Number of passes over the training split.")
+    steps_per_epoch: Optional[int] = Field(None, gt=0, description="Limit batches per epoch (default: the whole split).")
+    loss: str = Field("categorical_crossentropy", description="A `keras.losses` name; categorical losses get one-hot labels.")
+    optimizer: OptimizerConfig = Field(
+        # The slide's Adadelta at Keras 1's learning rate (Keras 3's default, 0.001, trains far slower).
+        default_factory=lambda: OptimizerConfig(name="adadelta", learning_rate=1.0),
+        description="`{name: ..., **kwargs}` or just the name; a class of `keras.optimizers`.",
+    )
+    lr_schedule: Optional[ScheduleConfig] = Field(
+        None, description="Learning-rate schedule; replaces the optimizer's learning_rate."
+    )
+    metrics: list[str] = Field(["accuracy"], description="`keras.metrics` names.")
+    callbacks: list[CallItem] = Field(
+        [], description="Extra `keras.callbacks` as `Name: {args}` items, e.g. `EarlyStopping: {patience: 3}`."
+    )
+    pictures: PicturesConfig = Field(
+        default_factory=PicturesConfig,
+        description="Filters, feature maps, confusion matrix and mistakes in TensorBoard; `pictures: false` turns them off.",
+    )

@@ -1,0 +1,125 @@
+"""What a model has learned, read from its ordinary Keras layers: first-layer filters, feature
+maps of a few fixed images, the confusion matrix and the most confidently wrong images.
+
+`Pictures` renders them as uint8 arrays, keyed by tag; the training callback writes them to
+TensorBoard and `cnnzoo pictures` to PNG files, so both show the same pictures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnzoo.pictures import figures, grids
+
+SIZE_LIMIT = 5_000_000  # `enabled: auto` draws pictures for models under this many parameters
+SAMPLE_POOL = 256  # the fixed images are chosen among the first this many test images
+
+
+def wanted(settings, params: int, strategy_kind: str) -> tuple[bool, str]:
+    """Whether a run draws pictures, and why (for the plan's line)."""
+    if strategy_kind in ("multi_worker", "tpu"):
+        return False, f"off under the {strategy_kind} strategy (they read the model outside the training step)"
+    if settings.enabled is True:
+        return True, "on (train.pictures.enabled: true)"
+    if settings.enabled is False:
+        return False, "off (train.pictures.enabled: false)"
+    if params >= SIZE_LIMIT:
+        return False, f"off: the model has {params:,} parameters (auto draws them under {SIZE_LIMIT:,}; " \
+                      "`train.pictures: true` turns them on)"
+    return True, "on (auto: a small model)"
+
+
+def mapped_layers(model) -> list:
+    """Convolution and pooling layers with a spatial (rank-4) output, in graph order."""
+    return [layer for layer in model.layers
+            if ("Conv" in type(layer).__name__ or "Pooling" in type(layer).__name__)
+            and not type(layer).__name__.startswith("Global") and len(layer.output.shape) == 4]
+
+
+def choose_images(batches, count: int, seed: int) -> np.ndarray:
+    """`count` images from the first SAMPLE_POOL of a batched (image, label) dataset, fixed by `seed`."""
+    pool, seen = [], 0
+    for images, _ in batches:
+        pool.append(np.asarray(images))
+        seen += len(pool[-1])
+        if seen >= SAMPLE_POOL:
+            break
+    pool = np.concatenate(pool)[:SAMPLE_POOL]
+    picked = np.sort(np.random.default_rng(seed).choice(len(pool), size=min(count, len(pool)), replace=False))
+    return pool[picked]
+
+
+@dataclass
+class Pictures:
+    """Renders the pictures of `model` for fixed `images` and a batched validation dataset."""
+
+    model: object
+    images: np.ndarray
+    class_names: list[str] | None
+    channels: int = 16
+    mistakes: int = 16
+
+    def __post_init__(self):
+        import keras
+
+        self.layers = mapped_layers(self.model)
+        self.first_conv = next((layer for layer in self.layers if isinstance(layer, keras.layers.Conv2D)), None)
+        self._maps = keras.Model(self.model.inputs, [layer.output for layer in self.layers]) if self.layers else None
+
+    def skipped(self) -> str | None:
+        """What cannot be drawn for this model, said once by the caller."""
+        if not self.layers:
+            return "the model has no convolution or pooling layer: no filters or feature maps are drawn"
+        return None
+
+    def render(self, validation=None) -> dict[str, tuple[np.ndarray, str]]:
+        """tag -> (picture, description) for every picture that applies."""
+        out = {}
+        if self.first_conv is not None:
+            out[f"filters/{self.first_conv.name}"] = (
+                grids.filter_grid(self.first_conv.get_weights()[0]),
+                f"The {self.first_conv.get_weights()[0].shape[3]} kernels of `{self.first_conv.name}`, the first "
+                "convolution; each scaled to its own range (dark: most negative, light: most positive).")
+        if self._maps is not None:
+            outputs = self._maps.predict_on_batch(self.images)
+            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            for index, (layer, maps) in enumerate(zip(self.layers, outputs)):
+                maps = np.asarray(maps, dtype=np.float32)
+                out[f"feature_maps/{index + 1:02d}_{layer.name}"] = (
+                    grids.feature_map_grid(self.images, maps, self.channels),
+                    f"`{layer.name}` ({type(layer).__name__}, {maps.shape[1]}x{maps.shape[2]}x{maps.shape[3]}): "
+                    f"each row is one test image, then its first {min(self.channels, maps.shape[3])} maps, "
+                    "each scaled to its own range.")
+        if validation is not None:
+            out.update(self.judged(validation))
+        return out
+
+    def judged(self, validation) -> dict[str, tuple[np.ndarray, str]]:
+        """The confusion matrix and the most confidently wrong images of a batched dataset."""
+        classes = int(self.model.output.shape[-1])
+        names = self.class_names or [str(i) for i in range(classes)]
+        matrix = np.zeros((classes, classes), np.int64)
+        wrong: list[tuple[float, np.ndarray, int, int]] = []
+        for images, labels in validation:
+            probabilities = np.asarray(self.model.predict_on_batch(images), dtype=np.float32)
+            labels = np.asarray(labels)
+            true = labels.argmax(-1) if labels.ndim == 2 else labels.astype(np.int64).reshape(-1)
+            predicted = probabilities.argmax(-1)
+            np.add.at(matrix, (true, predicted), 1)
+            for i in np.flatnonzero(true != predicted):
+                wrong.append((float(probabilities[i, predicted[i]]), np.asarray(images[i]), true[i], predicted[i]))
+            wrong = sorted(wrong, key=lambda w: -w[0])[: self.mistakes]
+        accuracy = np.trace(matrix) / max(1, matrix.sum())
+        shown = [w[1] for w in wrong]
+        captions = [f"{names[t]} → {names[p]} ({conf:.2f})" for conf, _, t, p in wrong]
+        return {
+            "confusion_matrix": (
+                figures.confusion_picture(matrix, names, f"{matrix.sum():,} validation images, accuracy {accuracy:.2%}"),
+                "Rows: the true class; columns: the predicted one. Counts, shaded by their share of the row."),
+            "mistakes": (
+                figures.mistakes_picture(np.stack(shown) if shown else np.zeros((0,)), captions),
+                f"The {len(shown)} validation images the model got wrong with the highest confidence: "
+                "`true → predicted (probability)`."),
+        }

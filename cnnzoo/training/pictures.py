@@ -1,0 +1,56 @@
+"""The `train.pictures` callback: what the network learned, in TensorBoard's Images tab, as it trains."""
+
+from __future__ import annotations
+
+import keras
+
+from cnnzoo.training.run_dir import RunDir
+
+RUN = "pictures"  # the TensorBoard run (logs/pictures) the images are written to
+
+
+class LearnedPictures(keras.callbacks.Callback):
+    """Every `every` epochs (and after the last), writes `Pictures.render` to logs/pictures at step = epoch,
+    the step Keras' TensorBoard callback gives the epoch's scalars."""
+
+    def __init__(self, run: RunDir, pictures, validation, every: int, epochs: int):
+        super().__init__()
+        self.run, self.pictures, self.validation = run, pictures, validation
+        self.every, self.epochs = every, epochs
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every and epoch + 1 != self.epochs:
+            return
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.run.logs / RUN))
+        with self._writer.as_default(step=epoch):
+            for tag, (picture, description) in self.pictures.render(self.validation).items():
+                tf.summary.image(tag, picture[None], description=description)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def picture_callbacks(planned, data, run: RunDir, log) -> list:
+    """The callback a run's plan asks for (none when pictures are off), saying once what is skipped."""
+    from cnnzoo.data.catalog import class_names
+    from cnnzoo.pictures.learned import Pictures, choose_images
+
+    settings = planned.config.train.pictures
+    if not planned.pictures[0]:
+        return []
+    images = choose_images(data.test, settings.images, planned.config.runtime.seed or 0)
+    pictures = Pictures(planned.model, images, class_names(planned.config), settings.channels, settings.mistakes)
+    every = "every epoch" if settings.every_epochs == 1 else f"every {settings.every_epochs} epochs"
+    log(f"cnnzoo: pictures {every} in TensorBoard's Images tab (run `{RUN}`): filters, feature maps, confusion "
+        "matrix, mistakes; `train.pictures: false` turns them off")
+    for skipped in (pictures.skipped(), data.validation is None and "no validation split: no confusion matrix "
+                    "or mistakes are drawn"):
+        if skipped:
+            log(f"cnnzoo: pictures: {skipped}")
+    return [LearnedPictures(run, pictures, data.validation, settings.every_epochs, planned.config.train.epochs)]

@@ -1,0 +1,96 @@
+"""What the network learned, as pictures: the grids themselves, the TensorBoard images a run
+writes, and `cnnzoo pictures` PNG files from a saved run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import CONFIGS, cli, write
+from cnnzoo.pictures import grids
+from cnnzoo.pictures.learned import SIZE_LIMIT, wanted
+
+
+def images_of(run, tb_run: str = "pictures") -> dict[str, list[np.ndarray]]:
+    """tag -> the decoded image of every step, read from the run's event files as TensorBoard does
+    (TF2 image summaries are tensors of [width, height, png])."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator
+
+    events = EventAccumulator(str(run / "logs" / tb_run), size_guidance={TENSORS: 0})
+    events.Reload()
+    return {tag: [tf.io.decode_png(tf.make_ndarray(e.tensor_proto)[2]).numpy() for e in events.Tensors(tag)]
+            for tag in events.Tags()[TENSORS]}
+
+
+def test_a_run_writes_filters_feature_maps_confusion_and_mistakes_each_epoch(pictures_run):
+    pictures = images_of(pictures_run)
+    assert sorted(pictures) == ["confusion_matrix", "feature_maps/01_conv2d_1", "feature_maps/02_conv2d_3",
+                                "feature_maps/03_max_pooling2d_5", "filters/conv2d_1", "mistakes"]
+    assert all(len(steps) == 2 for steps in pictures.values())  # one per epoch
+    filters = pictures["filters/conv2d_1"][-1]
+    assert filters.shape == (2 + 2 * 50, 2 + 16 * 50, 3)  # 32 kernels of 3x3, 16 a row, enlarged to 48 px
+    maps = pictures["feature_maps/01_conv2d_1"]
+    assert maps[0].shape == (2 + 4 * 50, 2 + 17 * 50, 3)  # 4 test images: the image, then 16 maps
+    assert not np.array_equal(maps[0], maps[1])  # the maps change as the network learns
+    for tag in ("confusion_matrix", "mistakes"):
+        assert pictures[tag][-1].std() > 10, tag  # drawn, not blank
+
+
+def test_the_same_test_images_every_epoch(pictures_run):
+    first, second = images_of(pictures_run)["feature_maps/01_conv2d_1"]
+    assert np.array_equal(first[:, :50], second[:, :50])  # column 0: the input images
+
+
+def test_pictures_cli_writes_png_files(pictures_run, tmp_path):
+    from matplotlib.image import imread
+
+    done = cli("pictures", pictures_run, "-o", tmp_path / "png")
+    assert done.returncode == 0, done.stderr
+    files = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert files == ["confusion_matrix.png", "feature_maps-01_conv2d_1.png", "feature_maps-02_conv2d_3.png",
+                     "feature_maps-03_max_pooling2d_5.png", "filters-conv2d_1.png", "mistakes.png"]
+    matrix = imread(tmp_path / "png" / "confusion_matrix.png")
+    assert matrix.shape[0] > 300 and matrix.shape[1] > 300 and matrix.std() > 0.05
+
+
+def test_a_model_without_convolutions_says_so_once_and_still_judges(tmp_path):
+    config = write(tmp_path / "mlp.yaml", f"extends: {CONFIGS / 'quickstart.yaml'}\nmodel:\n  name: mlp\n  layers:\n"
+                   "    - Flatten\n    - Dense: [32, {activation: relu}]\n    - Dense: [10, {activation: softmax}]\n")
+    done = cli("train", config, "--output-dir", tmp_path / "run", "train.epochs=1", "train.steps_per_epoch=5")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("no convolution or pooling layer") == 1
+    assert sorted(images_of(tmp_path / "run")) == ["confusion_matrix", "mistakes"]
+
+
+def test_pictures_off_writes_none(tmp_path):
+    done = cli("train", CONFIGS / "quickstart.yaml", "--output-dir", tmp_path / "run", "train.epochs=1",
+               "train.steps_per_epoch=3", "train.pictures=false")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "run" / "logs" / "pictures").exists()
+
+
+@pytest.mark.parametrize("enabled, params, strategy, on", [
+    ("auto", 1_199_882, "default", True),  # the slide's net
+    ("auto", 25_636_712, "default", False),  # ResNet-50
+    (True, 25_636_712, "default", True),
+    ("auto", 61_706, "multi_worker", False),
+    (False, 61_706, "default", False),
+])
+def test_auto_draws_for_small_models(enabled, params, strategy, on):
+    from cnnzoo.config.train_schema import PicturesConfig
+
+    assert wanted(PicturesConfig(enabled=enabled), params, strategy)[0] is on
+    assert SIZE_LIMIT == 5_000_000
+
+
+def test_rgb_kernels_are_drawn_in_colour_and_each_scaled_to_its_range():
+    kernel = np.zeros((3, 3, 3, 2), np.float32)
+    kernel[..., 0, 0] = 1.0  # red only
+    kernel[..., 2, 1] = -0.001  # faint blue only: still full contrast
+    kernel[0, 0, 2, 1] = 0.001
+    picture = grids.filter_grid(kernel)
+    first = picture[2:50, 2:50]
+    assert first[..., 0].max() == 255 and first[..., 1].max() == 0
+    second = picture[2:50, 52:100]
+    assert second[..., 2].min() == 0 and second[..., 2].max() == 255
