@@ -60,7 +60,7 @@ def test_every_config_and_script_named_exists(page):
     text = page.read_text()
     for path in re.findall(r"\b((?:configs|benchmarks|docs)/[a-z0-9_][\w./-]*\.(?:yaml|py|md))", text):  # not X.yaml
         assert (REPO / path).exists(), f"{page.name} names {path}"
-    for link in re.findall(r"\]\(([\w./-]+\.md)\)", text):
+    for link in re.findall(r"\]\(([\w./-]+\.(?:md|png))\)", text):  # pages and pictures
         assert (page.parent / link).exists(), f"{page.name} links to {link}"
 
 

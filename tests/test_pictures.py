@@ -52,6 +52,10 @@ def test_pictures_cli_writes_png_files(pictures_run, tmp_path):
                      "feature_maps-03_max_pooling2d_5.png", "filters-conv2d_1.png", "mistakes.png"]
     matrix = imread(tmp_path / "png" / "confusion_matrix.png")
     assert matrix.shape[0] > 300 and matrix.shape[1] > 300 and matrix.std() > 0.05
+    # The run recorded its last confusion matrix during Keras' validation pass; `cnnzoo pictures`
+    # predicts the validation split again: the same counts, so the same picture.
+    recorded = images_of(pictures_run)["confusion_matrix"][-1]
+    assert np.array_equal(recorded, (matrix[..., :3] * 255).round().astype(np.uint8))
 
 
 def test_a_model_without_convolutions_says_so_once_and_still_judges(tmp_path):
@@ -94,3 +98,32 @@ def test_rgb_kernels_are_drawn_in_colour_and_each_scaled_to_its_range():
     assert first[..., 0].max() == 255 and first[..., 1].max() == 0
     second = picture[2:50, 52:100]
     assert second[..., 2].min() == 0 and second[..., 2].max() == 255
+
+
+def test_the_validation_pass_records_the_matrix_and_mistakes_without_a_second_pass(tmp_path):
+    import keras
+
+    from cnnzoo.pictures.learned import Pictures
+    from cnnzoo.pictures.record import Recorder
+    from cnnzoo.training.pictures import LearnedPictures
+    from cnnzoo.training.run_dir import RunDir
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((96, 8, 8, 1), np.float32), rng.integers(0, 3, 96)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    recorder = Recorder(3, 5, (8, 8, 1))
+    pictures = Pictures(model, x[:2], None)
+    predicted = []
+    pictures.predicted = lambda validation: predicted.append(1)  # a second pass would be noticed
+    callback = LearnedPictures(RunDir(tmp_path), pictures, (x[:40], y[:40]), 1, 1, recorder)
+    model.fit(x, y, validation_data=(x[:40], y[:40]), batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    matrix, images, wrong = recorder.read()
+    assert matrix.sum() == 40 and not predicted  # exactly the validation examples, not the training ones
+    expected = np.zeros((3, 3), np.int64)
+    np.add.at(expected, (y[:40], model.predict(x[:40], verbose=0).argmax(-1)), 1)
+    assert np.array_equal(matrix, expected)
+    assert len(wrong) == min(5, 40 - np.trace(expected)) and images.shape == (len(wrong), 8, 8, 1)
+    assert [w[0] for w in wrong] == sorted((w[0] for w in wrong), reverse=True)
+    assert "compute_metrics" not in model.__dict__  # the hook is undone after training

@@ -74,14 +74,19 @@ class Pictures:
             return "the model has no convolution or pooling layer: no filters or feature maps are drawn"
         return None
 
-    def render(self, validation=None) -> dict[str, tuple[np.ndarray, str]]:
-        """tag -> (picture, description) for every picture that applies."""
+    def render(self, validation=None, recorded=None) -> dict[str, tuple[np.ndarray, str]]:
+        """tag -> (picture, description) for every picture that applies.
+
+        The confusion matrix and mistakes come from `recorded` (a `Recorder.read()` of Keras' own
+        validation pass) when given, else from predicting the batched `validation` dataset.
+        """
         out = {}
         if self.first_conv is not None:
+            kernel = self.first_conv.get_weights()[0]
             out[f"filters/{self.first_conv.name}"] = (
-                grids.filter_grid(self.first_conv.get_weights()[0]),
-                f"The {self.first_conv.get_weights()[0].shape[3]} kernels of `{self.first_conv.name}`, the first "
-                "convolution; each scaled to its own range (dark: most negative, light: most positive).")
+                grids.filter_grid(kernel),
+                f"The {kernel.shape[3]} kernels of `{self.first_conv.name}`, the first convolution; each scaled "
+                "to its own range (dark: most negative, light: most positive).")
         if self._maps is not None:
             outputs = self._maps.predict_on_batch(self.images)
             outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
@@ -92,14 +97,15 @@ class Pictures:
                     f"`{layer.name}` ({type(layer).__name__}, {maps.shape[1]}x{maps.shape[2]}x{maps.shape[3]}): "
                     f"each row is one test image, then its first {min(self.channels, maps.shape[3])} maps, "
                     "each scaled to its own range.")
-        if validation is not None:
-            out.update(self.judged(validation))
+        if recorded is None and validation is not None:
+            recorded = self.predicted(validation)
+        if recorded is not None:
+            out.update(self.judged(*recorded))
         return out
 
-    def judged(self, validation) -> dict[str, tuple[np.ndarray, str]]:
-        """The confusion matrix and the most confidently wrong images of a batched dataset."""
+    def predicted(self, validation) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
+        """What `Recorder.read()` gives, by predicting a batched (image, label) dataset."""
         classes = int(self.model.output.shape[-1])
-        names = self.class_names or [str(i) for i in range(classes)]
         matrix = np.zeros((classes, classes), np.int64)
         wrong: list[tuple[float, np.ndarray, int, int]] = []
         for images, labels in validation:
@@ -109,17 +115,23 @@ class Pictures:
             predicted = probabilities.argmax(-1)
             np.add.at(matrix, (true, predicted), 1)
             for i in np.flatnonzero(true != predicted):
-                wrong.append((float(probabilities[i, predicted[i]]), np.asarray(images[i]), true[i], predicted[i]))
+                wrong.append((float(probabilities[i, predicted[i]]), np.asarray(images[i]), int(true[i]),
+                              int(predicted[i])))
             wrong = sorted(wrong, key=lambda w: -w[0])[: self.mistakes]
+        images = np.stack([w[1] for w in wrong]) if wrong else np.zeros((0,))
+        return matrix, images, [(conf, t, p) for conf, _, t, p in wrong]
+
+    def judged(self, matrix: np.ndarray, images: np.ndarray, wrong: list[tuple[float, int, int]]):
+        """The confusion matrix and mistakes pictures."""
+        names = self.class_names or [str(i) for i in range(len(matrix))]
         accuracy = np.trace(matrix) / max(1, matrix.sum())
-        shown = [w[1] for w in wrong]
-        captions = [f"{names[t]} → {names[p]} ({conf:.2f})" for conf, _, t, p in wrong]
+        captions = [f"{names[t]} → {names[p]} ({conf:.2f})" for conf, t, p in wrong]
         return {
             "confusion_matrix": (
                 figures.confusion_picture(matrix, names, f"{matrix.sum():,} validation images, accuracy {accuracy:.2%}"),
                 "Rows: the true class; columns: the predicted one. Counts, shaded by their share of the row."),
             "mistakes": (
-                figures.mistakes_picture(np.stack(shown) if shown else np.zeros((0,)), captions),
-                f"The {len(shown)} validation images the model got wrong with the highest confidence: "
+                figures.mistakes_picture(images, captions),
+                f"The {len(wrong)} validation images the model got wrong with the highest confidence: "
                 "`true → predicted (probability)`."),
         }

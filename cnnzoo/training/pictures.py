@@ -11,27 +11,47 @@ RUN = "pictures"  # the TensorBoard run (logs/pictures) the images are written t
 
 class LearnedPictures(keras.callbacks.Callback):
     """Every `every` epochs (and after the last), writes `Pictures.render` to logs/pictures at step = epoch,
-    the step Keras' TensorBoard callback gives the epoch's scalars."""
+    the step Keras' TensorBoard callback gives the epoch's scalars.
 
-    def __init__(self, run: RunDir, pictures, validation, every: int, epochs: int):
+    With a `recorder` (one device), the confusion matrix and mistakes are recorded during Keras'
+    validation pass; otherwise (or if the step functions were traced before this callback could
+    hook them) the validation split is predicted once more.
+    """
+
+    def __init__(self, run: RunDir, pictures, validation, every: int, epochs: int, recorder=None):
         super().__init__()
         self.run, self.pictures, self.validation = run, pictures, validation
-        self.every, self.epochs = every, epochs
-        self._writer = None
+        self.every, self.epochs, self.recorder = every, epochs, recorder
+        self._writer = self._undo = None
+
+    def on_train_begin(self, logs=None):
+        if self.recorder is not None and self.validation is not None:
+            from cnnzoo.pictures.record import recording
+
+            self._undo = recording(self.model, self.recorder)
+
+    def on_test_begin(self, logs=None):
+        if self.recorder is not None:
+            self.recorder.reset()  # what the training steps recorded is not wanted
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every and epoch + 1 != self.epochs:
             return
         import tensorflow as tf
 
+        recorded = self.recorder.read() if self.recorder is not None and self.validation is not None else None
+        if recorded is not None and not recorded[0].sum():
+            recorded = None  # the validation pass did not go through the hook
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(str(self.run.logs / RUN))
         with self._writer.as_default(step=epoch):
-            for tag, (picture, description) in self.pictures.render(self.validation).items():
+            for tag, (picture, description) in self.pictures.render(self.validation, recorded).items():
                 tf.summary.image(tag, picture[None], description=description)
         self._writer.flush()
 
     def on_train_end(self, logs=None):
+        if self._undo is not None:
+            self._undo()
         if self._writer is not None:
             self._writer.close()
 
@@ -53,4 +73,10 @@ def picture_callbacks(planned, data, run: RunDir, log) -> list:
                     "or mistakes are drawn"):
         if skipped:
             log(f"cnnzoo: pictures: {skipped}")
-    return [LearnedPictures(run, pictures, data.validation, settings.every_epochs, planned.config.train.epochs)]
+    recorder = None
+    if planned.strategy.kind == "default":  # one device: the validation pass records what the pictures need
+        from cnnzoo.pictures.record import Recorder
+
+        recorder = Recorder(data.num_classes, settings.mistakes, tuple(data.image_shape))
+    return [LearnedPictures(run, pictures, data.validation, settings.every_epochs, planned.config.train.epochs,
+                            recorder)]
