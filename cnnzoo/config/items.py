@@ -15,6 +15,7 @@ Item forms: `- Flatten`, `- Dense: 128`, `- Conv2D: [32, 3, {padding: same}]`,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
@@ -26,6 +27,8 @@ from cnnzoo.errors import BuildError, Location
 LAYER_EXAMPLE = "`- Flatten`, `- Dense: 128`, `- Conv2D: {filters: 32, kernel_size: 3}`"
 SHORTCUTS = ("identity", "A", "B", "none")
 MAX_LAYERS = 20_000  # ResNet-1202 has about 4,000
+GRAPH_KEYS = ("name", "inputs")  # beside an item's class key: what its output is called, what it takes
+NAME = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
@@ -40,17 +43,20 @@ class LayerItem:
     declared_input_shape: tuple[int, ...] | None = field(default=None)
     context: str = ""  # where a block layer sits, e.g. "stage `conv3` block 2, "
     prefix: str = ""  # layer-name prefix inside blocks, e.g. "conv3_block2_"
+    ref: str | None = None  # `name:` the item's output is known by, for later `inputs`
+    inputs: tuple[str, ...] | None = None  # `inputs:` the outputs it takes (None: the item before it)
 
     @property
     def label(self) -> str:
-        return f"{self.context}layer {self.index} ({self.class_name})"
+        return f"{self.context}layer {self.index} ({self.class_name}{f' `{self.ref}`' if self.ref else ''})"
 
     @property
     def layer_name(self) -> str:
-        return f"{self.prefix}{registry.snake_case(self.class_name)}_{self.index}"
+        return f"{self.prefix}{self.ref or f'{registry.snake_case(self.class_name)}_{self.index}'}"
 
     def as_yaml(self) -> dict[str, Any]:
-        return {self.class_name: _plain(self.kwargs)}
+        graph = {**({"name": self.ref} if self.ref else {}), **({"inputs": list(self.inputs)} if self.inputs else {})}
+        return {self.class_name: _plain(self.kwargs), **graph}
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,14 @@ class BlockItem:
     shortcut: str  # identity | A | B | none
     projection: tuple[LayerItem, ...] | None  # None: the default 1x1 Conv2D + BatchNormalization, sized at build
     shortcut_location: Location | None
+
+    @property
+    def label(self) -> str:
+        return self.context.rstrip(", ")
+
+    @property
+    def location(self) -> Location | None:
+        return (self.pre or self.layers or (None,))[0].location if (self.pre or self.layers) else self.shortcut_location
 
     def as_yaml(self) -> dict[str, Any]:
         parts = {"pre": self.pre, "layers": self.layers, "after": self.after, "projection": self.projection or ()}
@@ -87,6 +101,7 @@ def parse_layer(item: Any, index: int, where: Callable[..., Location | None], *,
     location = where()
     path = path or f"model.layers.{index - 1}"
     what = f"{context}layer {index}"
+    item, ref, inputs = graph_keys(item, what, where, path)
     name, args, kwargs = split_item(item, what=what, location=location, path=path, example=LAYER_EXAMPLE)
     written_name = name
     name, args, kwargs, input_shape = keras1.translate(name, args, kwargs, location)
@@ -99,7 +114,28 @@ def parse_layer(item: Any, index: int, where: Callable[..., Location | None], *,
     # Keras' own checks of the values (e.g. a Dropout rate of 1.5) run when the layer is made, in
     # `build_model`: making one here could start TensorFlow's runtime, which a multi-worker strategy
     # must configure first.
-    return LayerItem(index, cls.__name__, cls, bound, location, input_shape, context, prefix)
+    return LayerItem(index, cls.__name__, cls, bound, location, input_shape, context, prefix, ref, inputs)
+
+
+def graph_keys(item: Any, what: str, where, path: str) -> tuple[Any, str | None, tuple[str, ...] | None]:
+    """`{Conv2D: [...], name: b1, inputs: [stem]}` -> (`{Conv2D: [...]}`, "b1", ("stem",)).
+
+    `name` and `inputs` sit beside the class key, so the common one-line item stays as it was.
+    """
+    if not (isinstance(item, dict) and len(item) > 1 and set(item) & set(GRAPH_KEYS)):
+        return item, None, None
+    rest = {k: v for k, v in item.items() if k not in GRAPH_KEYS}
+    ref, inputs = item.get("name"), item.get("inputs")
+    if ref is not None and not (isinstance(ref, str) and NAME.fullmatch(ref)):
+        raise BuildError(f"{what}: `name` must be a word of letters, digits and _ (e.g. `branch1`), got {ref!r}",
+                         location=where("name"), path=f"{path}.name")
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if inputs is not None and not (isinstance(inputs, list) and inputs and all(isinstance(i, str) for i in inputs)):
+        raise BuildError(f"{what}: `inputs` must be a name or a list of names of earlier items, got {inputs!r}",
+                         location=where("inputs"), path=f"{path}.inputs",
+                         hint="Example: `inputs: [branch1, branch2]`; `input` is the model's (or the block's) input.")
+    return rest, ref, tuple(inputs) if inputs is not None else None
 
 
 def construct_layer(item: LayerItem, dtype: str | None = None):
@@ -135,6 +171,8 @@ def split_item(item: Any, *, what: str, location: Location | None, path: str, ex
 
 def block_name_of(item: Any, config) -> str | None:
     """The block an item uses (`- basic` or `- basic: {...}`), `stage` for a stage, else None."""
+    if isinstance(item, dict) and len(item) > 1:
+        item = {k: v for k, v in item.items() if k not in GRAPH_KEYS}
     name = item if isinstance(item, str) else next(iter(item)) if isinstance(item, dict) and len(item) == 1 else None
     return name if name == "stage" or name in config.model.blocks else None
 

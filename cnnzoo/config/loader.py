@@ -110,11 +110,17 @@ def _read_with_extends(path: Path, chain: tuple[Path, ...]) -> tuple[dict, Marks
     return deep_merge(merged, data), merged_marks, sources + (str(path),)
 
 
+CLASS_KEYS = ("optimizer", "lr_schedule")  # `{name: Class, **its arguments}` sections
+
+
 def deep_merge(base: dict, override: dict) -> dict:
-    """Merge mappings recursively; lists and scalars in `override` replace the base's."""
+    """Merge mappings recursively; lists and scalars in `override` replace the base's, and so does a
+    `{name: ...}` mapping that names another class (an Adam optimizer keeps none of SGD's arguments)."""
     result = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
+        other_class = key in CLASS_KEYS and isinstance(value, dict) and isinstance(result.get(key), dict) and \
+            value.get("name", result[key].get("name")) != result[key].get("name")
+        if isinstance(value, dict) and isinstance(result.get(key), dict) and not other_class:
             result[key] = deep_merge(result[key], value)
         else:
             result[key] = value

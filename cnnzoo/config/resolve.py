@@ -8,7 +8,7 @@ from cnnzoo import registry
 from cnnzoo.arguments import bind
 from cnnzoo.config import expressions, keras1
 from cnnzoo.config.block_items import block_use, stage_items
-from cnnzoo.config.items import MAX_LAYERS, Item, LayerItem, block_name_of, parse_layer
+from cnnzoo.config.items import GRAPH_KEYS, MAX_LAYERS, Item, LayerItem, block_name_of, parse_layer
 from cnnzoo.errors import BuildError, Location
 
 
@@ -21,6 +21,10 @@ def resolve_items(config, defaults: dict[str, dict]) -> tuple[Item, ...]:
     items: list[Item] = []
     for i, item in enumerate(config.model.layers):
         kind = block_name_of(item, config)
+        if kind is not None and isinstance(item, dict) and set(item) & set(GRAPH_KEYS):
+            raise BuildError(f"layer {i + 1}: a block use or stage takes the output of the item before it; "
+                             "`name` and `inputs` are for layers", location=config.where("model", "layers", i),
+                             hint="Name and wire the layers inside the block's `layers` instead.")
         if kind == "stage":
             items += stage_items(config, defaults, item, i + 1)
         elif kind is not None:

@@ -78,11 +78,10 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Marks]:
         mark = exc.problem_mark or exc.context_mark
         location = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
         problem = exc.problem or str(exc)
-        raise ConfigError(
-            f"invalid YAML: {problem}",
-            location=location,
-            hint="Check indentation and that every `key: value` has a space after the colon.",
-        ) from None
+        hint = "Check indentation and that every `key: value` has a space after the colon."
+        if "mapping values are not allowed" in problem:
+            hint += " A bare layer name with `name:` or `inputs:` under it needs a colon: `- BatchNormalization:`."
+        raise ConfigError(f"invalid YAML: {problem}", location=location, hint=hint) from None
     except yaml.YAMLError as exc:  # e.g. a character YAML does not allow, with no mark
         raise ConfigError(f"invalid YAML: {str(exc).splitlines()[0]}", location=Location(source)) from None
     except RecursionError:

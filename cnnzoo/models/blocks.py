@@ -30,10 +30,12 @@ class Graph:
     budget: WeightsBudget = field(default_factory=WeightsBudget)
 
     def apply(self, item: LayerItem, x):
-        """Create one layer and call it on `x`, with the lecture-level shape checks first."""
+        """Create one layer and call it on `x` (a list for a merge), with the lecture-level shape checks first."""
         layer = construct_layer(item, self.policy)
-        shapes.check_window_fits(item, layer, x.shape)
-        self.applied.append((item, tuple(x.shape)))
+        merge = isinstance(x, list)
+        if not merge:
+            shapes.check_window_fits(item, layer, x.shape)
+        self.applied.append((item, tuple(x[0].shape if merge else x.shape)))
         try:
             return self.budget.call(layer, x, item)
         except BuildError:
@@ -41,6 +43,13 @@ class Graph:
         except Exception as exc:  # Keras' complaints about a symbolic input (shape, dtype, a zero stride...)
             if type(exc).__module__.startswith("tensorflow"):
                 raise  # a runtime failure (e.g. a lost worker under a strategy), not a model mistake
+            if merge:
+                raise BuildError(
+                    f"{item.label} cannot merge {' and '.join(shapes.fmt(t.shape) for t in x)}: {keras_message(exc)}",
+                    location=item.location,
+                    hint="Add, Multiply, Average and Maximum need equal shapes; Concatenate equal sizes except "
+                    "on its axis. Check the strides, padding and filters of the branches it joins.",
+                ) from None
             raise BuildError(
                 f"{item.label} cannot take input of shape {shapes.fmt(x.shape)}: {keras_message(exc)}",
                 location=item.location,
@@ -48,10 +57,11 @@ class Graph:
                 "so it cannot follow Flatten or Dense.",
             ) from None
 
-    def apply_all(self, items, x):
-        for item in items:
-            x = self.apply(item, x)
-        return x
+    def apply_all(self, items, x, context: str = ""):
+        """A block part's layers from `x`, branching and merging where they name `inputs`."""
+        from cnnzoo.models.wiring import wire
+
+        return wire(items, x, self.apply, context=context)
 
 
 def apply_block(graph: Graph, block: BlockItem, x):
@@ -59,12 +69,12 @@ def apply_block(graph: Graph, block: BlockItem, x):
     import keras
 
     block_input = x
-    split = graph.apply_all(block.pre, x)
-    x = graph.apply_all(block.layers, split)
+    split = graph.apply_all(block.pre, x, block.context)
+    x = graph.apply_all(block.layers, split, block.context)
     if block.shortcut != "none":
         shortcut = shortcut_branch(graph, block, block_input, split, tuple(x.shape))
         x = keras.layers.Add(name=f"{block.prefix}add", dtype=graph.policy)([shortcut, x])
-    return graph.apply_all(block.after, x)
+    return graph.apply_all(block.after, x, block.context)
 
 
 def shortcut_branch(graph: Graph, block: BlockItem, block_input, split, target: tuple):

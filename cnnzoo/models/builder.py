@@ -13,7 +13,7 @@ from typing import Sequence
 from cnnzoo.config.items import BlockItem, LayerItem
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import BuildError, keras_message
-from cnnzoo.models import blocks, shapes
+from cnnzoo.models import blocks, shapes, wiring
 
 
 def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num_classes: int | None = None,
@@ -41,13 +41,14 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
     shape = input_shape_of(config, input_shape)
     inputs = keras.Input(shape=shape, name="input")
     graph = blocks.Graph(config.checked_layer_defaults, policy)
-    x = inputs
-    for position, item in enumerate(items, start=1):
+    final = items[-1] if items else None
+
+    def apply(item, x):
         if isinstance(item, BlockItem):
-            x = blocks.apply_block(graph, item, x)
-        else:
-            last = position == len(items) and policy != "float32"
-            x = graph.apply(float32_output(item) if last else item, x)
+            return blocks.apply_block(graph, item, x)
+        return graph.apply(float32_output(item) if item is final and policy != "float32" else item, x)
+
+    x = wiring.wire(items, inputs, apply)
     if x.dtype != "float32":  # mixed precision and the model ends in a block: cast its output
         x = keras.layers.Activation("linear", dtype="float32", name="output_float32")(x)
     applied = [item for item, _ in graph.applied]
