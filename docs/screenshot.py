@@ -36,7 +36,7 @@ def main() -> None:
                 time.sleep(0.3)
             out = REPO / "docs" / "images" / "tensorboard-pictures.png"
             out.parent.mkdir(exist_ok=True)
-            chromium(f"{base}/?runFilter=pictures#images", f"--screenshot={out}")
+            chromium(f"{base}/#images", f"--screenshot={out}", "--virtual-time-budget=10000")
             print(out)
         finally:
             os.killpg(server.pid, signal.SIGTERM)

@@ -28,7 +28,7 @@ ARTIFACTS = REPO / "build" / "test-artifacts"
 # Headless as root in a container: no sandbox, no GPU, no /dev/shm; a window large enough that
 # TensorBoard lays out the image cards (it builds cards only when they are in view).
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-         "--window-size=1400,1000", "--virtual-time-budget=10000"]
+         "--window-size=1400,1000"]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
                                 "(`apt-get install -y chromium`; .ci/run installs it when it can)")
@@ -88,14 +88,19 @@ def test_tensorboard_shows_the_loss_and_the_pictures_in_chromium(tensorboard):
 
     # The page, rendered by Chromium: the Time Series dashboard's cards carry their tags as titles
     # (filtered to these tags, so that all their cards are in view and drawn).
-    page = chromium(f"{tensorboard}/?tagFilter=epoch_loss%7Cfilters%7Cconfusion_matrix#timeseries", "--dump-dom")
-    for tag in ("epoch_loss", "filters/conv2d_1", "confusion_matrix"):
-        assert f'title="{tag}"' in page, tag
+    titles = [f'title="{tag}"' for tag in ("epoch_loss", "filters/conv2d_1", "confusion_matrix")]
+    for attempt in range(4):  # a busy machine may need more than one load for the cards to be drawn
+        page = chromium(f"{tensorboard}/?tagFilter=epoch_loss%7Cfilters%7Cconfusion_matrix#timeseries",
+                        "--dump-dom", f"--virtual-time-budget={10000 * (attempt + 1)}")
+        if all(title in page for title in titles) and page.count("data/plugin/timeseries/imageData") >= 2:
+            break
+    for title in titles:
+        assert title in page, title
     assert page.count("data/plugin/timeseries/imageData") >= 2  # image cards with their pictures
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "tensorboard-images.png"
-    chromium(f"{tensorboard}/#images", f"--screenshot={shot}")
+    chromium(f"{tensorboard}/#images", f"--screenshot={shot}", "--virtual-time-budget=10000")
     _assert_not_blank(shot)
 
 

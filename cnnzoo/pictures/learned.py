@@ -88,7 +88,7 @@ class Pictures:
                 f"The {kernel.shape[3]} kernels of `{self.first_conv.name}`, the first convolution; each scaled "
                 "to its own range (dark: most negative, light: most positive).")
         if self._maps is not None:
-            outputs = self._maps.predict_on_batch(self.images)
+            outputs = self._maps(self.images, training=False)  # a direct call: all images under any strategy
             outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
             for index, (layer, maps) in enumerate(zip(self.layers, outputs)):
                 maps = np.asarray(maps, dtype=np.float32)
@@ -109,7 +109,7 @@ class Pictures:
         matrix = np.zeros((classes, classes), np.int64)
         wrong: list[tuple[float, np.ndarray, int, int]] = []
         for images, labels in validation:
-            probabilities = np.asarray(self.model.predict_on_batch(images), dtype=np.float32)
+            probabilities = np.asarray(self.model(images, training=False), dtype=np.float32)
             labels = np.asarray(labels)
             true = labels.argmax(-1) if labels.ndim == 2 else labels.astype(np.int64).reshape(-1)
             predicted = probabilities.argmax(-1)
