@@ -124,6 +124,15 @@ def evaluate(args: argparse.Namespace) -> int:
     return _print(args, result, lines)
 
 
+def import_model(args: argparse.Namespace) -> int:
+    from cnnzoo.deploy.keras_import import import_model
+
+    r = import_model(args.source, args.output)
+    print(f"{r['output']}: {r['layers']} layers, {r['params']:,} parameters (Keras: {r['params_keras']:,}); "
+          f"same weights give outputs within {r['max_difference']:.1e}; {r['seconds']:.1f} s")
+    return 0
+
+
 def pictures(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.pictures import write_pictures
 

@@ -86,6 +86,16 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=commands.evaluate)
 
+    importer = sub.add_parser(
+        "import", help="write a config for an existing Keras model (.keras, JSON, .h5, keras.applications.NAME)",
+        description="Write a cnnzoo config that builds the same graph as a Keras model: one named item per "
+        "layer, `inputs:` where a layer does not take the one before it. The config is then built, the "
+        "weights copied over and the outputs compared, and the largest difference printed.")
+    importer.add_argument("source", help="a .keras file, a model.to_json() file, a Keras 2 .h5 file, "
+                          "keras.applications.NAME, or package.module:function returning a model")
+    importer.add_argument("--output", "-o", required=True, metavar="CONFIG", help="the YAML file to write")
+    importer.set_defaults(handler=commands.import_model)
+
     pictures = sub.add_parser(
         "pictures", help="a run's filters, feature maps, confusion matrix and mistakes as PNG files",
         description="Write the pictures TensorBoard shows in its Images tab for a run, from the run's saved model: "

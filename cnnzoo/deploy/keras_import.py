@@ -1,0 +1,165 @@
+"""`cnnzoo import`: an existing Keras model -> a cnnzoo config that builds the same graph.
+
+Sources: a `.keras` file, a Keras JSON architecture (`model.to_json()`), a Keras 2 `.h5` file,
+`keras.applications.NAME`, or `package.module:function` returning a model. The config is a
+flat list of named items (one per layer, `inputs:` where a layer does not take the one before
+it): always correct, and the same layers, arguments and weight order, so
+`new.set_weights(old.get_weights())` gives the same outputs. Arguments equal to the layer's
+defaults are left out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+from cnnzoo.errors import CnnzooError
+
+DROPPED = ("name", "dtype", "trainable")  # the item's `name`; the run's precision; trainable unless False
+
+
+def load_source(source: str):
+    """The Keras model a SOURCE names (random weights for keras.applications: nothing is downloaded)."""
+    import keras
+
+    if source.startswith("keras.applications."):
+        factory = getattr(keras.applications, source.rsplit(".", 1)[1], None)
+        if factory is None:
+            raise CnnzooError(f"keras.applications has no `{source.rsplit('.', 1)[1]}`",
+                              hint="List them with: python -c 'import keras; print(dir(keras.applications))'.")
+        return factory(weights=None)
+    if ":" in source and not Path(source).exists():
+        module, _, function = source.partition(":")
+        try:
+            return getattr(importlib.import_module(module), function)()
+        except (ImportError, AttributeError) as exc:
+            raise CnnzooError(f"cannot call {source}: {exc}", hint="Write it as package.module:function.") from None
+    path = Path(source)
+    if not path.is_file():
+        raise CnnzooError(f"{source} is neither a file nor keras.applications.NAME nor package.module:function")
+    try:
+        if path.suffix == ".json":
+            return keras.models.model_from_json(path.read_text())
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many kinds for a file it cannot read
+        raise CnnzooError(f"Keras cannot read {source}: {str(exc).splitlines()[0]}") from None
+
+
+def config_of(model) -> dict[str, Any]:
+    """The cnnzoo config (a plain dict, ready for YAML) that builds `model`'s graph."""
+    import keras
+
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise CnnzooError(f"`{model.name}` has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+                          "cnnzoo configs describe one image input and one output")
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    _check_plain(model, layers)
+    items, previous = [], None
+    input_name = model.layers[0].name
+    for layer in layers:
+        sources = [t._keras_history.operation.name for t in layer._inbound_nodes[0].input_tensors]
+        sources = ["input" if s == input_name else _ref(s) for s in sources]
+        item: dict[str, Any] = {type(layer).__name__: tidy(layer), "name": _ref(layer.name)}
+        if sources != [previous or "input"]:
+            item["inputs"] = sources if len(sources) > 1 else sources[0]
+        items.append(item)
+        previous = _ref(layer.name)
+    output = tuple(model.output.shape)
+    model_section = {"name": _safe(model.name), "input_shape": list(model.input_shape[1:]),
+                     **({"num_classes": output[-1]} if len(output) == 2 else {}), "layers": items}
+    return {"model": model_section}
+
+
+def _check_plain(model, layers) -> None:
+    """Only standard keras.layers classes, each used once, can be written as items."""
+    import keras
+
+    for place, layer in enumerate(layers, start=1):
+        where = f"layer {place} of {len(layers)}, `{layer.name}`"
+        if getattr(keras.layers, type(layer).__name__, None) is not type(layer) or isinstance(layer, keras.layers.Lambda):
+            raise CnnzooError(
+                f"{where} is a {type(layer).__module__}.{type(layer).__name__}, not a keras.layers class: "
+                "a config can only name keras.layers classes; nothing was written",
+                hint="Replace it by standard layers in the model (a Lambda's code cannot be written as YAML).")
+        if len(layer._inbound_nodes) != 1:
+            raise CnnzooError(f"{where} is called {len(layer._inbound_nodes)} times (shared weights); "
+                              "each cnnzoo item is one layer call; nothing was written")
+
+
+def tidy(layer) -> dict[str, Any]:
+    """The layer's config without the arguments equal to its class's defaults, as plain YAML values."""
+    config = layer.get_config()
+    required = _required(type(layer))
+    reference = _default_config(type(layer), config, required)
+    kept = {k: v for k, v in config.items() if k not in DROPPED and
+            (k in required or reference is None or k not in reference or reference[k] != v)}
+    try:  # a left-out argument may have set another's default (a pool's strides follow its pool_size)
+        again = type(layer)(**kept).get_config()
+        kept.update({k: v for k, v in config.items() if k not in DROPPED and again.get(k) != v})
+    except Exception:  # noqa: BLE001 - then keep every argument
+        kept = {k: v for k, v in config.items() if k not in DROPPED}
+    if config.get("trainable") is False:
+        kept["trainable"] = False
+    return _plain(kept)
+
+
+def _required(cls) -> list[str]:
+    return [p.name for p in inspect.signature(cls.__init__).parameters.values()
+            if p.default is inspect.Parameter.empty and p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "self"]
+
+
+def _default_config(cls, config: dict, required: list[str]) -> dict | None:
+    """The config of the class built from only its required arguments (None if it cannot be)."""
+    try:
+        return cls(**{name: config[name] for name in required}).get_config()
+    except Exception:  # noqa: BLE001 - some classes need more than their required arguments; keep all then
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists; serialized Keras objects as `{class_name, config}` (what Keras' `get` accepts)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        if "class_name" in value and "config" in value:
+            return {"class_name": value["class_name"], "config": _plain(value["config"])}
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _ref(name: str) -> str:
+    """A layer name as an item name: letters, digits and _, not starting with a digit."""
+    name = re.sub(r"\W", "_", name)
+    return f"_{name}" if name[:1].isdigit() else name
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
+
+
+def import_model(source: str, output: str) -> dict[str, Any]:
+    """Write the config of SOURCE to `output`, then build it, copy the weights over and compare the
+    outputs on random images. Returns what was checked (parameters, the largest difference)."""
+    import time
+
+    import numpy as np
+
+    from cnnzoo.config.loader import load_config
+    from cnnzoo.config.yaml_io import dump_yaml
+    from cnnzoo.models.builder import build_model
+
+    start = time.perf_counter()
+    original = load_source(source)
+    config = config_of(original)
+    Path(output).write_text(f"# Imported by `cnnzoo import {source}`: the same layers, arguments and weight order\n"
+                            f"# as the Keras model (arguments at their defaults are left out).\n" + dump_yaml(config))
+    rebuilt = build_model(load_config(output))
+    rebuilt.set_weights(original.get_weights())
+    images = np.random.default_rng(0).random((2, *original.input_shape[1:]), np.float32)
+    difference = float(np.max(np.abs(np.asarray(original(images)) - np.asarray(rebuilt(images)))))
+    return {"source": source, "output": output, "layers": len(config["model"]["layers"]),
+            "params": rebuilt.count_params(), "params_keras": original.count_params(),
+            "max_difference": difference, "seconds": time.perf_counter() - start}

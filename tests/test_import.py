@@ -1,0 +1,79 @@
+"""`cnnzoo import`: existing Keras models become configs that build the same graph, so the
+same weights give the same outputs."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import cli
+from cnnzoo import build_model, load_config
+from cnnzoo.deploy.keras_import import import_model
+from cnnzoo.errors import CnnzooError
+
+
+def _branchy() -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    a = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    b = keras.layers.Conv2D(8, 1, strides=2)(x)
+    x = keras.layers.Concatenate()([a, b])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x), name="branchy")
+
+
+def _same_outputs(original: keras.Model, config_path) -> float:
+    rebuilt = build_model(load_config(config_path))
+    rebuilt.set_weights(original.get_weights())
+    x = np.random.default_rng(1).random((3, *original.input_shape[1:]), np.float32)
+    return float(np.max(np.abs(np.asarray(original(x)) - np.asarray(rebuilt(x)))))
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "InceptionV3"])
+def test_keras_applications_import_with_equal_outputs(name, tmp_path):
+    report = import_model(f"keras.applications.{name}", str(tmp_path / "m.yaml"))
+    assert report["params"] == report["params_keras"]
+    assert report["max_difference"] <= 1e-5
+    text = (tmp_path / "m.yaml").read_text()
+    assert "inputs: [" in text  # its merges name their inputs
+
+
+@pytest.mark.parametrize("suffix", [".json", ".keras", ".h5"])
+def test_files_import_with_equal_outputs(suffix, tmp_path):
+    model = _branchy()
+    source = tmp_path / f"model{suffix}"
+    if suffix == ".json":
+        source.write_text(model.to_json())
+    else:
+        model.save(source)
+    done = cli("import", source, "-o", tmp_path / "m.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "4 layers" not in done.stdout and "parameters (Keras: " in done.stdout
+    text = (tmp_path / "m.yaml").read_text()
+    assert "strides: [2, 2]" in text and "inputs: [max_pooling2d" in text
+    loaded = keras.models.load_model(source) if suffix != ".json" else model
+    assert _same_outputs(loaded, tmp_path / "m.yaml") <= 1e-6
+
+
+def test_a_function_returning_a_model_imports(tmp_path, monkeypatch):
+    (tmp_path / "my_models.py").write_text(
+        "import keras\n\ndef small():\n    inputs = keras.Input((8, 8, 1))\n"
+        "    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs))\n"
+        "    return keras.Model(inputs, keras.layers.Dense(3, activation='softmax')(x))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = import_model("my_models:small", str(tmp_path / "m.yaml"))
+    assert report["params"] == report["params_keras"] == 2 * 9 + 2 + 36 * 2 * 3 + 3
+    assert "inputs" not in (tmp_path / "m.yaml").read_text()  # a chain stays a plain list
+
+
+def test_a_lambda_layer_is_named_with_its_place_and_nothing_is_written(tmp_path, monkeypatch):
+    (tmp_path / "with_lambda.py").write_text(
+        "import keras\n\ndef model():\n    inputs = keras.Input((8, 8, 1))\n"
+        "    x = keras.layers.Lambda(lambda t: t * 2, name='double')(inputs)\n"
+        "    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = tmp_path / "m.yaml"
+    with pytest.raises(CnnzooError, match="layer 1 of 3, `double` is a .*Lambda, not a keras.layers class"):
+        import_model("with_lambda:model", str(target))
+    assert not target.exists()
