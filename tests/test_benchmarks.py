@@ -54,3 +54,9 @@ def test_pictures_cost_times_both_sides():
     out = _run("benchmarks/pictures_cost.py", "configs/quickstart.yaml", "--epochs", "1", "--rounds", "1",
                "train.steps_per_epoch=5")
     assert "round 1: pictures off" in out and "median on/off" in out
+
+
+def test_pipeline_prints_both_rates_and_the_ratio():
+    out = _run("benchmarks/pipeline.py", "--models", "slide", "--steps", "3", "data.name=mnist_sample")
+    row = next(line for line in out.splitlines() if line.startswith("slide")).split()
+    assert row[3].endswith("x") and float(row[3][:-1]) > 0

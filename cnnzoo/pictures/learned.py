@@ -66,7 +66,8 @@ class Pictures:
 
         self.layers = mapped_layers(self.model)
         self.first_conv = next((layer for layer in self.layers if isinstance(layer, keras.layers.Conv2D)), None)
-        self._maps = keras.Model(self.model.inputs, [layer.output for layer in self.layers]) if self.layers else None
+        # One input tensor, not a list: a direct call with an array then matches its structure.
+        self._maps = keras.Model(self.model.inputs[0], [layer.output for layer in self.layers]) if self.layers else None
 
     def skipped(self) -> str | None:
         """What cannot be drawn for this model, said once by the caller."""
