@@ -56,24 +56,27 @@ def test_files_import_with_equal_outputs(suffix, tmp_path):
     assert _same_outputs(loaded, tmp_path / "m.yaml") <= 1e-6
 
 
-def test_a_function_returning_a_model_imports(tmp_path, monkeypatch):
-    (tmp_path / "my_models.py").write_text(
-        "import keras\n\ndef small():\n    inputs = keras.Input((8, 8, 1))\n"
-        "    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs))\n"
-        "    return keras.Model(inputs, keras.layers.Dense(3, activation='softmax')(x))\n")
+def _model_function(tmp_path, monkeypatch, module: str, middle: str, head: str) -> str:
+    """`module:build` for a module that builds an 8x8x1 model: `middle` maps `inputs` to `x`."""
+    (tmp_path / f"{module}.py").write_text(
+        f"import keras\n\ndef build():\n    inputs = keras.Input((8, 8, 1))\n    x = {middle}\n"
+        f"    return keras.Model(inputs, {head})\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    report = import_model("my_models:small", str(tmp_path / "m.yaml"))
+    return f"{module}:build"
+
+
+def test_a_function_returning_a_model_imports(tmp_path, monkeypatch):
+    source = _model_function(tmp_path, monkeypatch, "my_models", "keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs))",
+                             "keras.layers.Dense(3, activation='softmax')(x)")
+    report = import_model(source, str(tmp_path / "m.yaml"))
     assert report["params"] == report["params_keras"] == 2 * 9 + 2 + 36 * 2 * 3 + 3
     assert "inputs" not in (tmp_path / "m.yaml").read_text()  # a chain stays a plain list
 
 
 def test_a_lambda_layer_is_named_with_its_place_and_nothing_is_written(tmp_path, monkeypatch):
-    (tmp_path / "with_lambda.py").write_text(
-        "import keras\n\ndef model():\n    inputs = keras.Input((8, 8, 1))\n"
-        "    x = keras.layers.Lambda(lambda t: t * 2, name='double')(inputs)\n"
-        "    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    source = _model_function(tmp_path, monkeypatch, "with_lambda", "keras.layers.Lambda(lambda t: t * 2, name='double')(inputs)",
+                             "keras.layers.Dense(2)(keras.layers.Flatten()(x))")
     target = tmp_path / "m.yaml"
     with pytest.raises(CnnzooError, match="layer 1 of 3, `double` is a .*Lambda, not a keras.layers class"):
-        import_model("with_lambda:model", str(target))
+        import_model(source, str(target))
     assert not target.exists()

@@ -12,6 +12,11 @@ def _config_arguments(parser: argparse.ArgumentParser, overrides_help: str = "do
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=overrides_help)
 
 
+def _trained_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run directory, or a .keras file with --config")
+    parser.add_argument("--config", help="the config the model was trained with (default: the run's)")
+
+
 def _manual_dir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manual-dir", help="folder with the dataset's original files (or .npz arrays), to prepare it offline")
 
@@ -79,9 +84,8 @@ def parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="metrics of a trained model on a split of its dataset",
                               description="Evaluate a run's model (or a .keras file with --config) on its test split.")
-    evaluate.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    _trained_model_arguments(evaluate)
     evaluate.add_argument("--split", help="TFDS split (default: the run's test split), e.g. train[:10%%]")
-    evaluate.add_argument("--config", help="the config the model was trained with (default: the run's)")
     _manual_dir_argument(evaluate)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=commands.evaluate)
@@ -101,29 +105,26 @@ def parser() -> argparse.ArgumentParser:
         description="Write the pictures TensorBoard shows in its Images tab for a run, from the run's saved model: "
         "first-layer filters, feature maps of a few fixed test images, the validation confusion matrix and the "
         "most confidently wrong validation images.")
-    pictures.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    _trained_model_arguments(pictures)
     pictures.add_argument("--output", "-o", metavar="DIR", help="folder for the PNG files (default: RUN/pictures)")
-    pictures.add_argument("--config", help="the config the model was trained with (default: the run's)")
     _manual_dir_argument(pictures)
     pictures.set_defaults(handler=commands.pictures)
 
     predict = sub.add_parser("predict", help="top-k classes for images, with the run's preprocessing",
                              description="Classify PNG/JPEG images or .npy arrays of raw pixels (0-255).")
-    predict.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    _trained_model_arguments(predict)
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--top-k", type=int, default=3)
-    predict.add_argument("--config", help="the config the model was trained with (default: the run's)")
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=commands.predict)
 
     export = sub.add_parser("export", help="the trained model with its preprocessing, for deployment",
                             description="Export a run's model with its preprocessing built in: it takes raw "
                             "pixels 0-255 and returns class probabilities.")
-    export.add_argument("model", metavar="RUN_DIR_OR_MODEL")
+    _trained_model_arguments(export)
     export.add_argument("--format", default="keras", choices=["keras", "savedmodel", "tflite"])
     export.add_argument("--quantize", action="store_true", help="tflite: int8 weights (dynamic-range quantisation)")
     export.add_argument("--output", "-o", help="where to write (default: RUN_DIR/export/...)")
-    export.add_argument("--config", help="the config the model was trained with (default: the run's)")
     export.set_defaults(handler=commands.export)
 
     plot = sub.add_parser("plot", help="save loss/error curves of runs as a PNG",
