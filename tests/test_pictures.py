@@ -127,3 +127,5 @@ def test_the_validation_pass_records_the_matrix_and_mistakes_without_a_second_pa
     assert len(wrong) == min(5, 40 - np.trace(expected)) and images.shape == (len(wrong), 8, 8, 1)
     assert [w[0] for w in wrong] == sorted((w[0] for w in wrong), reverse=True)
     assert "compute_metrics" not in model.__dict__  # the hook is undone after training
+    model.evaluate(x[:40], y[:40], verbose=0)  # with step functions traced again, without the recorder
+    assert recorder.read()[0].sum() == 40

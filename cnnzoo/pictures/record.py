@@ -71,5 +71,7 @@ def recording(model, recorder: Recorder):
     def undo():
         if model.__dict__.get("compute_metrics") is compute_metrics:
             del model.compute_metrics
+        # The step functions traced meanwhile call the recorder: trace them again when next needed.
+        model.train_function = model.test_function = None
 
     return undo
