@@ -83,7 +83,8 @@ def test_a_huge_integer_literal(tmp_path):
 
 
 def test_the_checks_themselves_are_immediate(tmp_path):
-    """In-process, without TensorFlow's start-up: each bad document is refused within a fraction of a second."""
+    """In-process, without TensorFlow's start-up: each bad document is refused at once (milliseconds
+    here), where it used to hang or exhaust memory."""
     from cnnzoo import CnnzooError, load_config
 
     cases = {
@@ -98,4 +99,5 @@ def test_the_checks_themselves_are_immediate(tmp_path):
             from cnnzoo import build_model
 
             build_model(load_config(path))
-        assert time.perf_counter() - start < 3, name
+        # A guard against hangs (these ran for minutes before), not a speed target: busy machines vary.
+        assert time.perf_counter() - start < 20, name
