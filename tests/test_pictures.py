@@ -118,7 +118,11 @@ def test_the_validation_pass_records_the_matrix_and_mistakes_without_a_second_pa
     predicted = []
     pictures.predicted = lambda validation: predicted.append(1)  # a second pass would be noticed
     callback = LearnedPictures(RunDir(tmp_path), pictures, (x[:40], y[:40]), 1, 1, recorder)
-    model.fit(x, y, validation_data=(x[:40], y[:40]), batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    during_training = []  # the training steps carry no recorder ops: nothing is counted before validation
+    watch = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: during_training.append(
+        int(recorder.read()[0].sum())))
+    model.fit(x, y, validation_data=(x[:40], y[:40]), batch_size=16, epochs=1, verbose=0, callbacks=[callback, watch])
+    assert during_training == [0] * 6
     matrix, images, wrong = recorder.read()
     assert matrix.sum() == 40 and not predicted  # exactly the validation examples, not the training ones
     expected = np.zeros((3, 3), np.int64)

@@ -1,8 +1,8 @@
 """The confusion matrix and the most confidently wrong images, recorded during Keras' own
 validation pass, so the pictures cost no second pass over the validation split.
 
-`Recorder.update(x, y, y_pred)` runs inside the compiled step through `Model.compute_metrics`,
-the hook Keras documents for metrics that need `x`; it keeps a (classes x classes) count and
+`Recorder.update(x, y, y_pred)` runs inside the compiled validation step through
+`Model.compute_metrics`, the hook Keras documents for metrics that need `x`; it keeps a (classes x classes) count and
 the k wrong predictions with the highest confidence, with their images.
 """
 
@@ -19,6 +19,7 @@ class Recorder:
             return keras.Variable(np.full(shape, value, dtype), trainable=False, dtype=dtype)
 
         self.classes, self.k = classes, k
+        self.active = False  # read when a step function is traced: only the validation step records
         self.matrix = variable((classes, classes), 0)
         self.confidence = variable((k,), -1)  # -1: an empty slot
         self.images = variable((k, *image_shape), 0)
@@ -63,7 +64,8 @@ def recording(model, recorder: Recorder):
     original = model.compute_metrics
 
     def compute_metrics(x, y, y_pred, sample_weight=None):
-        recorder.update(x, y, y_pred)
+        if recorder.active:  # a Python test at trace time: the training step gets no recorder ops
+            recorder.update(x, y, y_pred)
         return original(x, y, y_pred, sample_weight=sample_weight)
 
     model.compute_metrics = compute_metrics

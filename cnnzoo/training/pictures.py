@@ -32,7 +32,12 @@ class LearnedPictures(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         if self.recorder is not None:
-            self.recorder.reset()  # what the training steps recorded is not wanted
+            self.recorder.reset()
+            self.recorder.active = True  # Keras traces the validation step after this, at its first call
+
+    def on_test_end(self, logs=None):
+        if self.recorder is not None:
+            self.recorder.active = False
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every and epoch + 1 != self.epochs:
