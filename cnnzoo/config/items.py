@@ -79,7 +79,8 @@ class BlockItem:
 
     @property
     def location(self) -> Location | None:
-        return (self.pre or self.layers or (None,))[0].location if (self.pre or self.layers) else self.shortcut_location
+        first = (self.pre or self.layers or (None,))[0]
+        return first.location if first is not None else self.shortcut_location
 
     def as_yaml(self) -> dict[str, Any]:
         parts = {"pre": self.pre, "layers": self.layers, "after": self.after, "projection": self.projection or ()}

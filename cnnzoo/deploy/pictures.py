@@ -20,13 +20,11 @@ def write_pictures(path: str, output: str | None = None, config_path: str | None
     from cnnzoo.data.catalog import class_names
     from cnnzoo.data.tfds_input import load_datasets
     from cnnzoo.models.compile import uses_one_hot_labels
-    from cnnzoo.pictures.learned import Pictures, choose_images
+    from cnnzoo.pictures.learned import Pictures
 
     config, model = load_trained(path, config_path)
     data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
-    settings = config.train.pictures
-    images = choose_images(data.test, settings.images, config.runtime.seed or 0)
-    pictures = Pictures(model, images, class_names(config), settings.channels, settings.mistakes)
+    pictures = Pictures.of_run(model, config.train.pictures, data.test, config.runtime.seed or 0, class_names(config))
     folder = Path(output) if output else _default_folder(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,11 @@ class Pictures:
     channels: int = 16
     mistakes: int = 16
 
+    @classmethod
+    def of_run(cls, model, settings, test, seed: int, class_names: list[str] | None) -> "Pictures":
+        """The pictures a run draws: `settings` is its `train.pictures`, `test` its batched test split."""
+        return cls(model, choose_images(test, settings.images, seed), class_names, settings.channels, settings.mistakes)
+
     def __post_init__(self):
         import keras
 
@@ -105,22 +110,13 @@ class Pictures:
         return out
 
     def predicted(self, validation) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
-        """What `Recorder.read()` gives, by predicting a batched (image, label) dataset."""
-        classes = int(self.model.output.shape[-1])
-        matrix = np.zeros((classes, classes), np.int64)
-        wrong: list[tuple[float, np.ndarray, int, int]] = []
+        """What `Recorder.read()` gives, by predicting a batched (image, label) dataset with the same recorder."""
+        from cnnzoo.pictures.record import Recorder
+
+        recorder = Recorder(int(self.model.output.shape[-1]), self.mistakes, tuple(self.model.input_shape[1:]))
         for images, labels in validation:
-            probabilities = np.asarray(self.model(images, training=False), dtype=np.float32)
-            labels = np.asarray(labels)
-            true = labels.argmax(-1) if labels.ndim == 2 else labels.astype(np.int64).reshape(-1)
-            predicted = probabilities.argmax(-1)
-            np.add.at(matrix, (true, predicted), 1)
-            for i in np.flatnonzero(true != predicted):
-                wrong.append((float(probabilities[i, predicted[i]]), np.asarray(images[i]), int(true[i]),
-                              int(predicted[i])))
-            wrong = sorted(wrong, key=lambda w: -w[0])[: self.mistakes]
-        images = np.stack([w[1] for w in wrong]) if wrong else np.zeros((0,))
-        return matrix, images, [(conf, t, p) for conf, _, t, p in wrong]
+            recorder.update(images, labels, self.model(images, training=False))
+        return recorder.read()
 
     def judged(self, matrix: np.ndarray, images: np.ndarray, wrong: list[tuple[float, int, int]]):
         """The confusion matrix and mistakes pictures."""
