@@ -40,6 +40,7 @@ def test_npz_arrays_prepare_cnnzoos_own_copy_and_never_the_catalogues(tmp_path):
     config = load_config(RESNET20, [f"data.data_dir={tmp_path / 'tfds'}", "data.batch_size=8"])
     data = tfds_input.load_datasets(config, one_hot=True, manual_dir=str(folder))
     assert data.image_shape == (32, 32, 3) and data.num_classes == 10
+    assert data.class_names[:2] == ["airplane", "automobile"]  # read from the prepared copy (pictures' axes)
     assert (data.splits.train, data.splits.validation, data.train_examples) == ("train[0:45]", "train[45:50]", 45)
 
     # Another program's tfds.load("cifar10") does not see unverified arrays as the published dataset ...

@@ -36,9 +36,13 @@ def dataset_signature(config: Config) -> DatasetSignature:
                 path=f"data.preprocessing.{key}",
                 hint=f"Give one value per channel ({channels}), or one for all.",
             )
+    return DatasetSignature(builder, image_shape, features["label"].num_classes, label_names(features))
+
+
+def label_names(features) -> list[str] | None:
+    """A builder's class names (None when merely numbered, e.g. before TFDS has read them from the data)."""
     names = list(features["label"].names)
-    numbered = names == [str(i) for i in range(len(names))]
-    return DatasetSignature(builder, image_shape, features["label"].num_classes, None if numbered else names)
+    return None if names == [str(i) for i in range(len(names))] else names
 
 
 def class_names(config: Config) -> list[str] | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from cnnzoo.config.schema import Config, DataConfig
 from cnnzoo.data.cache import CacheChoice, choose_cache
-from cnnzoo.data.catalog import dataset_signature
+from cnnzoo.data.catalog import dataset_signature, label_names
 from cnnzoo.data.prepare import Source, locate, manual_dir_of, prepare
 from cnnzoo.data.splits import Splits, no_split, resolve_splits
 
@@ -27,6 +27,7 @@ class Datasets:
     num_classes: int
     splits: Splits
     cache: CacheChoice
+    class_names: list[str] | None = None  # from the prepared dataset's metadata (None: numbered)
 
     @property
     def train_examples(self) -> int:
@@ -63,7 +64,7 @@ def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = Non
         validation = test  # one pipeline, one cache
     elif splits.validation is not None:
         validation = pipeline(splits.validation, "validation_split", training=False)
-    return Datasets(train, validation, test, image_shape, num_classes, splits, cache)
+    return Datasets(train, validation, test, image_shape, num_classes, splits, cache, label_names(builder.info.features))
 
 
 def _split(builder, split: str, config: Config, key: str, *, shuffle: bool):

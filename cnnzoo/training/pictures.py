@@ -63,14 +63,12 @@ class LearnedPictures(keras.callbacks.Callback):
 
 def picture_callbacks(planned, data, run: RunDir, log) -> list:
     """The callback a run's plan asks for (none when pictures are off), saying once what is skipped."""
-    from cnnzoo.data.catalog import class_names
     from cnnzoo.pictures.learned import Pictures
 
     settings = planned.config.train.pictures
     if not planned.pictures[0]:
         return []
-    pictures = Pictures.of_run(planned.model, settings, data.test, planned.config.runtime.seed or 0,
-                               class_names(planned.config))
+    pictures = Pictures.of_run(planned.model, settings, data.test, planned.config.runtime.seed or 0, data.class_names)
     every = "every epoch" if settings.every_epochs == 1 else f"every {settings.every_epochs} epochs"
     log(f"cnnzoo: pictures {every} in TensorBoard's Images tab (run `{RUN}`): filters, feature maps, confusion "
         "matrix, mistakes; `train.pictures: false` turns them off")
