@@ -62,7 +62,7 @@ class Plan:
             f"{self.source.description}",
             f"splits: training on {self.splits.describe()}; testing on {self.splits.test}; cache: {cache}",
             f"training: {c.train.epochs} epochs ({steps}), batch {c.data.batch_size}, "
-            f"optimizer {c.train.optimizer.name}, loss {c.train.loss}",
+            f"optimizer {c.train.optimizer.name}, loss {c.train.loss.name}",
             f"runtime: {self.precision.policy}; {self.strategy.summary()}",
             f"pictures: {self.pictures[1]}",
             *(f"note: {note}" for note in self.notes),

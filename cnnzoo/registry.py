@@ -117,6 +117,14 @@ def schedules() -> Registry:
 
 
 @cached
+def losses() -> Registry:
+    """Every loss class in `keras.losses` (`categorical_crossentropy` finds `CategoricalCrossentropy`)."""
+    import keras
+
+    return registry_from_module("loss", keras.losses, keras.losses.Loss, skip=("LossFunctionWrapper",))
+
+
+@cached
 def callbacks() -> Registry:
     """Every callback in `keras.callbacks` a config may add."""
     import keras

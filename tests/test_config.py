@@ -21,7 +21,7 @@ def test_slide_config_values():
     assert config.model.name == "slide_cnn"
     assert config.train.optimizer.name == "adadelta"
     assert config.train.optimizer.kwargs == {"learning_rate": 1.0}
-    assert (config.data.batch_size, config.train.epochs, config.train.loss) == (128, 12, "categorical_crossentropy")
+    assert (config.data.batch_size, config.train.epochs, config.train.loss.name) == (128, 12, "categorical_crossentropy")
 
 
 def test_extends_deep_merges_and_replaces_lists():

@@ -110,7 +110,7 @@ def _read_with_extends(path: Path, chain: tuple[Path, ...]) -> tuple[dict, Marks
     return deep_merge(merged, data), merged_marks, sources + (str(path),)
 
 
-CLASS_KEYS = ("optimizer", "lr_schedule")  # `{name: Class, **its arguments}` sections
+CLASS_KEYS = ("optimizer", "lr_schedule", "loss")  # `{name: Class, **its arguments}` sections
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -15,6 +15,16 @@ class OptimizerConfig(Named):
     name: str = Field("adadelta", description="Optimizer class, e.g. adadelta, sgd, adam.")
 
 
+class LossConfig(Named):
+    """`name` is a `keras.losses` function or class; other keys are the class's arguments."""
+
+    name: str = Field(
+        "categorical_crossentropy",
+        description="Loss, e.g. categorical_crossentropy; categorical losses get one-hot labels. With arguments: "
+        "`{name: categorical_crossentropy, label_smoothing: 0.1}`.",
+    )
+
+
 class ScheduleConfig(Named):
     """`name` is a class of `keras.optimizers.schedules`; other keys are its arguments."""
 
@@ -46,7 +56,9 @@ class PicturesConfig(Section):
 class TrainConfig(Section):
     epochs: int = Field(12, gt=0, description="Number of passes over the training split.")
     steps_per_epoch: Optional[int] = Field(None, gt=0, description="Limit batches per epoch (default: the whole split).")
-    loss: str = Field("categorical_crossentropy", description="A `keras.losses` name; categorical losses get one-hot labels.")
+    loss: LossConfig = Field(
+        default_factory=LossConfig, description="`{name: ..., **kwargs}` or just the name; a `keras.losses` loss."
+    )
     optimizer: OptimizerConfig = Field(
         # The slide's Adadelta at Keras 1's learning rate (Keras 3's default, 0.001, trains far slower).
         default_factory=lambda: OptimizerConfig(name="adadelta", learning_rate=1.0),

@@ -16,7 +16,7 @@ def evaluate(path: str, split: str | None = None, config_path: str | None = None
     config, model = load_trained(path, config_path)
     if split:
         config = config.model_copy(update={"data": config.data.model_copy(update={"test_split": split})})
-    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
+    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
     if not model.compiled:
         compile_model(model, config)
     metrics = model.evaluate(data.test, return_dict=True, verbose=0)

@@ -22,7 +22,7 @@ def write_pictures(path: str, output: str | None = None, config_path: str | None
     from cnnzoo.pictures.learned import Pictures
 
     config, model = load_trained(path, config_path)
-    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
+    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
     pictures = Pictures.of_run(model, config.train.pictures, data.test, config.runtime.seed or 0, data.class_names)
     folder = Path(output) if output else _default_folder(path)
     try:

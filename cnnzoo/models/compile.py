@@ -75,19 +75,32 @@ def _resolve(config: Config, key: str, table: registry.Registry) -> tuple[type, 
     return cls, kwargs
 
 
-def check_loss_and_metrics(config: Config) -> None:
-    """Unknown loss or metric names fail here, before any data is loaded."""
+def make_loss(config: Config):
+    """`train.loss`: the name as Keras takes it, or its class built with the given arguments."""
+    spec = config.train.loss
+    if spec.kwargs:
+        cls, kwargs = _resolve(config, "loss", registry.losses())
+        return construct(cls, kwargs, what=f"loss {cls.__name__}", location=config.where("train", "loss"),
+                         path="train.loss")
     import keras
 
     try:
-        keras.losses.get(config.train.loss)
+        keras.losses.get(spec.name)
     except ValueError:
         names = [n for n in dir(keras.losses) if n.islower() and not n.startswith("_")]
         raise BuildError(
-            f"unknown loss `{config.train.loss}`.{did_you_mean(config.train.loss, names)}",
+            f"unknown loss `{spec.name}`.{did_you_mean(spec.name, names)}",
             location=config.where("train", "loss"),
             path="train.loss",
         ) from None
+    return spec.name
+
+
+def check_loss_and_metrics(config: Config) -> None:
+    """Unknown loss or metric names (or loss arguments) fail here, before any data is loaded."""
+    import keras
+
+    make_loss(config)
     for i, metric in enumerate(config.train.metrics):
         if metric in ("accuracy", "acc"):
             continue
@@ -112,13 +125,14 @@ def compile_model(model, config: Config, steps_per_epoch: int | None = None) -> 
     import keras
 
     check_loss_and_metrics(config)
+    loss = make_loss(config)
     _warn_if_probabilities_mismatch(model, config)
     optimizer = make_optimizer(config, steps_per_epoch)
     if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
-        loss=config.train.loss,
+        loss=loss,
         metrics=list(config.train.metrics),
         jit_compile=config.runtime.jit_compile,
         steps_per_execution=config.runtime.steps_per_execution,
@@ -129,10 +143,11 @@ def _warn_if_probabilities_mismatch(model, config: Config) -> None:
     # A classic trap: crossentropy on raw scores (no softmax) trains badly without from_logits.
     last = model.layers[-1]
     name = "softmax" if type(last).__name__ == "Softmax" else getattr(getattr(last, "activation", None), "__name__", "")
-    if "crossentropy" in config.train.loss and name not in ("softmax", "sigmoid"):
+    loss = registry.snake_case(config.train.loss.name)
+    if "crossentropy" in loss and name not in ("softmax", "sigmoid"):
         warnings.warn(
             f"{config.where('model', 'layers')}: the last layer is not a softmax, but the loss "
-            f"`{config.train.loss}` expects probabilities. Add `- Activation: softmax` at the end.",
+            f"`{config.train.loss.name}` expects probabilities. Add `- Activation: softmax` at the end.",
             CnnzooWarning,
             stacklevel=2,
         )

@@ -89,7 +89,7 @@ def prepared(planned, manual_dir: str | None):
     from cnnzoo.models.compile import uses_one_hot_labels
     from cnnzoo.plan import with_data
 
-    data = load_datasets(planned.config, one_hot=uses_one_hot_labels(planned.config.train.loss),
+    data = load_datasets(planned.config, one_hot=uses_one_hot_labels(planned.config.train.loss.name),
                          manual_dir=manual_dir, static_shapes=planned.strategy.kind == "tpu", source=planned.source)
     return with_data(planned, data.splits, data.cache), data
 
