@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from conftest import REPO
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -35,19 +37,45 @@ def test_runtime_options_prints_each_variant():
     assert "default" in out and "steps_per_execution=32" in out and "1.00x" in out
 
 
-def test_time_to_accuracy_reports_each_recipe():
-    out = _run("benchmarks/time_to_accuracy.py", "--epochs", "1", "--target", "0.5", "data.name=mnist_sample",
-               "train.steps_per_epoch=20")
-    assert "slide    reached at epoch 1" in out or "slide    not reached" in out
-    assert "adam" in out
+def test_time_to_accuracy_reports_each_recipe_and_seed():
+    out = _run("benchmarks/time_to_accuracy.py", "--epochs", "2", "--target", "0.5", "--seeds", "1,2",
+               "data.name=mnist_sample", "train.steps_per_epoch=20")
+    for seed in (1, 2):
+        for recipe in ("slide", "fast"):
+            assert f"seed {seed} {recipe:<8} " in out
+    summaries = [line for line in out.splitlines() if line.startswith(("slide ", "fast "))]
+    assert len(summaries) == 2 and all("/2 seeds reached" in line for line in summaries)
+    # A recipe stops at the epoch that reaches the target: its curve is that long.
+    for line in out.splitlines():
+        if " reached at epoch " in line:
+            epoch = int(line.split(" reached at epoch ")[1].split()[0])
+            assert len(line.split("per epoch: ")[1].split()) == epoch, line
 
 
-def test_reproduce_writes_the_results_table(tmp_path):
-    _run("benchmarks/reproduce.py", "--only", "lenet5", "--output-dir", str(tmp_path), "data.name=mnist_sample",
-         "train.epochs=1")
-    table = (tmp_path / "results.md").read_text()
-    assert "| lenet5 | mnist_sample |" in table and "0.95% (LeCun et al. 1998)" in table
-    assert (tmp_path / "lenet5" / "logs").is_dir()
+def test_reproduce_trains_reads_back_and_estimates(tmp_path):
+    out = tmp_path / "table"
+    _run("benchmarks/reproduce.py", "--budget", "laptop", "--only", "lenet5", "--output-dir", str(out),
+         "data.name=mnist_sample", "train.epochs=1")
+    row = next(line for line in (out / "results.md").read_text().splitlines() if line.startswith("| lenet5 |"))
+    assert "| mnist_sample | `configs/lenet5.yaml` | 61,706 |" in row and "0.95% (LeCun et al. 1998)" in row
+    assert (out / "lenet5" / "logs").is_dir()
+    # A second call reads the completed run back instead of training it again; a row the laptop
+    # budget does not train is timed and printed with the command that would train it.
+    rng = np.random.default_rng(0)
+    cifar = tmp_path / "data" / "cifar10"
+    cifar.mkdir(parents=True)
+    images = lambda n: (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8))
+    np.savez(cifar / "cifar10_train_1of1.npz", **dict(zip(("x_train", "y_train"), images(300))))
+    np.savez(cifar / "cifar10_test.npz", **dict(zip(("x_test", "y_test"), images(50))))
+    printed = _run("benchmarks/reproduce.py", "--budget", "laptop", "--only", "lenet5,plain20", "--output-dir",
+                   str(out), "--manual-dir", str(tmp_path / "data"), "--estimate-steps", "2")
+    assert f"lenet5: read back the completed run in {out / 'lenet5'}" in printed
+    table = (out / "results.md").read_text()
+    assert table.count("| lenet5 |") == 1 and row in table
+    plain = next(line for line in table.splitlines() if line.startswith("| plain20 |"))
+    assert "| cifar10 | `configs/resnet/plain20.yaml` | 271,098 | not run here |" in plain
+    assert "| 164 | about " in plain and "img/s measured) |" in plain
+    assert f"python train.py --config configs/resnet/plain20.yaml --manual-dir {cifar}" in table
 
 
 def test_pictures_cost_times_both_sides():

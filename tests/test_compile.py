@@ -10,7 +10,7 @@ from cnnzoo import BuildError, load_config
 from cnnzoo.config.loader import COMMAND_LINE
 from cnnzoo.data.tfds_input import _preprocess_fn
 from cnnzoo.models.compile import config_callbacks
-from cnnzoo.models.compile import make_optimizer, uses_one_hot_labels
+from cnnzoo.models.compile import compile_model, make_loss, make_optimizer, uses_one_hot_labels
 from conftest import CONFIGS
 
 SLIDE = CONFIGS / "slide_cnn.yaml"
@@ -101,3 +101,35 @@ def test_odd_dataset_names_are_data_errors(name):
     config = load_config(SLIDE, [f"data.name='{name}'"])
     with pytest.raises(DataError, match="TFDS has no dataset"):
         get_builder(config.data, config.where("data", "name"))
+
+
+def test_loss_with_arguments_builds_the_keras_class_and_trains():
+    config = load_config(SLIDE, ["train.loss={name: categorical_crossentropy, label_smoothing: 0.1}"])
+    loss = make_loss(config)
+    assert isinstance(loss, keras.losses.CategoricalCrossentropy) and loss.label_smoothing == pytest.approx(0.1)
+    # Smoothing is in the value Keras computes: a sure right answer still costs something.
+    y = np.eye(10, dtype="float32")[:2]
+    assert float(loss(y, np.clip(y, 1e-7, 1.0))) > 0.1
+    assert make_loss(load_config(SLIDE)) == "categorical_crossentropy"  # no arguments: the name, as Keras takes it
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10, activation="softmax")])
+    compile_model(model, config)
+    assert model.fit(np.ones((8, 4)), np.eye(10)[:8], epochs=1, verbose=0).history["loss"][0] > 0
+
+
+def test_bad_loss_argument_names_the_line(tmp_path):
+    path = tmp_path / "smooth.yaml"
+    path.write_text(f"extends: {SLIDE}\ntrain:\n  loss: {{name: categorical_crossentropy, smoothing: 0.1}}\n")
+    with pytest.raises(BuildError) as info:
+        make_loss(load_config(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}:3") and "no argument `smoothing`" in message and "label_smoothing" in message
+
+
+def test_extending_with_another_loss_class_drops_the_old_arguments(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(f"extends: {SLIDE}\ntrain:\n  loss: {{name: categorical_crossentropy, label_smoothing: 0.1}}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\ntrain:\n  loss: {name: categorical_focal_crossentropy, gamma: 3.0}\n")
+    loss = make_loss(load_config(child))
+    assert isinstance(loss, keras.losses.CategoricalFocalCrossentropy) and loss.gamma == 3.0
+    assert loss.label_smoothing == 0.0

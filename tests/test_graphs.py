@@ -3,7 +3,12 @@ written by hand in Keras, and the mistakes a graph can have, each named with its
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
+import numpy as np
 import pytest
 
 from conftest import CONFIGS, write
@@ -145,3 +150,69 @@ def test_print_config_resolved_shows_names_and_inputs():
     assert block["uses"] == "inception"
     assert {"Concatenate": {}, "inputs": ["one", "three"]} in block["layers"]
     assert any(item.get("name") == "one" for item in block["layers"])
+
+
+BRANCHY = """\
+extends: {quickstart}
+model:
+  name: branchy
+  layers:
+    - Conv2D: [8, 3]                                  # 26x26x8, receptive field 3
+      name: stem
+    - Conv2D: [8, 1, {{padding: same}}]               # branch 1: the field stays 3
+      name: narrow
+    - Conv2D: [8, 5, {{padding: same}}]               # branch 2: 3 + 4 = 7
+      inputs: stem
+      name: wide
+    - Concatenate:
+      inputs: [narrow, wide]
+      name: joined
+    - GlobalAveragePooling2D                          # a squeeze-and-excitation gate
+    - Dense: [16, {{activation: sigmoid}}]
+      name: gate
+    - Multiply:
+      inputs: [joined, gate]
+    - MaxPooling2D: 2
+    - Flatten
+    - Dense: [10, {{activation: softmax}}]
+train:
+  epochs: 1
+  steps_per_epoch: 10
+  pictures: true
+runtime:
+  seed: 3
+  precision: float32
+"""
+
+
+def test_a_graph_trains_inspects_exports_and_draws(tmp_path):
+    from cnnzoo import train
+    from cnnzoo.models.inspect import analyse
+    from conftest import cli, run_cli
+
+    path = write(tmp_path / "branchy.yaml", BRANCHY.format(quickstart=CONFIGS / "quickstart.yaml"))
+    result = train(load_config(path), output_dir=str(tmp_path / "run"), log=lambda _: None)
+    fields = {row.type: row.receptive_field for row in analyse(result.model)}
+    assert fields["Concatenate"] == 7  # a merge sees as far as the widest of its inputs
+    assert fields["Multiply"] is None and fields["MaxPooling2D"] is None  # the gate saw the whole image
+    exported = tmp_path / "branchy.keras"
+    done = run_cli("export", str(tmp_path / "run"), "-o", str(exported))
+    assert done.returncode == 0, done.stderr[-2000:]
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype("float32")
+    np.save(tmp_path / "images.npy", images)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import sys, keras, numpy as np; np.save(sys.argv[3], keras.models.load_model("
+         "sys.argv[1]).predict(np.load(sys.argv[2]), verbose=0)); assert 'cnnzoo' not in sys.modules",
+         str(exported), str(tmp_path / "images.npy"), str(tmp_path / "out.npy")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    from cnnzoo.data.tfds_input import preprocess_images
+
+    ours = result.model.predict(preprocess_images(images, load_config(path).data), verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), ours, atol=1e-5)
+    drawn = cli("pictures", tmp_path / "run", "-o", tmp_path / "png")
+    assert drawn.returncode == 0, drawn.stderr
+    names = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert "confusion_matrix.png" in names and "filters-stem.png" in names
+    assert {"feature_maps-02_narrow.png", "feature_maps-03_wide.png"} <= set(names)  # both branches

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 
-from cnnzoo.errors import CnnzooError
+from cnnzoo.errors import CnnzooError, ConfigError
 
 
 def train(args: argparse.Namespace) -> int:
@@ -173,7 +173,24 @@ def plot(args: argparse.Namespace) -> int:
 def names(args: argparse.Namespace) -> int:
     from cnnzoo import registry
 
+    if args.kind == "models":
+        return models(args)
+
     table = {"layers": registry.layers, "optimizers": registry.optimizers,
              "schedules": registry.schedules, "callbacks": registry.callbacks}[args.kind]()
     print("\n".join(table.names()))
+    return 0
+
+
+def models(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnzoo.models import zoo
+
+    folder = Path(args.configs) if args.configs else zoo.default_folder()
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder of configs", hint="Pass the folder with --configs DIR.")
+    print(zoo.HEADER)
+    for row in zoo.rows(folder):
+        print(zoo.format_row(row), flush=True)  # one at a time: the big ones take a second or two to build
     return 0

@@ -134,7 +134,11 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("--title")
     plot.set_defaults(handler=commands.plot)
 
-    listing = sub.add_parser("list", help="list the names a config may use")
-    listing.add_argument("kind", choices=["layers", "optimizers", "schedules", "callbacks"])
+    listing = sub.add_parser("list", help="list the names a config may use, or the zoo's models",
+                             description="List the names a config may use (Keras' layers, optimizers, schedules, "
+                             "callbacks), or `models`: every shipped config's model with its parameters and MACs.")
+    listing.add_argument("kind", choices=["layers", "optimizers", "schedules", "callbacks", "models"])
+    listing.add_argument("--configs", help="with models: the folder of configs (default: ./configs, else the "
+                         "checkout's)")
     listing.set_defaults(handler=commands.names)
     return parser

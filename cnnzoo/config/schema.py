@@ -93,8 +93,12 @@ class PreprocessingConfig(Section):
         None, min_length=2, max_length=2,
         description="[rows, cols] to resize every image to first (for datasets of mixed sizes, e.g. ImageNet).",
     )
+    rescale: bool = Field(
+        True, description="Scale pixels from 0-255 to [0, 1]. false: the model gets 0-255, for models that scale "
+        "their own input (keras.applications' EfficientNet begins with Rescaling and Normalization layers).",
+    )
     mean: Optional[list[float]] = Field(
-        None, description="Per-channel mean subtracted after scaling pixels to [0, 1]."
+        None, description="Per-channel mean subtracted after scaling pixels to [0, 1] (or not, see `rescale`)."
     )
     std: Optional[list[float]] = Field(None, description="Per-channel std divided after subtracting `mean`.")
 

@@ -75,7 +75,8 @@ def _split(builder, split: str, config: Config, key: str, *, shuffle: bool):
 
 
 def preprocess_images(images, data: DataConfig):
-    """Raw pixels (0-255, any numeric dtype) -> the model's input: resized, scaled to [0, 1], normalised.
+    """Raw pixels (0-255, any numeric dtype) -> the model's input: resized, scaled to [0, 1] (unless
+    `rescale: false`), normalised.
 
     The one definition of preprocessing: the training pipeline, `cnnzoo predict` and
     `cnnzoo export` (as Keras layers) all follow it.
@@ -83,7 +84,9 @@ def preprocess_images(images, data: DataConfig):
     import tensorflow as tf
 
     prep = data.preprocessing
-    images = tf.cast(images, tf.float32) / 255.0
+    images = tf.cast(images, tf.float32)
+    if prep.rescale:
+        images = images / 255.0
     if prep.resize:
         images = tf.image.resize(images, prep.resize)
     if prep.mean is not None:

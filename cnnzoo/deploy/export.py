@@ -26,7 +26,7 @@ def with_preprocessing(model, data: DataConfig):
 
     prep = data.preprocessing
     inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
-    x = keras.layers.Rescaling(1.0 / 255, name="scale_to_unit")(inputs)
+    x = keras.layers.Rescaling(1.0 / 255 if prep.rescale else 1.0, name="scale_to_unit")(inputs)
     if prep.mean is not None or prep.std is not None:
         channels = model.input_shape[-1]
         mean = np.broadcast_to(np.asarray(prep.mean if prep.mean is not None else [0.0], "float32"), (channels,))
