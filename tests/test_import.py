@@ -80,3 +80,36 @@ def test_a_lambda_layer_is_named_with_its_place_and_nothing_is_written(tmp_path,
     with pytest.raises(CnnzooError, match="layer 1 of 3, `double` is a .*Lambda, not a keras.layers class"):
         import_model(source, str(target))
     assert not target.exists()
+
+
+def test_resnet50_imports_as_stages_of_one_bottleneck_block(tmp_path):
+    done = cli("import", "keras.applications.ResNet50", "-o", tmp_path / "r.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "176 layers as 60 items; 4 stages of 1 block (conv2 x2, conv3 x3, conv4 x5, conv5 x2)" in done.stdout
+    assert "25,636,712 parameters (Keras: 25,636,712)" in done.stdout
+    config = load_config(tmp_path / "r.yaml")
+    stages = [item["stage"] for item in config.model.layers if isinstance(item, dict) and "stage" in item]
+    assert [(s["name"], s["repeat"], s["filters"], s["filters_2"]) for s in stages] == [
+        ("conv2", 2, 64, 256), ("conv3", 3, 128, 512), ("conv4", 5, 256, 1024), ("conv5", 2, 512, 2048)]
+    (block,) = config.model.blocks.values()
+    assert [next(iter(layer)) for layer in block.layers] == [
+        "Conv2D", "BatchNormalization", "Activation", "Conv2D", "BatchNormalization", "Activation",
+        "Conv2D", "BatchNormalization", "Add", "Activation"]
+    # The projection block after a stage takes the stage's output by the stage's name.
+    assert "inputs: conv2\n" in (tmp_path / "r.yaml").read_text()
+    assert _same_outputs(keras.applications.ResNet50(weights=None), tmp_path / "r.yaml") == 0.0
+
+
+def test_flat_import_and_a_dense_chain_of_repeats(tmp_path, monkeypatch):
+    # Three identical conv-BN-ReLU units, then a pool: one stage of three; --flat keeps every layer.
+    unit = "x = keras.layers.Activation('relu')(keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, padding='same')(x)))"
+    (tmp_path / "units.py").write_text(
+        "import keras\n\ndef build():\n    inputs = keras.Input((8, 8, 1))\n    x = inputs\n"
+        + "".join(f"    {unit}\n" for _ in range(3))
+        + "    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = import_model("units:build", str(tmp_path / "s.yaml"))
+    assert [(s["repeat"], report["blocks"], report["items"]) for s in report["stages"]] == [(3, 1, 3)]
+    assert report["max_difference"] <= 1e-6 and report["params"] == report["params_keras"]
+    flat = import_model("units:build", str(tmp_path / "f.yaml"), blocks=False)
+    assert (flat["stages"], flat["items"]) == ([], 11)

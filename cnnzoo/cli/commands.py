@@ -127,10 +127,16 @@ def evaluate(args: argparse.Namespace) -> int:
 def import_model(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.keras_import import import_model
 
-    r = import_model(args.source, args.output)
-    print(f"{r['output']}: {r['layers']} layers, {r['params']:,} parameters (Keras: {r['params_keras']:,}); "
-          f"same weights give outputs within {r['max_difference']:.1e}; {r['seconds']:.1f} s")
+    r = import_model(args.source, args.output, blocks=not args.flat)
+    found = (f"; {_count(len(r['stages']), 'stage')} of {_count(r['blocks'], 'block')} ("
+             + ", ".join(f"{s['name']} x{s['repeat']}" for s in r["stages"]) + ")") if r["stages"] else ""
+    print(f"{r['output']}: {r['layers']} layers as {r['items']} items{found}, {r['params']:,} parameters (Keras: "
+          f"{r['params_keras']:,}); same weights give outputs within {r['max_difference']:.1e}; {r['seconds']:.1f} s")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def pictures(args: argparse.Namespace) -> int:

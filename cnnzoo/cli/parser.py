@@ -93,11 +93,13 @@ def parser() -> argparse.ArgumentParser:
     importer = sub.add_parser(
         "import", help="write a config for an existing Keras model (.keras, JSON, .h5, keras.applications.NAME)",
         description="Write a cnnzoo config that builds the same graph as a Keras model: one named item per "
-        "layer, `inputs:` where a layer does not take the one before it. The config is then built, the "
-        "weights copied over and the outputs compared, and the largest difference printed.")
+        "layer, `inputs:` where a layer does not take the one before it, and repeated structure as blocks "
+        "used by stages. The config is then built, the weights copied over and the outputs compared, and the "
+        "largest difference printed.")
     importer.add_argument("source", help="a .keras file, a model.to_json() file, a Keras 2 .h5 file, "
                           "keras.applications.NAME, or package.module:function returning a model")
     importer.add_argument("--output", "-o", required=True, metavar="CONFIG", help="the YAML file to write")
+    importer.add_argument("--flat", action="store_true", help="one item per layer: no blocks or stages")
     importer.set_defaults(handler=commands.import_model)
 
     pictures = sub.add_parser(

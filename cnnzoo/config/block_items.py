@@ -8,10 +8,11 @@ parameters, then `model.params`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from cnnzoo.config import expressions
-from cnnzoo.config.items import MAX_LAYERS, SHORTCUTS, BlockItem, LayerItem, parse_layer, split_item
+from cnnzoo.config.items import MAX_LAYERS, NAME, SHORTCUTS, BlockItem, LayerItem, parse_layer, split_item
 from cnnzoo.errors import BuildError, did_you_mean
 
 STAGE_KEYS = ("block", "repeat", "name", "first", "last")
@@ -48,6 +49,8 @@ def stage_items(config, defaults, item: dict, index: int) -> list[BlockItem]:
         values = _block_values(config, name, {**shared, **first, **last}, locate, index)
         uses.append(_block(config, defaults, name, values, f"{stage_name}_block{k}_",
                            f"stage `{stage_name}` block {k} (`{name}`), "))
+    if NAME.fullmatch(stage_name):  # later items may take the stage's output by its name
+        uses[-1] = dataclasses.replace(uses[-1], ref=stage_name)
     return uses
 
 

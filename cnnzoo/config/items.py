@@ -72,6 +72,7 @@ class BlockItem:
     shortcut: str  # identity | A | B | none
     projection: tuple[LayerItem, ...] | None  # None: the default 1x1 Conv2D + BatchNormalization, sized at build
     shortcut_location: Location | None
+    ref: str | None = None  # a stage's last block: the stage's `name`, which later `inputs` may list
 
     @property
     def label(self) -> str:

@@ -15,7 +15,7 @@ def json_schema() -> dict[str, Any]:
     """
     schema = Config.model_json_schema()
     _drop_required(schema)
-    for name in ("OptimizerConfig", "ScheduleConfig"):  # `optimizer: sgd` is the class name alone
+    for name in ("OptimizerConfig", "ScheduleConfig", "LossConfig"):  # `optimizer: sgd` is the class name alone
         named = schema["$defs"][name]
         schema["$defs"][name] = {"anyOf": [{"type": "string"}, named], "description": named.get("description", "")}
     schema["properties"]["extends"] = {

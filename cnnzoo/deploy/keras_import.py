@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -140,26 +141,59 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
 
 
-def import_model(source: str, output: str) -> dict[str, Any]:
+def import_model(source: str, output: str, *, blocks: bool = True) -> dict[str, Any]:
     """Write the config of SOURCE to `output`, then build it, copy the weights over and compare the
-    outputs on random images. Returns what was checked (parameters, the largest difference)."""
+    outputs on random images. Repeated structure becomes blocks and stages (`import_blocks`); if
+    that form does not rebuild the same network, the flat list, always correct, is written instead.
+    Returns what was checked (parameters, the largest difference, stages found)."""
     import time
 
     import numpy as np
 
-    from cnnzoo.config.loader import load_config
-    from cnnzoo.config.yaml_io import dump_yaml
-    from cnnzoo.models.builder import build_model
-
     start = time.perf_counter()
     original = load_source(source)
-    config = config_of(original)
+    flat = config_of(original)
+    images = np.random.default_rng(0).random((2, *original.input_shape[1:]), np.float32)
+    expected = np.asarray(original(images))
+    for config in ([_structured(flat)] if blocks else []) + [flat]:
+        if config is None:
+            continue
+        _write(config, source, output)
+        try:
+            rebuilt = _rebuilt(output, original)
+        except (CnnzooError, ValueError):
+            continue  # the structured form did not rebuild: the flat one below always does
+        difference = float(np.max(np.abs(expected - np.asarray(rebuilt(images)))))
+        if difference <= 1e-4 or config is flat:
+            break
+    stages = [item["stage"] for item in config["model"]["layers"] if "stage" in item]
+    return {"source": source, "output": output, "layers": len(original.layers) - 1,
+            "items": len(config["model"]["layers"]), "blocks": len(config["model"].get("blocks", {})),
+            "stages": stages, "params": rebuilt.count_params(), "params_keras": original.count_params(),
+            "max_difference": difference, "seconds": time.perf_counter() - start}
+
+
+def _structured(flat: dict[str, Any]) -> dict[str, Any] | None:
+    from cnnzoo.deploy.import_blocks import merge_alike, with_blocks
+
+    blocks, items = merge_alike(*with_blocks(json.loads(json.dumps(flat["model"]["layers"]))))
+    if not blocks:
+        return None
+    model = {k: v for k, v in flat["model"].items() if k != "layers"}
+    return {"model": {**model, "blocks": blocks, "layers": items}}
+
+
+def _write(config: dict[str, Any], source: str, output: str) -> None:
+    from cnnzoo.config.yaml_io import dump_yaml
+
     Path(output).write_text(f"# Imported by `cnnzoo import {source}`: the same layers, arguments and weight order\n"
                             f"# as the Keras model (arguments at their defaults are left out).\n" + dump_yaml(config))
+
+
+def _rebuilt(output: str, original):
+    from cnnzoo.config.loader import load_config
+    from cnnzoo.models.builder import build_model
+
     rebuilt = build_model(load_config(output))
     rebuilt.set_weights(original.get_weights())
-    images = np.random.default_rng(0).random((2, *original.input_shape[1:]), np.float32)
-    difference = float(np.max(np.abs(np.asarray(original(images)) - np.asarray(rebuilt(images)))))
-    return {"source": source, "output": output, "layers": len(config["model"]["layers"]),
-            "params": rebuilt.count_params(), "params_keras": original.count_params(),
-            "max_difference": difference, "seconds": time.perf_counter() - start}
+    return rebuilt
