@@ -98,11 +98,14 @@ def command(config: str, run_dir: Path, manual: Optional[str], overrides: list[s
 def run_row(row: Row, config_path: str, out: Path, manual_dir: Optional[str], overrides: list[str]) -> str:
     """Train the row (or read its completed run back) and return its table line."""
     run_dir = out / row.name
+    config = load_config(REPO / config_path, overrides)
     metrics = completed(run_dir)
     if metrics is None:
-        config = load_config(REPO / config_path, overrides)
         manual = str(Path(manual_dir) / config.data.name) if manual_dir else None
         metrics = train(config, output_dir=str(run_dir), manual_dir=manual, log=print).metrics
+    elif metrics["model"] != config.model.name:
+        sys.exit(f"reproduce.py: {run_dir} holds a run of `{metrics['model']}`, not of `{config.model.name}` "
+                 f"({config_path}); move it away or pick another --output-dir.")
     else:
         print(f"{row.name}: read back the completed run in {run_dir}")
     error = 100 * (1 - metrics["test"]["accuracy"])
