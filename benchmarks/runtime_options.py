@@ -42,7 +42,7 @@ def prepared(config_path: str, overrides: list[str], steps: int, manual_dir: str
                                        "data.validation_split=null"])
     policy = choose_precision(config, "cpu").policy  # what `auto` becomes when cnnzoo trains here
     keras.utils.set_random_seed(0)
-    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss), manual_dir=manual_dir)
+    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
     model = build_model(config, input_shape=data.image_shape, num_classes=data.num_classes, dtype=policy)
     compile_model(model, config)
     return model, data.train, config.data.batch_size

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from cnnzoo import load_config, train
 from cnnzoo.data.tfds_input import preprocess_images
-from conftest import CONFIGS, run_cli
+from conftest import CONFIGS, cli
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,12 @@ def test_images():
 
 
 def test_evaluate_reproduces_the_runs_test_metrics(run):
-    done = run_cli("evaluate", str(run.run_dir.path), "--json")
+    done = cli("evaluate", str(run.run_dir.path), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["split"] == "test"
     assert result["metrics"]["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"], abs=1e-6)
-    table = run_cli("evaluate", str(run.run_dir.path), "--split", "train[:500]")
+    table = cli("evaluate", str(run.run_dir.path), "--split", "train[:500]")
     assert table.returncode == 0 and "quickstart on mnist_sample train[:500]:" in table.stdout
 
 
@@ -51,7 +51,7 @@ def test_predict_png_and_npy_with_the_runs_preprocessing(run, test_images, tmp_p
     for i in range(3):
         tf.io.write_file(str(tmp_path / f"digit{i}.png"), tf.io.encode_png(images[i][..., None]))
     np.save(tmp_path / "batch.npy", images[:3])
-    done = run_cli("predict", str(run.run_dir.path), *(str(tmp_path / f"digit{i}.png") for i in range(3)),
+    done = cli("predict", str(run.run_dir.path), *(str(tmp_path / f"digit{i}.png") for i in range(3)),
                    str(tmp_path / "batch.npy"), "--json", "--top-k", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(done.stdout)
@@ -61,7 +61,7 @@ def test_predict_png_and_npy_with_the_runs_preprocessing(run, test_images, tmp_p
         for result in (results[i], results[3 + i]):  # the PNG and the .npy row agree with the model
             assert result["top"][0]["class"] == int(np.argmax(expected[i]))
             assert result["top"][0]["probability"] == pytest.approx(float(expected[i].max()), abs=1e-5)
-    bad = run_cli("predict", str(run.run_dir.path), str(tmp_path / "missing.png"))
+    bad = cli("predict", str(run.run_dir.path), str(tmp_path / "missing.png"))
     assert bad.returncode == 2 and "no such file" in bad.stderr
 
 
@@ -90,7 +90,7 @@ def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images,
                                                        "runtime.precision=mixed_bfloat16"])
     trained = train(config, output_dir=str(tmp_path / "bf16"), log=lambda _: None)
     target = tmp_path / "bf16.tflite"
-    done = run_cli("export", str(trained.run_dir.path), "--format", "tflite", "-o", str(target))
+    done = cli("export", str(trained.run_dir.path), "--format", "tflite", "-o", str(target))
     assert done.returncode == 0, done.stderr[-2000:]  # TFLite cannot convert bfloat16 layers: the export is float32
     images = test_images[0].astype("float32")[..., None]
     runner = tf.lite.Interpreter(model_path=str(target)).get_signature_runner()
@@ -106,7 +106,7 @@ def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images,
 def test_exports_match_cnnzoo_in_a_fresh_process(run, test_images, tmp_path, fmt, extra, atol):
     images, labels = test_images
     target = tmp_path / f"model-{fmt}{'.keras' if fmt == 'keras' else '.tflite' if fmt == 'tflite' else ''}"
-    done = run_cli("export", str(run.run_dir.path), "--format", fmt, *extra, "-o", str(target))
+    done = cli("export", str(run.run_dir.path), "--format", fmt, *extra, "-o", str(target))
     assert done.returncode == 0, done.stderr[-2000:]
     np.save(tmp_path / "images.npy", images)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -188,7 +188,7 @@ runtime:
 def test_a_graph_trains_inspects_exports_and_draws(tmp_path):
     from cnnzoo import train
     from cnnzoo.models.inspect import analyse
-    from conftest import cli, run_cli
+    from conftest import cli
 
     path = write(tmp_path / "branchy.yaml", BRANCHY.format(quickstart=CONFIGS / "quickstart.yaml"))
     result = train(load_config(path), output_dir=str(tmp_path / "run"), log=lambda _: None)
@@ -196,7 +196,7 @@ def test_a_graph_trains_inspects_exports_and_draws(tmp_path):
     assert fields["Concatenate"] == 7  # a merge sees as far as the widest of its inputs
     assert fields["Multiply"] is None and fields["MaxPooling2D"] is None  # the gate saw the whole image
     exported = tmp_path / "branchy.keras"
-    done = run_cli("export", str(tmp_path / "run"), "-o", str(exported))
+    done = cli("export", str(tmp_path / "run"), "-o", str(exported))
     assert done.returncode == 0, done.stderr[-2000:]
     images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype("float32")
     np.save(tmp_path / "images.npy", images)

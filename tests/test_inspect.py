@@ -13,7 +13,7 @@ from cnnzoo import build_model, load_config
 from cnnzoo.config.json_schema import json_schema
 from cnnzoo.config.yaml_io import read_yaml
 from cnnzoo.models import explain, inspect
-from conftest import CONFIGS, run_cli
+from conftest import CONFIGS, cli
 
 SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
 BUILDABLE = [p for p in SHIPPED if p.name not in ("blocks.yaml", "plain.yaml", "imagenet_data.yaml")]  # mixins
@@ -54,7 +54,7 @@ def test_residual_paths_take_the_larger_receptive_field():
 
 
 def test_inspect_json_has_stable_keys():
-    done = run_cli("inspect", str(CONFIGS / "slide_cnn.yaml"), "--json")
+    done = cli("inspect", str(CONFIGS / "slide_cnn.yaml"), "--json")
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert {"total_params", "trainable_params", "non_trainable_params", "macs", "flops", "layers"} <= set(info)
@@ -64,7 +64,7 @@ def test_inspect_json_has_stable_keys():
 
 
 def test_explain_shows_the_lectures_arithmetic():
-    done = run_cli("inspect", "--explain", str(CONFIGS / "slide_cnn.yaml"))
+    done = cli("inspect", "--explain", str(CONFIGS / "slide_cnn.yaml"))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "(W - K + 2P)/S + 1 = (28 - 3 + 0)/1 + 1 = 26" in out
@@ -72,7 +72,7 @@ def test_explain_shows_the_lectures_arithmetic():
     assert "(W - K + 2P)/S + 1 = (24 - 2 + 0)/2 + 1 = 12" in out
     assert "3*3*1*32 weights + 32 biases = 320, shared by all 26*26 positions" in out
     assert "weight matrix 4608x128" in out
-    lenet = run_cli("inspect", "--explain", str(CONFIGS / "lenet5.yaml")).stdout
+    lenet = cli("inspect", "--explain", str(CONFIGS / "lenet5.yaml")).stdout
     for matrix in ("400x120", "120x84", "84x10"):
         assert f"weight matrix {matrix}" in lenet
     assert "(32 - 5 + 0)/1 + 1 = 28" in lenet and "(10 - 2 + 0)/2 + 1 = 5" in lenet
@@ -102,14 +102,14 @@ def test_toeplitz_matrix_times_input_equals_tf_nn_conv2d(overrides):
 
 
 def test_toeplitz_cli_prints_small_and_saves_png(tmp_path):
-    done = run_cli("inspect", str(CONFIGS / "slide_cnn.yaml"), "model.input_shape=[6,6,1]", "--toeplitz", "conv2d_1")
+    done = cli("inspect", str(CONFIGS / "slide_cnn.yaml"), "model.input_shape=[6,6,1]", "--toeplitz", "conv2d_1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("conv2d_1: 16x36 matrix")
     png = tmp_path / "t.png"
-    assert run_cli("inspect", str(CONFIGS / "slide_cnn.yaml"), "model.input_shape=[12,12,1]", "--toeplitz",
+    assert cli("inspect", str(CONFIGS / "slide_cnn.yaml"), "model.input_shape=[12,12,1]", "--toeplitz",
                    "conv2d_3", "-o", str(png)).returncode == 0
     assert png.stat().st_size > 1000
-    wrong = run_cli("inspect", str(CONFIGS / "slide_cnn.yaml"), "--toeplitz", "conv2d_2")
+    wrong = cli("inspect", str(CONFIGS / "slide_cnn.yaml"), "--toeplitz", "conv2d_2")
     assert wrong.returncode == 2 and "Did you mean" in wrong.stderr
 
 
@@ -135,5 +135,5 @@ def test_schema_rejects_what_the_loader_rejects(validator):
 
 
 def test_schema_command_prints_the_generated_schema():
-    done = run_cli("schema")
+    done = cli("schema")
     assert done.returncode == 0 and json.loads(done.stdout) == json.loads(json.dumps(json_schema()))

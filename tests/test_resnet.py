@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cnnzoo import BuildError, build_model, load_config
-from conftest import CONFIGS, run_cli, write
+from conftest import CONFIGS, write, cli
 
 RESNET = CONFIGS / "resnet"
 
@@ -203,11 +203,11 @@ def test_validate_reports_a_block_mistake_with_exit_code_2(tmp_path):
     arrays.mkdir()
     images, labels = np.zeros((4, 32, 32, 3), np.uint8), np.arange(4, dtype=np.uint8)
     np.savez(arrays / "cifar10.npz", x_train=images, y_train=labels, x_test=images, y_test=labels)
-    done = run_cli("validate", str(RESNET / "resnet20.yaml"), "model.layers.4.stage.first={stride: 2}")
+    done = cli("validate", str(RESNET / "resnet20.yaml"), "model.layers.4.stage.first={stride: 2}")
     assert done.returncode == 2, done.stderr
     assert "block `basic` has no parameter `stride`. Did you mean `strides`?" in done.stderr
     assert "<command line>" in done.stderr and "Traceback" not in done.stderr
-    ok = run_cli("validate", str(RESNET / "resnet20.yaml"), "--manual-dir", str(arrays))
+    ok = cli("validate", str(RESNET / "resnet20.yaml"), "--manual-dir", str(arrays))
     assert ok.returncode == 0, ok.stderr
     assert "to be prepared from the .npz arrays" in ok.stdout
 

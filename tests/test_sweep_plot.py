@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cnnzoo import ConfigError
 from cnnzoo.training.sweep import combinations, parse_grid, run_name
-from conftest import CONFIGS, run_cli
+from conftest import CONFIGS, run_cli, cli
 
 QUICK = CONFIGS / "quickstart.yaml"
 
@@ -57,12 +57,12 @@ def test_sweep_logs_hparams_sessions_tensorboard_can_read(sweep_dir):
 
 def test_plot_overlays_runs_into_a_png(sweep_dir, tmp_path):
     png = tmp_path / "curves.png"
-    done = run_cli("plot", str(sweep_dir / "01-learning_rate=0.1"), str(sweep_dir / "02-learning_rate=1.0"), "-o", str(png))
+    done = cli("plot", str(sweep_dir / "01-learning_rate=0.1"), str(sweep_dir / "02-learning_rate=1.0"), "-o", str(png))
     assert done.returncode == 0, done.stderr[-2000:]
     image = matplotlib.image.imread(png)
     assert image.shape[0] > 300 and image.shape[1] > 800
 
 
 def test_plot_of_a_folder_without_metrics_is_a_clear_error(tmp_path):
-    done = run_cli("plot", str(tmp_path), "-o", str(tmp_path / "x.png"))
+    done = cli("plot", str(tmp_path), "-o", str(tmp_path / "x.png"))
     assert done.returncode == 2 and "has no metrics.json" in done.stderr and "Traceback" not in done.stderr

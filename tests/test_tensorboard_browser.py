@@ -89,7 +89,7 @@ def test_tensorboard_shows_the_loss_and_the_pictures_in_chromium(tensorboard):
     # The page, rendered by Chromium: the Time Series dashboard's cards carry their tags as titles
     # (filtered to these tags, so that all their cards are in view and drawn).
     titles = [f'title="{tag}"' for tag in ("epoch_loss", "filters/conv2d_1", "confusion_matrix")]
-    for attempt in range(4):  # a busy machine may need more than one load for the cards to be drawn
+    for attempt in range(6):  # a busy machine may need more than one load for the cards to be drawn
         page = chromium(f"{tensorboard}/?tagFilter=epoch_loss%7Cfilters%7Cconfusion_matrix#timeseries",
                         "--dump-dom", f"--virtual-time-budget={10000 * (attempt + 1)}")
         if all(title in page for title in titles) and page.count("data/plugin/timeseries/imageData") >= 2:
