@@ -158,7 +158,8 @@ def block_layers(nodes: list[Node], start: int, length: int) -> list[dict]:
     local = {}
     for t, node in enumerate(members):
         name = node.name[len(prefix):].strip("_") or f"layer{t + 1}"
-        local[start + t] = name if name[0].isalpha() and name not in local.values() else f"layer{t + 1}"
+        usable = name[0].isalpha() and name not in local.values() and name != "input"  # `input`: the block's
+        local[start + t] = name if usable else f"layer{t + 1}"
     layers = []
     for t, node in enumerate(members):
         item: dict[str, Any] = {node.cls: node.kwargs}

@@ -96,11 +96,12 @@ def make_loss(config: Config):
     return spec.name
 
 
-def check_loss_and_metrics(config: Config) -> None:
-    """Unknown loss or metric names (or loss arguments) fail here, before any data is loaded."""
+def check_loss_and_metrics(config: Config):
+    """Unknown loss or metric names (or loss arguments) fail here, before any data is loaded.
+    Returns the loss for `compile`."""
     import keras
 
-    make_loss(config)
+    loss = make_loss(config)
     for i, metric in enumerate(config.train.metrics):
         if metric in ("accuracy", "acc"):
             continue
@@ -113,6 +114,7 @@ def check_loss_and_metrics(config: Config) -> None:
                 location=config.where("train", "metrics", i),
                 path=f"train.metrics.{i}",
             ) from None
+    return loss
 
 
 def compile_model(model, config: Config, steps_per_epoch: int | None = None) -> None:
@@ -124,8 +126,7 @@ def compile_model(model, config: Config, steps_per_epoch: int | None = None) -> 
     """
     import keras
 
-    check_loss_and_metrics(config)
-    loss = make_loss(config)
+    loss = check_loss_and_metrics(config)
     _warn_if_probabilities_mismatch(model, config)
     optimizer = make_optimizer(config, steps_per_epoch)
     if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
