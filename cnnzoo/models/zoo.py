@@ -47,8 +47,6 @@ def model_configs(folder: Path) -> list[Path]:
 
 def describe(path: Path, folder: Path) -> ZooRow:
     """Build the config's model (no data needed) and count it, as `cnnzoo inspect` does."""
-    import keras
-
     from cnnzoo.config.loader import load_config
     from cnnzoo.models import inspect
     from cnnzoo.models.builder import build_model
@@ -56,12 +54,9 @@ def describe(path: Path, folder: Path) -> ZooRow:
     with warnings.catch_warnings():  # e.g. the Keras-1 spellings slide_cnn_keras1.yaml shows on purpose
         warnings.simplefilter("ignore")
         model = build_model(load_config(path))
-    info = inspect.summary(model)
-    row = ZooRow(str(path.relative_to(folder)), model.name, tuple(info["input_shape"]), info["total_params"],
-                 info["macs"])
-    del model
-    keras.backend.clear_session()  # the zoo holds ~400M parameters in all; keep one model at a time
-    return row
+    info = inspect.summary(model)  # the model goes with this frame: one of the zoo in memory at a time
+    return ZooRow(str(path.relative_to(folder)), model.name, tuple(info["input_shape"]), info["total_params"],
+                  info["macs"])
 
 
 def rows(folder: Optional[Path] = None) -> Iterator[ZooRow]:
