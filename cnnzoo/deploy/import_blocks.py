@@ -11,6 +11,7 @@ order) is unchanged.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -34,8 +35,7 @@ def nodes_of(items: list[dict]) -> list[Node]:
     nodes = []
     for k, item in enumerate(items):
         cls = next(key for key in item if key not in ("name", "inputs"))
-        inputs = item.get("inputs", items[k - 1]["name"] if k else "input")
-        inputs = inputs if isinstance(inputs, list) else [inputs]
+        inputs = _as_list(item.get("inputs", items[k - 1]["name"] if k else "input"))
         nodes.append(Node(cls, item[cls], item["name"], [-1 if s == "input" else index[s] for s in inputs]))
     return nodes
 
@@ -146,8 +146,8 @@ def with_blocks(items: list[dict]) -> tuple[dict[str, dict], list[dict]]:
     out.extend(items[k:])
     for item in out:
         if "inputs" in item:
-            inputs = item["inputs"]
-            item["inputs"] = [outputs.get(s, s) for s in inputs] if isinstance(inputs, list) else outputs.get(inputs, inputs)
+            renamed = [outputs.get(s, s) for s in _as_list(item["inputs"])]
+            item["inputs"] = renamed if isinstance(item["inputs"], list) else renamed[0]
     return blocks, out
 
 
@@ -166,11 +166,16 @@ def block_layers(nodes: list[Node], start: int, length: int) -> list[dict]:
         sources = ["input" if s == start - 1 else local[s] for s in node.sources]
         if sources != (["input"] if t == 0 else [local[start + t - 1]]):
             item["inputs"] = sources if len(sources) > 1 else sources[0]
-        if any(start + t in n.sources for n in members[t + 2:]) or \
-                any(start + t in n.sources and len(n.sources) > 1 for n in members[t + 1:t + 2]):
-            item["name"] = local[start + t]
         layers.append(item)
+    listed = {s for item in layers for s in _as_list(item.get("inputs", []))}
+    for t, item in enumerate(layers):
+        if local[start + t] in listed:  # named only where a later layer lists it
+            item["name"] = local[start + t]
     return layers
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 def _stage_name(nodes: list[Node], start: int, length: int, count: int, taken: set[str]) -> str:
@@ -217,7 +222,7 @@ def merge_alike(blocks: dict[str, dict], items: list[dict]) -> tuple[dict[str, d
                 base = key if isinstance(key, str) and key.isidentifier() else "value"
                 params[vector] = _unique(base, set(params.values()))
             chosen[k] = params[vector]
-        layers = json.loads(json.dumps(blocks[keep]["layers"]))
+        layers = copy.deepcopy(blocks[keep]["layers"])
         for k, param in chosen.items():
             _set(layers, leaves[0][k][0], f"${param}")
         merged[keep] = {**({"params": {p: None for p in params.values()}} if params else {}),

@@ -10,9 +10,9 @@ defaults are left out.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -155,17 +155,20 @@ def import_model(source: str, output: str, *, blocks: bool = True) -> dict[str, 
     flat = config_of(original)
     images = np.random.default_rng(0).random((2, *original.input_shape[1:]), np.float32)
     expected = np.asarray(original(images))
-    for config in ([_structured(flat)] if blocks else []) + [flat]:
-        if config is None:
-            continue
+
+    def check(config: dict[str, Any]) -> tuple[Any, float]:
         _write(config, source, output)
-        try:
-            rebuilt = _rebuilt(output, original)
-        except (CnnzooError, ValueError):
-            continue  # the structured form did not rebuild: the flat one below always does
-        difference = float(np.max(np.abs(expected - np.asarray(rebuilt(images)))))
-        if difference <= 1e-4 or config is flat:
-            break
+        rebuilt = _rebuilt(output, original)
+        return rebuilt, float(np.max(np.abs(expected - np.asarray(rebuilt(images)))))
+
+    config = _structured(flat) if blocks else None
+    try:
+        rebuilt, difference = check(config) if config is not None else (None, None)
+    except (CnnzooError, ValueError):  # the structured form did not rebuild
+        rebuilt = None
+    if rebuilt is None or difference > 1e-4:
+        config = flat  # always correct: its errors are the import's
+        rebuilt, difference = check(config)
     stages = [item["stage"] for item in config["model"]["layers"] if "stage" in item]
     return {"source": source, "output": output, "layers": len(original.layers) - 1,
             "items": len(config["model"]["layers"]), "blocks": len(config["model"].get("blocks", {})),
@@ -176,7 +179,7 @@ def import_model(source: str, output: str, *, blocks: bool = True) -> dict[str, 
 def _structured(flat: dict[str, Any]) -> dict[str, Any] | None:
     from cnnzoo.deploy.import_blocks import merge_alike, with_blocks
 
-    blocks, items = merge_alike(*with_blocks(json.loads(json.dumps(flat["model"]["layers"]))))
+    blocks, items = merge_alike(*with_blocks(copy.deepcopy(flat["model"]["layers"])))
     if not blocks:
         return None
     model = {k: v for k, v in flat["model"].items() if k != "layers"}
