@@ -33,13 +33,13 @@ def default_folder() -> Path:
 
 def model_configs(folder: Path) -> list[Path]:
     """The YAML files under `folder` that name a model of their own, sorted."""
-    import yaml
+    from cnnzoo.config.yaml_io import read_yaml  # bounded, and its errors name the file and line
 
     found = []
     for path in sorted(folder.rglob("*.yaml")):
         if path.relative_to(folder).parts[0] in SKIPPED_FOLDERS:
             continue
-        raw = yaml.safe_load(path.read_text())
+        raw, _ = read_yaml(path)
         if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "name" in raw["model"]:
             found.append(path)
     return found
