@@ -161,14 +161,18 @@ def import_model(source: str, output: str, *, blocks: bool = True) -> dict[str, 
         rebuilt = _rebuilt(output, original)
         return rebuilt, float(np.max(np.abs(expected - np.asarray(rebuilt(images)))))
 
-    config = _structured(flat) if blocks else None
-    try:
-        rebuilt, difference = check(config) if config is not None else (None, None)
-    except (CnnzooError, ValueError):  # the structured form did not rebuild
-        rebuilt = None
-    if rebuilt is None or difference > 1e-4:
-        config = flat  # always correct: its errors are the import's
-        rebuilt, difference = check(config)
+    def structured() -> tuple[dict[str, Any], Any, float] | None:
+        config = _structured(flat) if blocks else None
+        if config is None:
+            return None
+        try:
+            rebuilt, difference = check(config)
+        except (CnnzooError, ValueError):  # the structured form did not rebuild
+            return None
+        return (config, rebuilt, difference) if difference <= 1e-4 else None
+
+    # The flat list is always correct: its errors are the import's own.
+    config, rebuilt, difference = structured() or (flat, *check(flat))
     stages = [item["stage"] for item in config["model"]["layers"] if "stage" in item]
     return {"source": source, "output": output, "layers": len(original.layers) - 1,
             "items": len(config["model"]["layers"]), "blocks": len(config["model"].get("blocks", {})),
