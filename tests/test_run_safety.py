@@ -208,3 +208,18 @@ def test_a_run_interrupted_under_the_earlier_backup_layout_still_resumes(interru
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr[-2000:]
     assert f"resuming from {run.backup / 'latest.weights.h5'} after epoch 2" in done.stdout
     assert json.loads(run.metrics.read_text())["epochs_completed"] == 3
+
+
+@pytest.mark.parametrize("per_execution", [1, 8])
+def test_backup_every_steps_holds_when_keras_reports_batches_in_groups(tmp_path, monkeypatch, per_execution):
+    """runtime.steps_per_execution N makes Keras report every N-th batch; saves still come every backup_every_steps."""
+    from cnnzoo.training.checkpoints import Backup
+
+    saved_at = []
+    real_save = Backup.save_now
+    monkeypatch.setattr(Backup, "save_now", lambda self: (saved_at.append(self._batch), real_save(self)))
+    config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=48", "runtime.backup_every_steps=20",
+                                 f"runtime.steps_per_execution={per_execution}", "runtime.seed=3"])
+    train(config, output_dir=str(tmp_path / "run"), log=lambda _: None)
+    # Batches done at each save; the last save is the epoch's end (the count is back to 0 by then).
+    assert saved_at == ([20, 40, 0] if per_execution == 1 else [24, 48, 0])

@@ -44,14 +44,15 @@ class Backup(keras.callbacks.Callback):
     def __init__(self, run: RunDir, every_steps: int | None = None):
         super().__init__()
         self.folder, self.every_steps = run.backup, every_steps
-        self._epoch, self._batch = 0, 0
+        self._epoch, self._batch, self._saved_batch = 0, 0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._batch = epoch, 0
+        self._epoch, self._batch, self._saved_batch = epoch, 0, 0
 
     def on_train_batch_end(self, batch, logs=None):
+        # With runtime.steps_per_execution N, Keras calls this every N batches: count, don't take a modulo.
         self._batch = batch + 1
-        if self.every_steps and self._batch % self.every_steps == 0:
+        if self.every_steps and self._batch - self._saved_batch >= self.every_steps:
             self.save_now()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -74,6 +75,7 @@ class Backup(keras.callbacks.Callback):
             shutil.rmtree(previous, ignore_errors=True)
             os.replace(current, previous)
         os.replace(fresh, current)
+        self._saved_batch = self._batch
 
 
 class Checkpoints(keras.callbacks.Callback):
