@@ -133,3 +133,27 @@ def test_the_validation_pass_records_the_matrix_and_mistakes_without_a_second_pa
     assert "compute_metrics" not in model.__dict__  # the hook is undone after training
     model.evaluate(x[:40], y[:40], verbose=0)  # with step functions traced again, without the recorder
     assert recorder.read()[0].sum() == 40
+
+
+@pytest.mark.parametrize("read_all", [True, False])
+def test_choosing_the_images_keeps_a_cached_test_split_cached(read_all):
+    """Breaking out of a cached pipeline makes TF drop the cache (with a warning): each example is then
+    decoded twice. Reading the pass to its end keeps it, so the first evaluation reads memory."""
+    import tensorflow as tf
+
+    from cnnzoo.pictures.learned import choose_images
+
+    calls = tf.Variable(0)
+
+    def decode(i):
+        calls.assign_add(1)
+        return tf.fill([4, 4, 1], tf.cast(i, tf.float32)), i
+
+    batches = tf.data.Dataset.range(600).map(decode).cache().batch(32)
+    images = choose_images(batches, 8, seed=0, read_all=read_all)
+    assert images.shape == (8, 4, 4, 1) and len({float(x[0, 0, 0]) for x in images}) == 8
+    assert all(float(x[0, 0, 0]) < 256 for x in images)  # chosen among the first SAMPLE_POOL
+    for _ in batches:  # the first evaluation
+        pass
+    decoded = int(calls.numpy())
+    assert decoded == 600 if read_all else decoded > 600  # the partial read is decoded again

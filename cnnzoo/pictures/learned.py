@@ -38,13 +38,18 @@ def mapped_layers(model) -> list:
             and not type(layer).__name__.startswith("Global") and len(layer.output.shape) == 4]
 
 
-def choose_images(batches, count: int, seed: int) -> np.ndarray:
-    """`count` images from the first SAMPLE_POOL of a batched (image, label) dataset, fixed by `seed`."""
+def choose_images(batches, count: int, seed: int, read_all: bool = False) -> np.ndarray:
+    """`count` images from the first SAMPLE_POOL of a batched (image, label) dataset, fixed by `seed`.
+
+    `read_all` finishes the pass: a pipeline cached in memory is then kept (TF discards a cache
+    read in part, with a warning), and the first evaluation reads it from memory.
+    """
     pool, seen = [], 0
     for images, _ in batches:
-        pool.append(np.asarray(images))
-        seen += len(pool[-1])
-        if seen >= SAMPLE_POOL:
+        if seen < SAMPLE_POOL:
+            pool.append(np.asarray(images))
+            seen += len(pool[-1])
+        elif not read_all:
             break
     pool = np.concatenate(pool)[:SAMPLE_POOL]
     picked = np.sort(np.random.default_rng(seed).choice(len(pool), size=min(count, len(pool)), replace=False))
@@ -62,9 +67,12 @@ class Pictures:
     mistakes: int = 16
 
     @classmethod
-    def of_run(cls, model, settings, test, seed: int, class_names: list[str] | None) -> "Pictures":
-        """The pictures a run draws: `settings` is its `train.pictures`, `test` its batched test split."""
-        return cls(model, choose_images(test, settings.images, seed), class_names, settings.channels, settings.mistakes)
+    def of_run(cls, model, settings, test, seed: int, class_names: list[str] | None,
+               cached: bool = False) -> "Pictures":
+        """The pictures a run draws: `settings` is its `train.pictures`, `test` its batched test split
+        (`cached`: kept in memory once read)."""
+        images = choose_images(test, settings.images, seed, read_all=cached)
+        return cls(model, images, class_names, settings.channels, settings.mistakes)
 
     def __post_init__(self):
         import keras
