@@ -156,4 +156,4 @@ def test_choosing_the_images_keeps_a_cached_test_split_cached(read_all):
     for _ in batches:  # the first evaluation
         pass
     decoded = int(calls.numpy())
-    assert decoded == 600 if read_all else decoded > 600  # the partial read is decoded again
+    assert (decoded == 600) if read_all else (decoded > 600)  # else the partial read is decoded again
