@@ -73,9 +73,10 @@ def summary(name: str, runs: list[dict], reference: float | None) -> str:
     if not times:
         return f"{name:<8} {reached}"
     median = statistics.median(times)
-    ratio = f"; {median / reference:.2f}x the first recipe's median" if reference else ""
+    # Three decimals: a ratio near a target (e.g. a third) must not be decided by rounding.
+    ratio = f"; {median / reference:.3f}x the first recipe's median" if reference else ""
     epochs = ", ".join(str(r["epoch"]) for r in runs)
-    return (f"{name:<8} {reached}; median {median:.0f} s (spread {min(times):.0f}-{max(times):.0f} s; "
+    return (f"{name:<8} {reached}; median {median:.1f} s (spread {min(times):.1f}-{max(times):.1f} s; "
             f"epochs {epochs}){ratio}")
 
 
