@@ -23,8 +23,7 @@ def write_pictures(path: str, output: str | None = None, config_path: str | None
 
     config, model = load_trained(path, config_path)
     data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
-    pictures = Pictures.of_run(model, config.train.pictures, data.test, config.runtime.seed or 0, data.class_names,
-                               cached=data.cache.cache)
+    pictures = Pictures.of_run(model, config.train.pictures, data, config.runtime.seed or 0)
     folder = Path(output) if output else _default_folder(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)

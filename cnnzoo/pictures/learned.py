@@ -67,12 +67,10 @@ class Pictures:
     mistakes: int = 16
 
     @classmethod
-    def of_run(cls, model, settings, test, seed: int, class_names: list[str] | None,
-               cached: bool = False) -> "Pictures":
-        """The pictures a run draws: `settings` is its `train.pictures`, `test` its batched test split
-        (`cached`: kept in memory once read)."""
-        images = choose_images(test, settings.images, seed, read_all=cached)
-        return cls(model, images, class_names, settings.channels, settings.mistakes)
+    def of_run(cls, model, settings, data, seed: int) -> "Pictures":
+        """The pictures a run draws: `settings` is its `train.pictures`, `data` its `Datasets`."""
+        images = choose_images(data.test, settings.images, seed, read_all=data.cache.cache)
+        return cls(model, images, data.class_names, settings.channels, settings.mistakes)
 
     def __post_init__(self):
         import keras

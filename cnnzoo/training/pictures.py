@@ -68,8 +68,7 @@ def picture_callbacks(planned, data, run: RunDir, log) -> list:
     settings = planned.config.train.pictures
     if not planned.pictures[0]:
         return []
-    pictures = Pictures.of_run(planned.model, settings, data.test, planned.config.runtime.seed or 0, data.class_names,
-                               cached=data.cache.cache)
+    pictures = Pictures.of_run(planned.model, settings, data, planned.config.runtime.seed or 0)
     every = "every epoch" if settings.every_epochs == 1 else f"every {settings.every_epochs} epochs"
     log(f"cnnzoo: pictures {every} in TensorBoard's Images tab (run `{RUN}`): filters, feature maps, confusion "
         "matrix, mistakes; `train.pictures: false` turns them off")
