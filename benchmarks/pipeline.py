@@ -43,9 +43,10 @@ def rates(config_path: str, manual_dir: str | None, steps: int, extra: list[str]
 
 def step_rate(model, train, steps: int, batch: int) -> float:
     """Images per second of `model.fit` over `steps` batches of `train` (a repeated dataset), after tracing."""
-    model.fit(train, epochs=1, steps_per_epoch=5, verbose=0)  # traces the step
+    # shuffle=False: the pipeline shuffles (Keras would ignore True on a Dataset, with a warning).
+    model.fit(train, epochs=1, steps_per_epoch=5, verbose=0, shuffle=False)  # traces the step
     start = time.perf_counter()
-    model.fit(train, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.fit(train, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     return steps * batch / (time.perf_counter() - start)
 
 
