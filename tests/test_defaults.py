@@ -3,6 +3,7 @@ caching only what fits, and no silent fall-back to another device, strategy or p
 
 from __future__ import annotations
 
+import collections
 import json
 
 import pytest
@@ -104,14 +105,21 @@ def test_cache_only_what_fits_in_memory():
 
 
 def test_the_pipeline_caches_as_decided():
+    import tensorflow as tf
+
     from cnnzoo.data.tfds_input import load_datasets
 
-    def caches(overrides):  # cache ops in the training pipeline's tf.data graph
-        graph = load_datasets(load_config(QUICK, overrides), one_hot=True).train._as_serialized_graph().numpy()
-        return graph.count(b"CacheDataset")
+    def ops(overrides):  # the kinds of op in the training pipeline's tf.data graph and its functions, counted
+        graph = tf.compat.v1.GraphDef.FromString(
+            load_datasets(load_config(QUICK, overrides), one_hot=True).train._as_serialized_graph().numpy())
+        nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+        return collections.Counter(node.op for node in nodes)
 
-    # TFDS may cache a small dataset's raw records itself; cnnzoo's cache of decoded float32 pixels comes on top
-    assert caches([]) > caches(["data.cache=false"])
+    cached, uncached = ops([]), ops(["data.cache=false"])
+    # Cached: the decoded pixels (no TFDS record parsing), preprocessed in batches, one cache of float32 pixels
+    assert cached["CacheDatasetV2"] == 1 and cached["UnbatchDataset"] == 1 and not cached["ParseExampleV2"]
+    # Not cached: TFDS parses and decodes the records itself, every epoch
+    assert uncached["ParseExampleV2"] and uncached["DecodePng"] + uncached["DecodeImage"] and not uncached["UnbatchDataset"]
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -1,0 +1,97 @@
+"""Decoded splits kept beside TFDS's files, so a run does not decode every image again.
+
+TFDS stores MNIST and CIFAR-10 as PNG-encoded records: reading and decoding them one by
+one, then preprocessing one by one, took 5.2-5.4 s of CPU for MNIST's training split, while
+the same pipeline fed from the decoded pixels, preprocessed in batches, took 0.6-0.7 s
+(docs/benchmarks.md). The first run that caches a split in memory (`data.cache`) keeps its
+decoded pixels as `<TFDS data dir>/cnnzoo-decoded/<split>.npz`; later runs load that file.
+The file records the TFDS files it came from (name, size, modification time): when TFDS
+prepares the dataset again, the file no longer matches and is rebuilt. It is written under
+a temporary name and renamed, so a killed run or two runs at once never leave half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+import zipfile
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+
+import numpy as np
+
+MAX_BYTES = 2**30  # the arrays become constants of the tf.data graph, which must stay under 2 GB
+FOLDER = "cnnzoo-decoded"
+
+
+@dataclass(frozen=True)
+class Decoded:
+    images: np.ndarray
+    labels: np.ndarray
+    note: str | None = None  # said at start when the decoded pixels could not be kept on disk
+
+
+def decodable(builder, spec: str) -> bool:
+    """Whether the split's images have one fixed shape, fit the size limit, and TFDS's files are local."""
+    image_key = (builder.info.supervised_keys or (None,))[0]
+    if image_key is None or "://" in str(builder.data_dir):  # e.g. gs://: no local folder to keep a file in
+        return False
+    feature = builder.info.features[image_key]
+    shape = getattr(feature, "shape", None)
+    if not shape or None in shape:
+        return False
+    size = np.dtype(feature.np_dtype).itemsize * prod(shape) * builder.info.splits[spec].num_examples
+    return size <= MAX_BYTES
+
+
+def path_of(builder, spec: str) -> Path:
+    return Path(builder.data_dir) / FOLDER / (re.sub(r"[^A-Za-z0-9_.-]+", "_", spec) + ".npz")
+
+
+def fingerprint(builder, spec: str) -> str:
+    """The TFDS files the split is read from, with their sizes and modification times."""
+    files = [Path(p) for p in builder.info.splits[spec].filepaths]
+    return json.dumps({"split": spec, "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]})
+
+
+def load_or_decode(builder, spec: str) -> Decoded:
+    """The split's images and labels in TFDS's file order: from the kept file, else decoded (and kept)."""
+    path, mark = path_of(builder, spec), fingerprint(builder, spec)
+    kept = _read(path, mark)
+    if kept is not None:
+        return kept
+    import tensorflow_datasets as tfds
+
+    images, labels = tfds.as_numpy(builder.as_dataset(split=spec, batch_size=-1, as_supervised=True,
+                                                      shuffle_files=False))
+    try:
+        _write(path, images, labels, mark)
+    except OSError as exc:  # a read-only or full disk: this run goes on from memory
+        return Decoded(images, labels, note=f"could not keep the decoded `{spec}` split at {path} "
+                       f"({type(exc).__name__}: {exc.strerror or exc}); later runs decode it again")
+    return Decoded(images, labels)
+
+
+def _read(path: Path, mark: str) -> Decoded | None:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["fingerprint"]) != mark:
+                return None
+            return Decoded(stored["images"], stored["labels"])
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, damaged, or unreadable
+        return None
+
+
+def _write(path: Path, images: np.ndarray, labels: np.ndarray, mark: str) -> None:
+    path.parent.mkdir(exist_ok=True)
+    temporary = path.parent / f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"  # one per writer
+    try:
+        with temporary.open("xb") as f:
+            np.savez(f, images=images, labels=labels, fingerprint=np.array(mark))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
