@@ -60,6 +60,8 @@ def test_a_cached_split_is_decoded_once_then_read_with_the_examples_and_order_of
     assert np.array_equal(images, again) and np.array_equal(labels, again_labels)
     assert np.array_equal(images, by_tfds) and np.array_equal(labels, tfds_labels)
     assert len(images) == data.train_examples and images.std() > 0.1
+    # Keras counts an epoch's steps from the start only when the pipeline knows its length
+    assert data.train.cardinality().numpy() == -(-data.train_examples // load_config(QUICK).data.batch_size)
 
 
 def test_a_stale_or_damaged_file_is_decoded_again(monkeypatch):

@@ -133,7 +133,8 @@ class DataConfig(Section):
     cache: Union[bool, Literal["auto"]] = Field(
         "auto", description="Cache decoded, preprocessed examples in memory. auto (default): when their float32 "
         "pixels, counted from TFDS's metadata, fit in a quarter of this machine's memory (MNIST and CIFAR do, "
-        "ImageNet does not).",
+        "ImageNet does not). A cached split is also kept decoded on disk beside TFDS's files, so later runs "
+        "skip decoding it (docs/data.md).",
     )
     autotune: bool = Field(
         False,

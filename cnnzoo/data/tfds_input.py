@@ -160,8 +160,10 @@ def _pipeline(ds, preprocess, data: DataConfig, *, training: bool, cache: bool, 
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.autotune.enabled = data.autotune
     ds = ds.with_options(options)
-    if batched:
+    if batched:  # unbatch cannot know its length: say it, so Keras counts an epoch's steps from the start
+        examples = ds.cardinality()
         ds = ds.batch(1024).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
     else:
         ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
