@@ -88,3 +88,10 @@ def test_pipeline_prints_both_rates_and_the_ratio():
     out = _run("benchmarks/pipeline.py", "--models", "slide", "--steps", "3", "data.name=mnist_sample")
     row = next(line for line in out.splitlines() if line.startswith("slide")).split()
     assert row[3].endswith("x") and float(row[3][:-1]) > 0
+
+
+def test_first_pass_times_the_three_ways_to_the_data():
+    out = _run("benchmarks/first_pass.py", "--datasets", "mnist", "--rounds", "1", "data.name=mnist_sample")
+    rows = [line.split() for line in out.splitlines() if line.startswith("mnist ")]
+    assert [row[1] for row in rows] == ["tfds", "decode+keep", "kept"]
+    assert rows[0][-2] == "1.00x" and all(float(row[3]) > 0 for row in rows)
