@@ -74,8 +74,9 @@ def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = Non
 def _source(builder, split: str, config: Config, key: str, *, training: bool, decoded: bool, notes: list):
     """The split's examples, and whether they may be preprocessed in batches.
 
-    A split cached in memory comes from its decoded pixels (`cnnzoo.data.decoded`), in
-    the order TFDS reads them; any other is read and decoded by TFDS, one example at a time.
+    A split cached in memory comes from its decoded pixels (`cnnzoo.data.decoded`) in TFDS's
+    file order (the order TFDS reads a one-file split in, as MNIST's and CIFAR-10's are); any
+    other is read and decoded by TFDS, one example at a time.
     """
     import tensorflow as tf
 
