@@ -4,6 +4,7 @@ or damaged, and a disk that refuses the file costs only the time."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -68,7 +69,7 @@ def test_a_stale_or_damaged_file_is_decoded_again(monkeypatch):
     data, _, reference = first_epoch([])
     builder, path = kept_file(data)
     calls = decodings(monkeypatch)
-    record = decoded.Path(builder.info.splits[data.splits.train].filepaths[0])
+    record = Path(builder.info.splits[data.splits.train].filepaths[0])
     stat = record.stat()
     os.utime(record, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # TFDS prepared the dataset again
     assert np.array_equal(first_epoch([])[2], reference) and calls.count(path.name) == 1
