@@ -53,8 +53,8 @@ def path_of(builder, spec: str) -> Path:
 
 def fingerprint(builder, spec: str) -> str:
     """The TFDS files the split is read from, with their sizes and modification times."""
-    files = [Path(p) for p in builder.info.splits[spec].filepaths]
-    return json.dumps({"split": spec, "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]})
+    files = [(Path(p).name, Path(p).stat()) for p in builder.info.splits[spec].filepaths]
+    return json.dumps({"split": spec, "files": [[name, stat.st_size, stat.st_mtime_ns] for name, stat in files]})
 
 
 def load_or_decode(builder, spec: str) -> Decoded:
