@@ -37,7 +37,7 @@ class Decoded:
 def decodable(builder, spec: str) -> bool:
     """Whether the split's images have one fixed shape, fit the size limit, and TFDS's files are local."""
     image_key = (builder.info.supervised_keys or (None,))[0]
-    if image_key is None or "://" in str(builder.data_dir):  # e.g. gs://: no local folder to keep a file in
+    if not isinstance(image_key, str) or "://" in str(builder.data_dir):  # gs:// etc.: no local folder for it
         return False
     feature = builder.info.features[image_key]
     shape = getattr(feature, "shape", None)
