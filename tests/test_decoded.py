@@ -4,6 +4,7 @@ or damaged, and a disk that refuses the file costs only the time."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import keras
@@ -25,11 +26,12 @@ def first_epoch(overrides: list[str], seed: int = 5):
 
 
 def kept_file(data):
-    """The TFDS builder of the quick-start data, and the file its training split is kept in."""
+    """The TFDS builder of the quick-start data, and the file its whole `train` split is kept in."""
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(load_config(QUICK).data.name)
-    return builder, decoded.path_of(builder, data.splits.train)
+    assert data.splits.train.startswith("train[")  # a slice, cut from the whole split's file
+    return builder, decoded.path_of(builder, "train")
 
 
 def decodings(monkeypatch) -> list[str]:
@@ -69,13 +71,13 @@ def test_a_stale_or_damaged_file_is_decoded_again(monkeypatch):
     data, _, reference = first_epoch([])
     builder, path = kept_file(data)
     calls = decodings(monkeypatch)
-    record = Path(builder.info.splits[data.splits.train].filepaths[0])
+    record = Path(builder.info.splits["train"].filepaths[0])
     stat = record.stat()
     os.utime(record, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # TFDS prepared the dataset again
     assert np.array_equal(first_epoch([])[2], reference) and calls.count(path.name) == 1
     path.write_bytes(path.read_bytes()[:1000])  # damaged: a file cut short
     assert np.array_equal(first_epoch([])[2], reference) and calls.count(path.name) == 2
-    assert np.load(path)["images"].shape[0] == data.train_examples
+    assert np.load(path)["images"].shape[0] == builder.info.splits["train"].num_examples
 
 
 def test_a_disk_that_refuses_the_file_costs_only_time(monkeypatch):
@@ -94,6 +96,20 @@ def test_a_disk_that_refuses_the_file_costs_only_time(monkeypatch):
 
 
 def test_no_file_is_kept_when_the_split_is_not_cached():
-    data = load_datasets(load_config(QUICK, ["data.validation_split=0.2", "data.cache=false"]), one_hot=True)
+    data, _, _ = first_epoch([])
     _, path = kept_file(data)
-    assert not path.exists()
+    shutil.rmtree(path.parent)
+    load_datasets(load_config(QUICK, ["data.cache=false"]), one_hot=True)
+    assert not path.parent.exists()
+
+
+def test_slices_and_sums_of_splits_are_cut_from_the_whole_splits_as_tfds_reads_them():
+    import tensorflow_datasets as tfds
+
+    data, _, _ = first_epoch([])
+    builder, _ = kept_file(data)
+    for spec in ["train[10%:20%]", "test[:50%]+train[:10]", "train[-7:]"]:
+        cut = decoded.load_or_decode(builder, spec)
+        images, labels = tfds.as_numpy(builder.as_dataset(split=spec, batch_size=-1, as_supervised=True,
+                                                          shuffle_files=False))
+        assert np.array_equal(cut.images, images) and np.array_equal(cut.labels, labels), spec

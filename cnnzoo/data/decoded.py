@@ -4,7 +4,8 @@ TFDS stores MNIST and CIFAR-10 as PNG-encoded records and decodes them one examp
 building MNIST's pipelines and passing once over its training and test splits took a median
 4.3 s, against 0.4 s from decoded pixels kept on disk and preprocessed 1,024 at a time
 (benchmarks/first_pass.py). The first run that caches a split in memory (`data.cache`) keeps
-its decoded pixels as `<TFDS data dir>/cnnzoo-decoded/<split>.npz`; later runs load that file.
+the whole split's decoded pixels as `<TFDS data dir>/cnnzoo-decoded/<split>.npz`; later runs
+load that file, and cut slices from it (`train.npz` serves `train[:90%]` and `train[90%:]`).
 The file records the TFDS files it came from (name, size, modification time): when TFDS
 prepares the dataset again, the file no longer matches and is rebuilt. It is written under
 a temporary name and renamed, so a killed run or two runs at once never leave half a file.
@@ -43,34 +44,58 @@ def decodable(builder, spec: str) -> bool:
     shape = getattr(feature, "shape", None)
     if not shape or None in shape:
         return False
-    size = np.dtype(feature.np_dtype).itemsize * prod(shape) * builder.info.splits[spec].num_examples
-    return size <= MAX_BYTES
+    whole, _ = source_of(builder, spec)
+    return np.dtype(feature.np_dtype).itemsize * prod(shape) * builder.info.splits[whole].num_examples <= MAX_BYTES
 
 
-def path_of(builder, spec: str) -> Path:
-    return Path(builder.data_dir) / FOLDER / (re.sub(r"[^A-Za-z0-9_.-]+", "_", spec) + ".npz")
+def source_of(builder, spec: str) -> tuple[str, slice | None]:
+    """The split to keep decoded for `spec`, and the rows of it `spec` reads (None: all).
+
+    A slice of a split stored in one file, such as `train[:90%]` of MNIST or CIFAR-10, is cut
+    from the whole split's file, so every slicing shares it (TFDS's file instruction gives the
+    rows). Anything read from several files is kept as TFDS reads it: TFDS interleaves files.
+    """
+    instructions = builder.info.splits[spec].file_instructions
+    if len(instructions) == 1:
+        (instruction,) = instructions
+        for whole, info in builder.info.splits.items():
+            if list(info.filenames) == [Path(instruction.filename).name]:
+                take = instruction.take if instruction.take >= 0 else info.num_examples - instruction.skip
+                return whole, slice(instruction.skip, instruction.skip + take)
+    return spec, None
 
 
-def fingerprint(builder, spec: str) -> str:
+def path_of(builder, split: str) -> Path:
+    return Path(builder.data_dir) / FOLDER / (re.sub(r"[^A-Za-z0-9_.-]+", "_", split) + ".npz")
+
+
+def fingerprint(builder, split: str) -> str:
     """The TFDS files the split is read from, with their sizes and modification times."""
-    files = [(Path(p).name, Path(p).stat()) for p in builder.info.splits[spec].filepaths]
-    return json.dumps({"split": spec, "files": [[name, stat.st_size, stat.st_mtime_ns] for name, stat in files]})
+    files = [(Path(p).name, Path(p).stat()) for p in builder.info.splits[split].filepaths]
+    return json.dumps({"split": split, "files": [[name, stat.st_size, stat.st_mtime_ns] for name, stat in files]})
 
 
 def load_or_decode(builder, spec: str) -> Decoded:
-    """The split's images and labels in TFDS's file order: from the kept file, else decoded (and kept)."""
-    path, mark = path_of(builder, spec), fingerprint(builder, spec)
+    """The images and labels `spec` reads, in TFDS's order: from the kept file, else decoded (and kept)."""
+    whole, rows = source_of(builder, spec)
+    kept = _kept(builder, whole)
+    return kept if rows is None else Decoded(kept.images[rows], kept.labels[rows], kept.note)
+
+
+def _kept(builder, name: str) -> Decoded:
+    """A split's images and labels in TFDS's order (shuffle_files off): from the kept file, else decoded and kept."""
+    path, mark = path_of(builder, name), fingerprint(builder, name)
     kept = _read(path, mark)
     if kept is not None:
         return kept
     import tensorflow_datasets as tfds
 
-    images, labels = tfds.as_numpy(builder.as_dataset(split=spec, batch_size=-1, as_supervised=True,
+    images, labels = tfds.as_numpy(builder.as_dataset(split=name, batch_size=-1, as_supervised=True,
                                                       shuffle_files=False))
     try:
         _write(path, images, labels, mark)
     except OSError as exc:  # a read-only or full disk: this run goes on from memory
-        return Decoded(images, labels, note=f"could not keep the decoded `{spec}` split at {path} "
+        return Decoded(images, labels, note=f"could not keep the decoded `{name}` split at {path} "
                        f"({type(exc).__name__}: {exc.strerror or exc}); later runs decode it again")
     return Decoded(images, labels)
 
