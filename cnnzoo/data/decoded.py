@@ -2,8 +2,8 @@
 
 TFDS stores MNIST and CIFAR-10 as PNG-encoded records and decodes them one example at a time:
 building MNIST's pipelines and passing once over its training and test splits took a median
-4.3 s, against 0.4 s from decoded pixels kept on disk and preprocessed 1,024 at a time
-(benchmarks/first_pass.py). The first run that caches a split in memory (`data.cache`) keeps
+4.3-4.9 s, against 0.4-0.6 s from decoded pixels kept on disk and preprocessed 1,024 at a time
+(benchmarks/first_pass.py, two runs). The first run that caches a split in memory (`data.cache`) keeps
 the whole split's decoded pixels as `<TFDS data dir>/cnnzoo-decoded/<split>.npz`; later runs
 load that file, and cut slices from it (`train.npz` serves `train[:90%]` and `train[90%:]`).
 The file records the TFDS files it came from (name, size, modification time): when TFDS
