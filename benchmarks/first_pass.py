@@ -36,13 +36,13 @@ def first_pass(config_path: str, manual_dir: str | None, way: str, extra: list[s
         builder = locate(dataset_signature(config).builder, config, manual_dir_of(config, manual_dir)).reader
         shutil.rmtree(decoded.path_of(builder, "train").parent, ignore_errors=True)
     start = time.perf_counter()
-    keep = tfds_input.decodable
+    keep = decoded.decodable
     if way == "tfds":  # the pipeline of a split that is not kept: TFDS decodes, one example at a time
-        tfds_input.decodable = lambda builder, spec: False
+        decoded.decodable = lambda builder, spec: False
     try:
         data = tfds_input.load_datasets(config, one_hot=True, manual_dir=manual_dir)
     finally:
-        tfds_input.decodable = keep
+        decoded.decodable = keep
     for dataset in (data.train, data.test):
         for _ in dataset:
             pass

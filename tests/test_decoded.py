@@ -109,7 +109,7 @@ def test_slices_and_sums_of_splits_are_cut_from_the_whole_splits_as_tfds_reads_t
     data, _, _ = first_epoch([])
     builder, _ = kept_file(data)
     for spec in ["train[10%:20%]", "test[:50%]+train[:10]", "train[-7:]"]:
-        cut = decoded.load_or_decode(builder, spec)
+        cut = decoded.Kept(builder).read(spec)
         images, labels = tfds.as_numpy(builder.as_dataset(split=spec, batch_size=-1, as_supervised=True,
                                                           shuffle_files=False))
         assert np.array_equal(cut.images, images) and np.array_equal(cut.labels, labels), spec

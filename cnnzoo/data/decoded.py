@@ -75,11 +75,25 @@ def fingerprint(builder, split: str) -> str:
     return json.dumps({"split": split, "files": [[name, stat.st_size, stat.st_mtime_ns] for name, stat in files]})
 
 
-def load_or_decode(builder, spec: str) -> Decoded:
-    """The images and labels `spec` reads, in TFDS's order: from the kept file, else decoded (and kept)."""
-    whole, rows = source_of(builder, spec)
-    kept = _kept(builder, whole)
-    return kept if rows is None else Decoded(kept.images[rows], kept.labels[rows], kept.note)
+class Kept:
+    """The decoded splits of one run: each whole split loaded (or decoded) once, however many
+    slices of it the run reads (e.g. `train[:90%]` for training, `train[90%:]` for validation)."""
+
+    def __init__(self, builder):
+        self.builder = builder
+        self.notes: list[str] = []  # said at start: splits that could not be kept on disk
+        self._wholes: dict[str, Decoded] = {}
+
+    def read(self, spec: str) -> Decoded | None:
+        """The images and labels `spec` reads, in TFDS's order; None when it cannot be kept (`decodable`)."""
+        if not decodable(self.builder, spec):
+            return None
+        whole, rows = source_of(self.builder, spec)
+        if whole not in self._wholes:
+            self._wholes[whole] = _kept(self.builder, whole)
+            self.notes.extend(filter(None, [self._wholes[whole].note]))
+        kept = self._wholes[whole]
+        return kept if rows is None else Decoded(kept.images[rows], kept.labels[rows])
 
 
 def _kept(builder, name: str) -> Decoded:

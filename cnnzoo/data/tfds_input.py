@@ -12,7 +12,7 @@ from typing import Any
 from cnnzoo.config.schema import Config, DataConfig
 from cnnzoo.data.cache import CacheChoice, choose_cache
 from cnnzoo.data.catalog import dataset_signature, label_names
-from cnnzoo.data.decoded import decodable, load_or_decode
+from cnnzoo.data.decoded import Kept
 from cnnzoo.data.prepare import Source, locate, manual_dir_of, prepare
 from cnnzoo.data.splits import Splits, no_split, resolve_splits
 
@@ -50,10 +50,10 @@ def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = Non
     splits = resolve_splits(config, builder.info.splits)
     cache = choose_cache(config, splits, image_shape)
     preprocess = _preprocess_fn(data, num_classes, one_hot)
-    notes = []
+    kept = Kept(builder) if cache.cache else None
 
     def pipeline(spec: str, key: str, training: bool):
-        split, batched = _source(builder, spec, config, key, training=training, decoded=cache.cache, notes=notes)
+        split, batched = _source(builder, spec, config, key, training=training, kept=kept)
         return _pipeline(split, preprocess, data, training=training, cache=cache.cache, drop_remainder=static_shapes,
                          augment=_augment_fn(data, image_shape) if training else None, batched=batched)
 
@@ -66,12 +66,12 @@ def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = Non
         validation = test  # one pipeline, one cache
     elif splits.validation is not None:
         validation = pipeline(splits.validation, "validation_split", training=False)
-    if notes:
-        cache = replace(cache, note="; ".join(filter(None, [cache.note, *notes])))
+    if kept and kept.notes:
+        cache = replace(cache, note="; ".join(filter(None, [cache.note, *kept.notes])))
     return Datasets(train, validation, test, image_shape, num_classes, splits, cache, label_names(builder.info.features))
 
 
-def _source(builder, split: str, config: Config, key: str, *, training: bool, decoded: bool, notes: list):
+def _source(builder, split: str, config: Config, key: str, *, training: bool, kept: Kept | None):
     """The split's examples, and whether they may be preprocessed in batches.
 
     A split cached in memory comes from its decoded pixels (`cnnzoo.data.decoded`) in TFDS's
@@ -81,9 +81,8 @@ def _source(builder, split: str, config: Config, key: str, *, training: bool, de
     import tensorflow as tf
 
     try:
-        if decoded and decodable(builder, split):
-            arrays = load_or_decode(builder, split)
-            notes.extend([arrays.note] if arrays.note else [])
+        arrays = kept.read(split) if kept else None
+        if arrays is not None:
             if training:  # TFDS's file shuffling takes one op seed: take it too, so a seeded run's order is the same
                 tf.compat.v1.random.get_seed(None)
             return tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels)), True
