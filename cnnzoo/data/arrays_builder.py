@@ -18,10 +18,11 @@ file-name order.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
+
+from cnnzoo.data.provenance import sha256
 
 SUPPORTED_FEATURES = {"image", "label", "id"}  # features we know how to fill from arrays
 ARRAYS_DIR = "cnnzoo-arrays"  # beside the catalogue's datasets in the TFDS data dir
@@ -44,14 +45,7 @@ def array_splits(folder: Path) -> dict[str, list[tuple[Path, str, str]]]:
 
 def checksums(folder: Path) -> dict[str, str]:
     """{file name: SHA-256} of the folder's `.npz` files (CIFAR-10's 140 MB: about half a second)."""
-    result = {}
-    for path in npz_files(folder):
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        result[path.name] = digest.hexdigest()
-    return result
+    return {path.name: sha256(path) for path in npz_files(folder)}
 
 
 def can_build_from_arrays(builder) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from cnnzoo.config.schema import Config
-from cnnzoo.data import arrays_builder
+from cnnzoo.data import arrays_builder, provenance
 from cnnzoo.errors import DataError
 
 MANUAL_DIR_ENV = "CNNZOO_MANUAL_DIR"
@@ -64,9 +64,11 @@ def locate(builder, config: Config, manual_dir: str | None) -> Source:
         return Source(copy, arrays_builder.builder_from_arrays(builder), str(folder),
                       f"to be prepared from the .npz arrays in {folder} into {copy.data_dir}")
     if builder.is_prepared():
+        provenance.check_prepared(builder, config.where("data", "name"))
         return Source(builder, None, None, f"prepared in {builder.data_dir}")
     if folder is not None:
         _check_manual_dir(folder, expected_files(builder), name)
+        provenance.check_manual_files(builder, folder, config.where("data", "manual_dir"))
         return Source(builder, builder, str(folder), f"to be prepared from {folder} into {builder.data_dir}")
     copy = tfds.builder(name, data_dir=str(arrays_builder.arrays_data_dir(builder)))
     if arrays_builder.recorded_checksums(copy):
@@ -99,14 +101,18 @@ def _prepare(source: Source, config: Config):
     import tensorflow_datasets as tfds
 
     name = config.data.name
-    if source.writer is not source.reader and Path(source.reader.data_dir).exists():
+    from_arrays = source.writer is not source.reader
+    if from_arrays and Path(source.reader.data_dir).exists():
         shutil.rmtree(source.reader.data_dir)  # an array-built copy from other arrays: TFDS would keep it
     tfds.display_progress_bar(sys.stderr.isatty())
     print(f"cnnzoo: preparing TFDS dataset `{name}` in {source.reader.data_dir} (once)", file=sys.stderr)
+    download_dir, download_config = (None, tfds.download.DownloadConfig(manual_dir=source.manual_dir)) if from_arrays \
+        else provenance.download_config(source.writer, source.manual_dir)
+    sources = (provenance.check_manual_files(source.writer, Path(source.manual_dir), config.where("data", "manual_dir"))
+               if source.manual_dir and not from_arrays else provenance.registered(source.writer))
     try:
         with contextlib.redirect_stdout(sys.stderr):  # TFDS prints its progress: stdout keeps the run's own lines
-            source.writer.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(manual_dir=source.manual_dir))
+            source.writer.download_and_prepare(download_dir=download_dir, download_config=download_config)
     except Exception as exc:  # TFDS raises many kinds (network, checksum, IO): all are data problems here
         raise DataError(
             f"could not prepare TFDS dataset `{name}` in {source.reader.data_dir}: "
@@ -114,7 +120,11 @@ def _prepare(source: Source, config: Config):
             location=config.where("data", "name"),
             hint=_offline_hint(name, expected_files(source.writer)),
         ) from None
-    return tfds.builder(name, data_dir=source.reader.data_dir_root)  # reads the info the preparation wrote
+    prepared = tfds.builder(name, data_dir=source.reader.data_dir_root)  # reads the info the preparation wrote
+    if not from_arrays:  # manual files were checked above; TFDS verifies a download against the registered sums
+        provenance.write_record(prepared, sources)
+        shutil.rmtree(download_dir / "extracted", ignore_errors=True)  # uncompressed copies, read only once
+    return prepared
 
 
 def _has_arrays(folder: Path, builder) -> bool:
