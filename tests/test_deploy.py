@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from cnnzoo import load_config, train
-from cnnzoo.data.tfds_input import preprocess_images
+from cnnzoo.data.preprocessing import preprocess_images
 from conftest import CONFIGS, cli
 
 

@@ -207,7 +207,7 @@ def test_a_graph_trains_inspects_exports_and_draws(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert fresh.returncode == 0, fresh.stderr[-3000:]
-    from cnnzoo.data.tfds_input import preprocess_images
+    from cnnzoo.data.preprocessing import preprocess_images
 
     ours = result.model.predict(preprocess_images(images, load_config(path).data), verbose=0)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), ours, atol=1e-5)

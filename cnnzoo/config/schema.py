@@ -112,7 +112,18 @@ class AugmentationConfig(Section):
 
 
 class DataConfig(Section):
-    name: str = Field("mnist", min_length=1, description="A TFDS dataset name (e.g. mnist, fashion_mnist, mnist_sample).")
+    name: str = Field("mnist", min_length=1, description="A TFDS dataset name (e.g. mnist, fashion_mnist, mnist_sample); "
+                      "with `path`, only a name for the dataset in the run's records.")
+    path: Optional[str] = Field(
+        None, description="Your own images instead of a TFDS dataset: a folder of class subfolders (`DIR/<class>/*.jpg`, "
+        "as Keras' image_dataset_from_directory reads), or of `train/`, `test/` (and `validation/` or `val/`) "
+        "subfolders of them, or a CSV file with a header and columns `path,label` (paths relative to the CSV) and "
+        "optionally `split`. Relative to the config file's folder when not found from the working directory.",
+    )
+    color_mode: Literal["rgb", "grayscale"] = Field(
+        "rgb", description="With `path`: images become 3 channels (rgb) or 1 (grayscale), converted as TensorFlow "
+        "converts (Keras' name and default).",
+    )
     batch_size: int = Field(128, gt=0, description="Global batch size (summed over replicas).")
     train_split: str = Field("train", description="TFDS split to train on (slicing like `train[:10%]` works).")
     validation_split: Union[float, str, None] = Field(
@@ -121,8 +132,11 @@ class DataConfig(Section):
         "split name (e.g. `validation`; `test` works, with a warning that model selection then sees the test set), "
         "or null for none.",
     )
-    test_split: str = Field("test", description="Split for the final test metrics in metrics.json, "
-                            "evaluated once, after training.")
+    test_split: Union[float, str] = Field(
+        "test", description="Split for the final test metrics in metrics.json, evaluated once, after training. With "
+        "`path`: a fraction of the images held out by a hash of each file's path (the default, `test`, holds out "
+        "0.1 when the files give no test split), so images added later never move old ones between splits.",
+    )
     data_dir: Optional[str] = Field(None, description="TFDS data directory (default: TFDS's, ~/tensorflow_datasets).")
     manual_dir: Optional[str] = Field(
         None,
@@ -149,7 +163,7 @@ class DataConfig(Section):
     )
 
 
-    @field_validator("validation_split")
+    @field_validator("validation_split", "test_split")
     @classmethod
     def _fraction(cls, value: Any) -> Any:
         if isinstance(value, float) and not 0 < value < 1:

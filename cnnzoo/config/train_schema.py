@@ -68,6 +68,10 @@ class TrainConfig(Section):
         None, description="Learning-rate schedule; replaces the optimizer's learning_rate."
     )
     metrics: list[str] = Field(["accuracy"], description="`keras.metrics` names.")
+    class_weight: Optional[Literal["balanced"]] = Field(
+        None, description="`balanced`: weigh each class's examples by n_examples / (n_classes * n_of_that_class) in the "
+        "loss (Keras' `class_weight`, scikit-learn's formula), for imbalanced data. Default: every example alike.",
+    )
     callbacks: list[CallItem] = Field(
         [], description="Extra `keras.callbacks` as `Name: {args}` items, e.g. `EarlyStopping: {patience: 3}`."
     )

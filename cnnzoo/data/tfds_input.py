@@ -14,6 +14,7 @@ from cnnzoo.data.cache import CacheChoice, choose_cache
 from cnnzoo.data.catalog import dataset_signature, label_names
 from cnnzoo.data.decoded import Kept
 from cnnzoo.data.prepare import Source, locate, manual_dir_of, prepare
+from cnnzoo.data.preprocessing import preprocess_images
 from cnnzoo.data.splits import Splits, no_split, resolve_splits
 
 
@@ -89,28 +90,6 @@ def _source(builder, split: str, config: Config, key: str, *, training: bool, ke
         return builder.as_dataset(split=split, as_supervised=True, shuffle_files=training), False
     except (ValueError, KeyError) as exc:  # resolve_splits checked the names: this is a slice TFDS refuses
         raise no_split(config, builder.info.splits, key, split, exc) from None
-
-
-def preprocess_images(images, data: DataConfig):
-    """Raw pixels (0-255, any numeric dtype) -> the model's input: resized, scaled to [0, 1] (unless
-    `rescale: false`), normalised.
-
-    The one definition of preprocessing: the training pipeline, `cnnzoo predict` and
-    `cnnzoo export` (as Keras layers) all follow it.
-    """
-    import tensorflow as tf
-
-    prep = data.preprocessing
-    images = tf.cast(images, tf.float32)
-    if prep.rescale:
-        images = images / 255.0
-    if prep.resize:
-        images = tf.image.resize(images, prep.resize)
-    if prep.mean is not None:
-        images = images - tf.constant(prep.mean, tf.float32)
-    if prep.std is not None:
-        images = images / tf.constant(prep.std, tf.float32)
-    return images
 
 
 def _preprocess_fn(data: DataConfig, num_classes: int, one_hot: bool):

@@ -47,7 +47,7 @@ def read_images(paths: list[str], shape: tuple[int, ...]) -> tuple[list[str], np
 def predict(model_path: str, paths: list[str], top_k: int = 3, config_path: str | None = None) -> list[dict[str, Any]]:
     """For each image: its top-k classes with probabilities."""
     from cnnzoo.data.catalog import class_names
-    from cnnzoo.data.tfds_input import preprocess_images
+    from cnnzoo.data.preprocessing import preprocess_images
 
     config, model = load_trained(model_path, config_path)
     labels, pixels = read_images(paths, tuple(model.input_shape[1:]))

@@ -1,0 +1,52 @@
+"""The one definition of a run's preprocessing: raw pixels (0-255) -> the model's input.
+
+The training pipeline, the decoding of image folders, `cnnzoo predict` and `cnnzoo export`
+(as Keras layers of the same operations) all follow these functions, so a photo of any size
+and colour gives the prediction the run would.
+"""
+
+from __future__ import annotations
+
+from cnnzoo.config.schema import DataConfig
+
+# tf.image.rgb_to_grayscale's weights (ITU-R BT.601), also used by the exported model's layer
+GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
+def to_channels(images, channels: int):
+    """RGB -> grayscale or grayscale -> RGB, as TensorFlow converts; other counts are left as they are."""
+    import tensorflow as tf
+
+    have = images.shape[-1]
+    if have == 3 and channels == 1:
+        return tf.image.rgb_to_grayscale(images)
+    if have == 1 and channels == 3:
+        return tf.image.grayscale_to_rgb(images)
+    return images
+
+
+def resize(images, size):
+    """Bilinear resize to `size` (rows, cols), as Keras' `Resizing` layer and `image_dataset_from_directory`
+    do; a no-op for images already of that size."""
+    import tensorflow as tf
+
+    if size is None or tuple(images.shape[-3:-1]) == tuple(size):
+        return images
+    return tf.image.resize(images, size)
+
+
+def preprocess_images(images, data: DataConfig):
+    """Raw pixels (0-255, any numeric dtype) -> the model's input: resized, scaled to [0, 1] (unless
+    `rescale: false`), normalised."""
+    import tensorflow as tf
+
+    prep = data.preprocessing
+    images = tf.cast(images, tf.float32)
+    if prep.rescale:
+        images = images / 255.0
+    images = resize(images, prep.resize)
+    if prep.mean is not None:
+        images = images - tf.constant(prep.mean, tf.float32)
+    if prep.std is not None:
+        images = images / tf.constant(prep.std, tf.float32)
+    return images
