@@ -18,6 +18,8 @@ from typing import Any
 from cnnzoo.config.schema import Config
 from cnnzoo.data.cache import CacheChoice, choose_cache
 from cnnzoo.data.catalog import DatasetSignature, dataset_signature
+from cnnzoo.data.folder_input import described, folder_splits
+from cnnzoo.data.folder_source import assign
 from cnnzoo.data.prepare import Source, locate, manual_dir_of
 from cnnzoo.data.splits import Splits, resolve_splits
 from cnnzoo.errors import CnnzooWarning, DataError
@@ -46,6 +48,8 @@ class Plan:
     pictures: tuple[bool, str] = (False, "")  # drawn or not, and why (train.pictures)
     notes: list[str] = field(default_factory=list)  # said once at start
     warnings: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # a folder's images per split and class, for validate
+    source_notes: tuple[list[str], list[str]] = ([], [])  # (notes, warnings) about the data source
 
     def warn(self) -> None:
         """Say the plan's warnings (once each, as Python warnings)."""
@@ -61,6 +65,7 @@ class Plan:
             f"data: {c.data.name} {fmt_dims(self.dataset.image_shape)}, {self.dataset.num_classes} classes; "
             f"{self.source.description}",
             f"splits: training on {self.splits.describe()}; testing on {self.splits.test}; cache: {cache}",
+            *(f"  {line}" for line in self.details),
             f"training: {c.train.epochs} epochs ({steps}), batch {c.data.batch_size}, "
             f"optimizer {c.train.optimizer.name}, loss {c.train.loss.name}",
             f"runtime: {self.precision.policy}; {self.strategy.summary()}",
@@ -90,6 +95,9 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
     if config.runtime.precision == "auto":  # the run's config.yaml records the choice; a resume keeps it
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"precision": precision.policy})})
     signature = dataset_signature(config)
+    if config.data.path:  # the run's records name the folder (a base config's `data.name` is not it)
+        config = config.model_copy(update={"data": config.data.model_copy(
+            update={"name": signature.builder.listing.origin.stem})})
 
     def scope():
         return placement.strategy.scope() if placement is not None else contextlib.nullcontext()
@@ -100,6 +108,8 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
                             num_classes=signature.num_classes if data_needed else None, dtype=precision.policy)
         compile_model(model, config, config.train.steps_per_epoch)
         callbacks = config_callbacks(config)
+    if config.data.path:
+        return _folder_plan(config, strategy, precision, signature, model, callbacks)
     try:
         source = locate(signature.builder, config, manual_dir_of(config, manual_dir))
     except DataError as exc:
@@ -112,6 +122,19 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
     result = Plan(config, strategy, precision, signature, source, splits, cache, config.train.steps_per_epoch,
                   model, callbacks, pictures_wanted(config.train.pictures, model.count_params(), strategy.kind))
     return with_data(result, splits, cache) if prepared else _noted(result)
+
+
+def _folder_plan(config: Config, strategy, precision, signature: DatasetSignature, model, callbacks) -> Plan:
+    """The plan for `data.path`: the files are read already (names and headers), so everything is known."""
+    folder = signature.builder
+    splits = folder_splits(config, assign(folder, config))
+    details, notes, warnings_ = described(folder, config)
+    cache = choose_cache(config, splits, signature.image_shape)
+    result = Plan(config, strategy, precision, signature, Source(folder, None, None, folder.description), splits,
+                  cache, config.train.steps_per_epoch, model, callbacks,
+                  pictures_wanted(config.train.pictures, model.count_params(), strategy.kind),
+                  details=details, source_notes=(notes, warnings_))
+    return with_data(result, splits, cache)  # steps per epoch known now
 
 
 def with_data(plan_: Plan, splits: Splits, cache: CacheChoice) -> Plan:
@@ -127,8 +150,8 @@ def with_data(plan_: Plan, splits: Splits, cache: CacheChoice) -> Plan:
 
 def _noted(p: Plan) -> Plan:
     """The plan with what its run should say at start: notes (facts) and warnings (probably not meant)."""
-    p.notes = [note for note in (p.precision.note, p.cache and p.cache.note) if note]
-    p.warnings = [w for w in (p.precision.warning, p.cache and p.cache.warning) if w]
+    p.notes = [note for note in (p.precision.note, p.cache and p.cache.note) if note] + p.source_notes[0]
+    p.warnings = [w for w in (p.precision.warning, p.cache and p.cache.warning) if w] + p.source_notes[1]
     if p.splits.validates_on_test:
         p.warnings.append(f"{p.config.where('data', 'validation_split')}: validating on the test split "
                           f"`{p.splits.test}`: model selection (checkpoints/best.keras, EarlyStopping) sees the "

@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 
 from cnnzoo import DataError, build_model, load_config, train
 from cnnzoo.data import tfds_input
+from cnnzoo.data.pipeline import augment_fn
 from cnnzoo.models.compile import compile_model
 from conftest import CONFIGS, SHARED_DATA
 
@@ -79,7 +80,7 @@ def test_a_folder_without_archive_or_arrays_names_both(tmp_path):
 
 def _augment(**augmentation):
     overrides = [f"data.augmentation.{k}={json.dumps(v)}" for k, v in augmentation.items()]
-    return tfds_input._augment_fn(load_config(RESNET20, overrides).data, (32, 32, 3))
+    return augment_fn(load_config(RESNET20, overrides).data, (32, 32, 3))
 
 
 def test_pad_crop_shifts_each_image_within_4_pixels_and_keeps_labels():

@@ -8,7 +8,7 @@ import pytest
 
 from cnnzoo import BuildError, load_config
 from cnnzoo.config.loader import COMMAND_LINE
-from cnnzoo.data.tfds_input import _preprocess_fn
+from cnnzoo.data.pipeline import preprocess_fn as _preprocess_fn
 from cnnzoo.models.compile import config_callbacks
 from cnnzoo.models.compile import compile_model, make_loss, make_optimizer, uses_one_hot_labels
 from conftest import CONFIGS

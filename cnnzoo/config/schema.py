@@ -113,7 +113,7 @@ class AugmentationConfig(Section):
 
 class DataConfig(Section):
     name: str = Field("mnist", min_length=1, description="A TFDS dataset name (e.g. mnist, fashion_mnist, mnist_sample); "
-                      "with `path`, only a name for the dataset in the run's records.")
+                      "with `path`, replaced by the folder's (or CSV's) name in the run's records.")
     path: Optional[str] = Field(
         None, description="Your own images instead of a TFDS dataset: a folder of class subfolders (`DIR/<class>/*.jpg`, "
         "as Keras' image_dataset_from_directory reads), or of `train/`, `test/` (and `validation/` or `val/`) "

@@ -20,13 +20,23 @@ class DatasetSignature:
 
 
 def dataset_signature(config: Config) -> DatasetSignature:
-    """From TFDS metadata: no download needed. Also checks the preprocessing against the image channels."""
+    """From TFDS metadata (no download needed), or for `data.path` from the files' names and headers.
+    Also checks the preprocessing against the image channels."""
+    if config.data.path:
+        from cnnzoo.data.folder_source import open_folder
+
+        folder = open_folder(config)
+        return _checked(config, DatasetSignature(folder, folder.image_shape, len(folder.class_names), folder.class_names))
     builder = get_builder(config.data, config.where("data", "name"))
     features = builder.info.features
     image_shape = tuple(features["image"].shape)
     if config.data.preprocessing.resize:
         image_shape = (*config.data.preprocessing.resize, image_shape[-1])
-    channels = image_shape[-1]
+    return _checked(config, DatasetSignature(builder, image_shape, features["label"].num_classes, label_names(features)))
+
+
+def _checked(config: Config, signature: DatasetSignature) -> DatasetSignature:
+    channels = signature.image_shape[-1]
     for key in ("mean", "std"):
         values = getattr(config.data.preprocessing, key)
         if values is not None and len(values) not in (1, channels):
@@ -36,7 +46,7 @@ def dataset_signature(config: Config) -> DatasetSignature:
                 path=f"data.preprocessing.{key}",
                 hint=f"Give one value per channel ({channels}), or one for all.",
             )
-    return DatasetSignature(builder, image_shape, features["label"].num_classes, label_names(features))
+    return signature
 
 
 def label_names(features) -> list[str] | None:

@@ -38,7 +38,7 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
         planned = plan(config, manual_dir, placement=placement)
         if overrides:
             check_same_weights(run, earlier, overrides, planned.model)
-        planned, data = trainer.prepared(planned, manual_dir)
+        planned, data = trainer.prepared(planned, manual_dir, log)
         with trainer.worker_folder(placement) as scratch:
             if scratch is not None:  # a worker restores from a copy of the chief's state (a shared filesystem)
                 run = RunDir(shutil.copytree(run.path, scratch / "run"), shared=run.path)

@@ -8,6 +8,8 @@
       backup/          the resume state (removed when the run completes)
       history.csv      one row per epoch, appended across resumes
       model.keras      the final model (plain Keras: loads without cnnzoo)
+      classes.json     the class names the outputs stand for (what predict and the pictures show)
+      skipped_files.csv  files of a `data.path` folder that were not used, and why
       metrics.json     per-epoch history, epoch times, final validation and test metrics
 
 A folder that holds anything but a cnnzoo run is never written into; an earlier run is
@@ -48,6 +50,8 @@ class RunDir:
     history = property(lambda self: self.path / "history.csv")
     model = property(lambda self: self.path / "model.keras")
     metrics = property(lambda self: self.path / "metrics.json")
+    classes = property(lambda self: self.path / "classes.json")
+    skipped = property(lambda self: self.path / "skipped_files.csv")
 
     def read_info(self) -> dict[str, Any]:
         try:

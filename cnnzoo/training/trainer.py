@@ -70,7 +70,7 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
     target = run_dir.claim(output_dir, config.model.name, overwrite=overwrite) if choice.is_chief else None
     placement = start_runtime(config, choice)
     with placement.strategy.scope():
-        planned, data = prepared(plan(config, manual_dir, placement=placement), manual_dir)
+        planned, data = prepared(plan(config, manual_dir, placement=placement), manual_dir, log)
         with worker_folder(placement) as scratch:
             if scratch is None:
                 run_dir.check_free_space(target, disk_needed(planned.model))
@@ -79,19 +79,33 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
             else:
                 run = RunDir(run_dir.create(scratch / "run").path, shared=Path(output_dir) if output_dir else None)
             run.config.write_text(planned.config.to_yaml())
+            write_data_records(run, data, log)
             write_start_summaries(run, planned.config, planned.model)
             return execute(run, planned, data, placement, 0, worker_log(log, placement), callbacks or [], "training")
 
 
-def prepared(planned, manual_dir: str | None):
-    """The plan with its data: the dataset prepared (downloaded once) and the tf.data pipelines built."""
+def prepared(planned, manual_dir: str | None, log: Log = print):
+    """The plan with its data: the dataset prepared (downloaded or decoded once) and the tf.data pipelines built."""
     from cnnzoo.data.tfds_input import load_datasets
     from cnnzoo.models.compile import uses_one_hot_labels
     from cnnzoo.plan import with_data
 
     data = load_datasets(planned.config, one_hot=uses_one_hot_labels(planned.config.train.loss.name),
-                         manual_dir=manual_dir, static_shapes=planned.strategy.kind == "tpu", source=planned.source)
+                         manual_dir=manual_dir, static_shapes=planned.strategy.kind == "tpu", source=planned.source,
+                         log=log)
     return with_data(planned, data.splits, data.cache), data
+
+
+def write_data_records(run: RunDir, data, log: Log) -> None:
+    """The class names the outputs stand for, and the files of a folder that were skipped, with why."""
+    import csv
+
+    write_json(run.classes, {"class_names": data.class_names or [str(i) for i in range(data.num_classes)]})
+    if data.skipped:
+        with run.skipped.open("w", newline="") as f:
+            csv.writer(f).writerows([("file", "reason"), *data.skipped])
+        log(f"cnnzoo: {len(data.skipped):,} files skipped (not images, empty, truncated or too large); "
+            f"each is listed with its reason in {run.skipped}")
 
 
 def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log, extra_callbacks: list,
@@ -128,6 +142,7 @@ def fit(model, data, config: Config, run: RunDir, initial_epoch: int, callbacks:
     try:
         model.fit(data.train, validation_data=data.validation, epochs=config.train.epochs,
                   initial_epoch=initial_epoch, steps_per_epoch=config.train.steps_per_epoch,
+                  class_weight=class_weights(config, data),
                   callbacks=[*standard_callbacks(run, monitor, config.runtime.backup_every_steps), *callbacks],
                   shuffle=False, verbose=1 if bar else 0)  # the tf.data pipeline shuffles
     except Stopped as stop:
@@ -165,6 +180,14 @@ def fit(model, data, config: Config, run: RunDir, initial_epoch: int, callbacks:
         if lost is not None:
             raise lost from None
         raise
+
+
+def class_weights(config: Config, data) -> dict[int, float] | None:
+    """`train.class_weight: balanced`: n / (classes * n_c) per class (scikit-learn's formula), for Keras' fit."""
+    if config.train.class_weight != "balanced":
+        return None
+    counts, total = data.class_counts, sum(data.class_counts)
+    return {c: total / (len(counts) * n) for c, n in enumerate(counts) if n}
 
 
 def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunResult:

@@ -1,0 +1,125 @@
+"""`data.path` -> the plan's view of a folder (signature, source, splits) -> batched `tf.data` pipelines.
+
+The folder is listed and its headers read once per process; its pixels are decoded once and kept
+(`cnnzoo.data.kept_images`), then fed to the same pipeline as the catalogue's datasets
+(`cnnzoo.data.pipeline`), preprocessed 1,024 images per call.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import SimpleNamespace
+
+import numpy as np
+
+from cnnzoo.config.schema import Config
+from cnnzoo.data import kept_images
+from cnnzoo.data.cache import choose_cache
+from cnnzoo.data.folder_source import (FolderDataset, arrays_of, assign, class_table, fractions, imbalance,
+                                       open_folder, split_names)
+from cnnzoo.data.image_files import decode_many
+from cnnzoo.data.pipeline import Datasets, augment_fn, build_pipeline, preprocess_fn, split_pipelines
+from cnnzoo.data.splits import Splits, check_split
+from cnnzoo.errors import DataError
+
+
+def folder_splits(config: Config, by_split: dict[str, list]) -> Splits:
+    """The run's splits of a folder, checked, with their sizes."""
+    infos = {name: SimpleNamespace(num_examples=len(files)) for name, files in by_split.items()}
+    names = split_names(config)
+    for key, spec in (("train_split", names["train"]), ("validation_split", names["validation"]),
+                      ("test_split", names["test"])):
+        if spec is not None:
+            check_split(config, infos, key, spec)
+    sizes = tuple((spec, len(files_of(spec, by_split))) for spec in dict.fromkeys(names.values()) if spec)
+    return Splits(names["train"], names["validation"], names["test"], sizes=sizes)
+
+
+def files_of(spec: str, by_split: dict[str, list]) -> list:
+    """The files a split spec reads (`train`, `train[:50%]`, `train+validation`), in hash order."""
+    import tensorflow_datasets as tfds
+
+    infos = {name: SimpleNamespace(num_examples=len(files)) for name, files in by_split.items()}
+    files = []
+    for part in tfds.core.ReadInstruction.from_spec(spec).to_absolute(infos):
+        files += by_split[part.splitname][part.from_:part.to]
+    return files
+
+
+def described(dataset: FolderDataset, config: Config) -> tuple[list[str], list[str], list[str]]:
+    """(lines for the plan, notes, warnings) about a folder: images per split and class, skips, imbalance."""
+    by_split = assign(dataset, config)
+    test, validation = fractions(config, dataset.listing.given_splits)
+    held = [f"{name} {fraction:.0%}" for name, fraction in (("test", test), ("validation", validation)) if fraction]
+    notes = [f"held out by a hash of each file's path (stable as images are added): {', '.join(held)}"] if held else []
+    lines = class_table(by_split, dataset.class_names)
+    skipped = skipped_files(dataset)
+    if skipped:  # a run lists them all in its folder (truncated files are found only when decoded)
+        lines.append(f"{len(skipped):,} files skipped: " + "; ".join(f"{f} ({why})" for f, why in skipped[:3])
+                     + ("; ..." if len(skipped) > 3 else ""))
+    warning = imbalance(by_split.get("train", []), dataset.class_names)
+    return lines, notes, [warning] if warning else []
+
+
+def skipped_files(dataset: FolderDataset) -> list[tuple[str, str]]:
+    """(file, reason) of every file that is not used: not an image by name, or could not be opened/decoded."""
+    bad = [(f.rel, dataset.reasons[f.key]) for f in dataset.listing.files if f.key in dataset.reasons]
+    return sorted(dataset.listing.skipped + bad)
+
+
+def decoded(dataset: FolderDataset, log=None) -> tuple[np.ndarray, dict[str, int], str | None]:
+    """(pixels, key -> row, note): the kept pixels, after decoding the files not kept yet."""
+    store, usable = dataset.store, dataset.usable
+    present = {f.key for f in dataset.listing.files}
+    if store and store.covers(usable) and set(store.native) == present:
+        return store.images(), store.rows, None
+    old = {f.key: store.rows[f.key] for f in usable if store and f.key in store.rows}
+    todo = [f for f in usable if f.key not in old]
+    if todo and log:
+        log(f"cnnzoo: decoding {len(todo):,} images of {dataset.listing.origin} (once; kept in {dataset.kept})")
+    new, failed = decode_many([dataset.listing.root / f.rel for f in todo], dataset.channels, dataset.size)
+    failures = {todo[i].key: reason for i, reason in failed}
+    dataset.reasons.update(failures)
+    fresh = [f for f in todo if f.key not in failures]
+    images = np.empty((len(old) + len(fresh), *dataset.image_shape), np.uint8)
+    if old:
+        images[:len(old)] = store.images()[np.fromiter(old.values(), np.int64, len(old))]
+    if fresh:
+        images[len(old):] = new
+    rows = {key: i for i, key in enumerate([*old, *(f.key for f in fresh)])}
+    decode_reasons = {**(store.reasons if store else {}), **failures}
+    native = {f.key: dataset.native[f.key] for f in dataset.listing.files}
+    note = kept_images.save(dataset.kept, native, {k: v for k, v in decode_reasons.items() if k in native}, rows, images)
+    return images, rows, note
+
+
+def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool = False,
+                         folder: FolderDataset | None = None, log=None) -> Datasets:
+    """Decode (or load) the folder's images and build the run's pipelines (`folder`: as a plan opened it)."""
+    import tensorflow as tf
+
+    dataset = folder or open_folder(config)
+    images, rows, note = decoded(dataset, log)
+    by_split = assign(dataset, config)
+    for name, files in by_split.items():  # files that failed to decode just now are not used
+        by_split[name] = [f for f in files if f.key in rows]
+    splits = folder_splits(config, by_split)
+    cache = choose_cache(config, splits, dataset.image_shape)
+    if note:
+        cache = type(cache)(cache.cache, "; ".join(filter(None, [cache.note, note])), cache.warning)
+    preprocess = preprocess_fn(config.data, len(dataset.class_names), one_hot)
+
+    def pipeline(spec: str, key: str, training: bool):
+        pixels, labels = arrays_of(files_of(spec, by_split), rows, images)
+        if not len(labels):
+            raise DataError(f"split `{spec}` of {config.data.path} holds no usable image",
+                            location=config.where("data", key), path=f"data.{key}")
+        return build_pipeline(tf.data.Dataset.from_tensor_slices((pixels, labels)), preprocess, config.data,
+                              training=training, cache=cache.cache, drop_remainder=static_shapes,
+                              augment=augment_fn(config.data, dataset.image_shape) if training else None, batched=True)
+
+    train, validation, test = split_pipelines(pipeline, splits, config)
+    counts = Counter(f.label for f in files_of(splits.train, by_split))
+    return Datasets(train, validation, test, dataset.image_shape, len(dataset.class_names), splits, cache,
+                    dataset.class_names, tuple(counts.get(i, 0) for i in range(len(dataset.class_names))),
+                    tuple(skipped_files(dataset)))

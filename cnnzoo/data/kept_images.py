@@ -1,0 +1,81 @@
+"""A folder's images kept decoded on disk, one row per file version, so later runs start at once.
+
+`<TFDS data dir>/cnnzoo-folders/<hash of the folder's path>-<channels>c-<size>.npz` holds, for every
+file version seen (`path\\0bytes\\0mtime`): its header size or why it was skipped, and the row of
+its decoded, resized pixels. A run decodes only the files it does not find there, then writes the
+file again under a unique temporary name and renames it (a killed run or two writers never leave
+half a file). On a read-only or full disk the run goes on and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FOLDER = "cnnzoo-folders"
+
+
+@dataclass
+class Store:
+    path: Path
+    native: dict  # key -> (rows, cols), or the reason it was skipped before decoding
+    reasons: dict[str, str]  # key -> why decoding it failed
+    rows: dict[str, int]  # key -> its row in `images`
+    _images: np.ndarray | None = field(default=None, repr=False)
+
+    def covers(self, files) -> bool:
+        return all(f.key in self.rows or f.key in self.reasons or isinstance(self.native.get(f.key), str)
+                   for f in files)
+
+    def images(self) -> np.ndarray:
+        if self._images is None:
+            with np.load(self.path) as arrays:
+                self._images = arrays["images"]
+        return self._images
+
+
+def path_for(data_dir: str | None, origin: Path, channels: int, size) -> Path:
+    root = Path(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
+    name = hashlib.sha1(str(origin.resolve()).encode()).hexdigest()[:16]
+    shape = f"{size[0]}x{size[1]}" if size else "native"
+    return root / FOLDER / f"{origin.name}-{name}-{channels}c-{shape}.npz"
+
+
+def load(path: Path) -> Store | None:
+    """The store at `path` without its pixels (None: none yet, or unreadable: decoded again)."""
+    try:
+        with np.load(path) as arrays:
+            keys, native, reasons, rows = (arrays[k] for k in ("keys", "native", "reasons", "rows"))
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    return Store(
+        path,
+        {str(k): (str(r) if n[0] < 0 else (int(n[0]), int(n[1]))) for k, n, r in zip(keys, native, reasons)},
+        {str(k): str(r) for k, n, r, row in zip(keys, native, reasons, rows) if n[0] >= 0 and row < 0},
+        {str(k): int(row) for k, row in zip(keys, rows) if row >= 0},
+    )
+
+
+def save(path: Path, native: dict, reasons: dict[str, str], rows: dict[str, int], images: np.ndarray) -> str | None:
+    """Write the store; returns a note when it could not be written (the run goes on)."""
+    keys = sorted(native)
+    sizes = np.array([(-1, -1) if isinstance(native[k], str) else native[k] for k in keys], np.int64).reshape(-1, 2)
+    why = np.array([native[k] if isinstance(native[k], str) else reasons.get(k, "") for k in keys], dtype=str)
+    row = np.array([rows.get(k, -1) for k in keys], np.int64)
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(handle, "wb") as f:
+            np.savez(f, keys=np.array(keys, dtype=str), native=sizes, reasons=why, rows=row, images=images)
+        os.replace(temporary, path)
+        return None
+    except OSError as exc:
+        if temporary:
+            Path(temporary).unlink(missing_ok=True)
+        return f"the decoded images could not be kept in {path} ({exc.strerror or exc}): the next run decodes them again"
