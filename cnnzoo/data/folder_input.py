@@ -27,6 +27,15 @@ def folder_splits(config: Config, by_split: dict[str, list]) -> Splits:
     """The run's splits of a folder, checked, with their sizes."""
     infos = {name: SimpleNamespace(num_examples=len(files)) for name, files in by_split.items()}
     names = split_names(config)
+    for key, name in (("test_split", "test"), ("validation_split", "validation")):
+        fraction = getattr(config.data, key)
+        fraction = 0.1 if fraction == "test" else fraction
+        if isinstance(fraction, float) and name not in by_split:
+            raise DataError(f"{config.data.path} has too few images to hold out {fraction:.0%} for {name}: "
+                            f"none of its {sum(len(f) for f in by_split.values()):,} files fell there",
+                            location=config.where("data", key), path=f"data.{key}",
+                            hint=f"Add images or give a larger `data.{key}`" +
+                            (", or `data.validation_split: null` for none." if name == "validation" else "."))
     for key, spec in (("train_split", names["train"]), ("validation_split", names["validation"]),
                       ("test_split", names["test"])):
         if spec is not None:
