@@ -95,9 +95,10 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
     if config.runtime.precision == "auto":  # the run's config.yaml records the choice; a resume keeps it
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"precision": precision.policy})})
     signature = dataset_signature(config)
-    if config.data.path:  # the run's records name the folder (a base config's `data.name` is not it)
+    if config.data.path:  # the run's records name the folder (a base config's `data.name` is not it), and
+        origin = signature.builder.listing.origin  # hold its full path: resume and predict read them elsewhere
         config = config.model_copy(update={"data": config.data.model_copy(
-            update={"name": signature.builder.listing.origin.stem})})
+            update={"name": origin.stem, "path": str(origin.resolve())})})
 
     def scope():
         return placement.strategy.scope() if placement is not None else contextlib.nullcontext()

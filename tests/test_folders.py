@@ -218,3 +218,15 @@ def test_the_config_in_docs_data_md_validates_on_a_folder(tmp_path):
     done = cli("validate", file)
     assert done.returncode == 0, done.stderr
     assert "data: flowers 64x64x3, 3 classes" in done.stdout
+
+
+def test_a_path_beside_the_config_is_found_and_recorded_whole_for_resume(tmp_path):
+    folder(tmp_path / "pets", per_class=12)
+    file = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: pets\n  data_dir: {tmp_path / 'tfds'}\n")
+    run = tmp_path / "run"
+    assert cli("train", file, "--output-dir", run).returncode == 0  # run from the repository, not tmp_path
+    recorded = load_config(run / "config.yaml")
+    assert recorded.data.path == str((tmp_path / "pets").resolve()) and recorded.data.name == "pets"
+    done = cli("train", "--resume", run, "train.epochs=2")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run / "metrics.json").read_text())["epochs_completed"] == 2

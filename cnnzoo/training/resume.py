@@ -57,10 +57,11 @@ def check_same_weights(run: RunDir, earlier: list[str], overrides: tuple[str, ..
     """Refuse overrides under which the saved weights would not fit the model, naming the keys."""
     from cnnzoo.models.builder import build_model
 
-    before = _shapes(build_model(load_config(run.config, earlier)))
+    shape = tuple(model.input_shape[1:])  # the data's, where the config leaves it out (e.g. an image folder)
+    before = _shapes(build_model(load_config(run.config, earlier), input_shape=shape))
     if _shapes(model) == before:
         return
-    culprits = [o for o in overrides if _shapes(_try_build(build_model, run, [*earlier, o])) != before]
+    culprits = [o for o in overrides if _shapes(_try_build(build_model, run, [*earlier, o], shape)) != before]
     keys = ", ".join(f"`{o.partition('=')[0]}`" for o in culprits or overrides)
     raise CnnzooError(
         f"--resume cannot change the model's weights: {keys} would change the shape of its weights, so the "
@@ -73,9 +74,9 @@ def _shapes(model) -> list[tuple]:
     return [] if model is None else [tuple(w.shape) for w in model.weights]
 
 
-def _try_build(build_model, run: RunDir, overrides: list[str]):
+def _try_build(build_model, run: RunDir, overrides: list[str], shape: tuple[int, ...]):
     try:
-        return build_model(load_config(run.config, overrides))
+        return build_model(load_config(run.config, overrides), input_shape=shape)
     except CnnzooError:
         return None
 
