@@ -4,8 +4,11 @@ call could: `cnnzoo.plan` checks, `cnnzoo.training` trains, `cnnzoo.deploy` eval
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import json
 import os
+import sys
 
 from cnnzoo.errors import CnnzooError, ConfigError
 
@@ -148,11 +151,47 @@ def pictures(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from cnnzoo.deploy.predict import predict
+    from cnnzoo.deploy.predict import Prediction
 
-    results = predict(args.model, args.images, args.top_k, args.config)
-    lines = [f"{r['input']}: " + ", ".join(f"{t['name']} {t['probability']:.1%}" for t in r["top"]) for r in results]
-    return _print(args, results, lines)
+    prediction = Prediction(args.model, args.images, args.top_k, args.config)
+    with _csv_writer(args.csv, prediction.k) as rows:
+        results, failed = [], 0
+        for r in prediction:  # streamed: a big folder shows (and writes) its results as they come
+            failed += r["error"] is not None
+            rows(r)
+            if args.json:
+                results.append(r)
+            elif not args.csv:
+                print(f"{r['input']}: " + (f"not predicted: {r['error']}" if r["error"] else
+                                           ", ".join(f"{t['name']} {t['probability']:.1%}" for t in r["top"])))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    total = len(prediction.sources)
+    where = f" (reasons in {args.csv})" if args.csv else ""
+    if failed == total:
+        raise CnnzooError((f"none of the {total} images" if total > 1 else "the image") + f" could be read{where}")
+    if args.csv or failed:
+        print(f"cnnzoo: {total - failed} of {total} images predicted" + (f"; {failed} could not be read{where}"
+              if failed else "") + (f"; wrote {args.csv}" if args.csv else ""), file=sys.stderr)
+    return 0
+
+
+@contextlib.contextmanager
+def _csv_writer(path: str | None, k: int):
+    """A function writing one result per row of the CSV file `path` (doing nothing without --csv)."""
+    from cnnzoo.deploy.predict import csv_header, csv_row
+
+    if path is None:
+        yield lambda result: None
+        return
+    try:
+        file = open(path, "w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CnnzooError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with file:
+        writer = csv.writer(file)
+        writer.writerow(csv_header(k))
+        yield lambda result: writer.writerow(csv_row(result, k))
 
 
 def _print(args: argparse.Namespace, result: object, lines: list[str]) -> int:
@@ -165,7 +204,8 @@ def export(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.export import export
 
     path = export(args.model, args.format, args.output, args.quantize, args.config)
-    print(f"cnnzoo: wrote {path} (input: raw pixels 0-255, preprocessing included; output: class probabilities)")
+    print(f"cnnzoo: wrote {path} (input: raw pixels 0-255 of any rows and cols; colour conversion, resize and "
+          "preprocessing included; output: class probabilities)")
     return 0
 
 

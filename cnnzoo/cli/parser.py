@@ -112,17 +112,23 @@ def parser() -> argparse.ArgumentParser:
     _manual_dir_argument(pictures)
     pictures.set_defaults(handler=commands.pictures)
 
-    predict = sub.add_parser("predict", help="top-k classes for images, with the run's preprocessing",
-                             description="Classify PNG/JPEG images or .npy arrays of raw pixels (0-255).")
+    predict = sub.add_parser(
+        "predict", help="top-k classes for images or folders of them, with the run's preprocessing",
+        description="Classify image files (JPEG, PNG, BMP, GIF; any size and colour: converted and resized as "
+        "training does), every image in folders (recursively; hidden files skipped) and .npy arrays of raw pixels "
+        "(0-255). A file that cannot be read is reported with its reason and does not stop the others.")
     _trained_model_arguments(predict)
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("images", nargs="+", metavar="PATH", help="image files, folders of images, .npy arrays")
+    predict.add_argument("--top-k", type=int, default=3, metavar="K", help="classes per image (default: 3)")
+    predict.add_argument("--csv", metavar="FILE", help="write one row per image: "
+                         "path,class_1,probability_1,...,class_K,probability_K,error")
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=commands.predict)
 
     export = sub.add_parser("export", help="the trained model with its preprocessing, for deployment",
                             description="Export a run's model with its preprocessing built in: it takes raw "
-                            "pixels 0-255 and returns class probabilities.")
+                            "pixels 0-255 of any rows and cols (3 channels for runs on your own photos, converted "
+                            "to the model's colour), resizes them and returns class probabilities.")
     _trained_model_arguments(export)
     export.add_argument("--format", default="keras", choices=["keras", "savedmodel", "tflite"])
     export.add_argument("--quantize", action="store_true", help="tflite: int8 weights (dynamic-range quantisation)")

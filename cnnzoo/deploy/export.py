@@ -1,9 +1,12 @@
 """`cnnzoo export`: a trained model with its preprocessing built in, as .keras, SavedModel or TFLite.
 
-The exported model takes raw pixels, 0-255 (any float or integer values), of the model's input
-shape, and applies the run's preprocessing itself with standard Keras layers (`Rescaling`,
-`Normalization`), so a deployment needs no cnnzoo and no knowledge of the training
-statistics. Outputs are the class probabilities of the trained model.
+The exported model takes raw pixels, 0-255 (any float or integer values), of any rows and cols,
+and applies the run's whole preprocessing itself with standard Keras layers: colour conversion (a
+run on your own photos takes 3 channels, converted to the model's as training converted them), a
+bilinear `Resizing` to the model's input size (as `tf.image.resize`; an identity at that size),
+`Rescaling` and `Normalization`. So a deployment needs no cnnzoo and no knowledge of the training
+statistics or input size: it gives `cnnzoo predict`'s probabilities for the same photo (to ~1e-3:
+predict rounds the resized pixels to uint8 as training does, the export does not).
 """
 
 from __future__ import annotations
@@ -19,20 +22,57 @@ from cnnzoo.errors import CnnzooError
 FORMATS = ("keras", "savedmodel", "tflite")
 
 
+def raw_channels(data: DataConfig, channels: int) -> int:
+    """The channels the exported model takes: 3 for a run on image files (`data.path`: colour photos,
+    converted as `data.color_mode` converted them in training), else the model's own."""
+    return 3 if data.path is not None and channels in (1, 3) else channels
+
+
 def with_preprocessing(model, data: DataConfig):
-    """`model` behind the run's preprocessing, as one Functional model of plain Keras layers."""
+    """`model` behind the run's preprocessing, as one Functional model of plain Keras layers.
+
+    Args:
+        model: The trained model, taking preprocessed images of shape (rows, cols, channels).
+        data: The run's data config: its preprocessing and whether it trained on image files.
+
+    Returns:
+        A model taking raw pixels 0-255 of shape (None, None, raw_channels) and returning `model`'s outputs.
+    """
     import keras
     import numpy as np
 
+    rows, cols, channels = model.input_shape[1:]
+    inputs = keras.Input(shape=(None, None, raw_channels(data, channels)), name="pixels")
+    x = _to_channels(inputs, channels)
+    if rows is not None and cols is not None:
+        # training=False on the node: Resizing's call defaults to training=True, and Keras passes a layer's
+        # resolved `training` on to the layers after it, so the model's Dropout would stay on when the
+        # export is called as model(x), served as a SavedModel or converted to TFLite (which then fails).
+        x = keras.layers.Resizing(rows, cols, interpolation="bilinear", name="resize")(x, training=False)
     prep = data.preprocessing
-    inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
-    x = keras.layers.Rescaling(1.0 / 255 if prep.rescale else 1.0, name="scale_to_unit")(inputs)
+    x = keras.layers.Rescaling(1.0 / 255 if prep.rescale else 1.0, name="scale_to_unit")(x)
     if prep.mean is not None or prep.std is not None:
-        channels = model.input_shape[-1]
         mean = np.broadcast_to(np.asarray(prep.mean if prep.mean is not None else [0.0], "float32"), (channels,))
         std = np.broadcast_to(np.asarray(prep.std if prep.std is not None else [1.0], "float32"), (channels,))
         x = keras.layers.Normalization(mean=mean, variance=std**2, name="normalize")(x)
     return keras.Model(inputs, model(x), name=f"{model.name}_with_preprocessing")
+
+
+def _to_channels(x, channels: int):
+    """RGB `x` as grayscale when the model takes one channel (the only conversion `raw_channels` asks for):
+    `tf.image.rgb_to_grayscale`'s weighted sum as a frozen, bias-free 1x1 convolution (a plain Keras
+    layer, so the export loads without cnnzoo)."""
+    import keras
+    import numpy as np
+
+    from cnnzoo.data.preprocessing import GRAY_WEIGHTS
+
+    if x.shape[-1] == channels:
+        return x
+    gray = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="to_grayscale")
+    x = gray(x)
+    gray.set_weights([np.asarray(GRAY_WEIGHTS, "float32").reshape(1, 1, 3, 1)])
+    return x
 
 
 def in_float32(model):

@@ -1,7 +1,8 @@
-"""Find a trained model and the config it was trained with, from a run directory or a `.keras` file."""
+"""Find a trained model, the config it was trained with and its class names, from a run directory or a `.keras` file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cnnzoo.config.loader import load_config
@@ -36,6 +37,27 @@ def load_trained(path: str, config_path: str | None = None):
     except (ValueError, OSError) as exc:
         raise CnnzooError(f"cannot load {model_file}: {str(exc).splitlines()[0]}") from None
     return config, model
+
+
+def class_names_of(path: str, config: Config) -> list[str] | None:
+    """The class names of the model at `path` (a run directory or a `.keras` file in one).
+
+    The run's `classes.json` (written by the trainer; the only record of a `data.path` run's
+    classes) comes first; older runs and TFDS runs fall back to the catalogue's names. None when
+    neither knows them (callers then print class numbers).
+    """
+    from cnnzoo.data.catalog import class_names
+
+    given = Path(path)
+    run = _run_of(given / "model.keras" if given.is_dir() else given)
+    if run is not None:
+        try:
+            names = json.loads((run.path / "classes.json").read_text())["class_names"]
+        except (OSError, ValueError, KeyError, TypeError):
+            names = None  # absent (an older run) or unreadable: the catalogue still knows TFDS names
+        if isinstance(names, list) and names:
+            return [str(name) for name in names]
+    return class_names(config)
 
 
 def _run_of(model_file: Path) -> RunDir | None:
