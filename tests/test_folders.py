@@ -230,3 +230,18 @@ def test_a_path_beside_the_config_is_found_and_recorded_whole_for_resume(tmp_pat
     done = cli("train", "--resume", run, "train.epochs=2")
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "metrics.json").read_text())["epochs_completed"] == 2
+
+
+def test_a_folder_run_exported_agrees_with_predict_on_a_raw_photo_of_another_size(tmp_path):
+    from test_predict_folder import agree, deployed, predicted
+
+    root = folder(tmp_path / "pets", per_class=12, sizes=((20, 20), (26, 22)))
+    file, _ = config_for(tmp_path, root, "data.preprocessing.resize=[20, 20]")
+    run = tmp_path / "run"
+    assert cli("train", file, "--output-dir", run, "data.preprocessing.resize=[20, 20]").returncode == 0
+    photo = image(tmp_path / "photo.jpg", size=(45, 37), color=(40, 200, 60))
+    done = cli("predict", run, photo)
+    assert done.returncode == 0 and "dog" in done.stdout, done.stdout + done.stderr  # the run's class names
+    done = cli("export", run, "--format", "keras", "-o", tmp_path / "model.keras")
+    assert done.returncode == 0, done.stderr
+    agree(deployed("keras", tmp_path / "model.keras", photo, tmp_path), predicted(run, photo))
