@@ -25,6 +25,8 @@ from cnnzoo.data.splits import Splits, resolve_splits
 from cnnzoo.errors import CnnzooWarning, DataError
 from cnnzoo.models.builder import build_model
 from cnnzoo.models.compile import compile_model, config_callbacks, steps_per_epoch
+from cnnzoo.models.phases import enter, phase_at
+from cnnzoo.models.pretrained import frozen_note, load_weights
 from cnnzoo.models.shapes import fmt_dims
 from cnnzoo.pictures.learned import wanted as pictures_wanted
 from cnnzoo.runtime.precision import PrecisionChoice, choose_precision
@@ -49,6 +51,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # said once at start
     warnings: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)  # a folder's images per split and class, for validate
+    loaded: Any = None  # what `model.weights` loaded (cnnzoo.models.pretrained.LoadReport)
+    phase: int = 0  # the `train.phases` entry the model is set up for (frozen layers, optimizer)
     source_notes: tuple[list[str], list[str]] = ([], [])  # (notes, warnings) about the data source
 
     def warn(self) -> None:
@@ -107,10 +111,12 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
         checked = data_needed or config.model.input_shape is None
         model = build_model(config, input_shape=signature.image_shape if checked else None,
                             num_classes=signature.num_classes if data_needed else None, dtype=precision.policy)
-        compile_model(model, config, config.train.steps_per_epoch)
+        loaded = load_weights(model, config.model.weights, application=config.model.application,
+                              where=config.where("model", "weights")) if config.model.weights and data_needed else None
+        enter(model, phase_at(config, 0), config.train.steps_per_epoch)
         callbacks = config_callbacks(config)
     if config.data.path:
-        return _folder_plan(config, strategy, precision, signature, model, callbacks)
+        return _folder_plan(config, strategy, precision, signature, model, callbacks, loaded)
     try:
         source = locate(signature.builder, config, manual_dir_of(config, manual_dir))
     except DataError as exc:
@@ -121,11 +127,12 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
     splits = resolve_splits(config, source.reader.info.splits if prepared else {})
     cache = choose_cache(config, splits, signature.image_shape) if prepared else None
     result = Plan(config, strategy, precision, signature, source, splits, cache, config.train.steps_per_epoch,
-                  model, callbacks, pictures_wanted(config.train.pictures, model.count_params(), strategy.kind))
+                  model, callbacks, pictures_wanted(config.train.pictures, model.count_params(), strategy.kind),
+                  loaded=loaded)
     return with_data(result, splits, cache) if prepared else _noted(result)
 
 
-def _folder_plan(config: Config, strategy, precision, signature: DatasetSignature, model, callbacks) -> Plan:
+def _folder_plan(config: Config, strategy, precision, signature: DatasetSignature, model, callbacks, loaded) -> Plan:
     """The plan for `data.path`: the files are read already (names and headers), so everything is known."""
     folder = signature.builder
     splits = folder_splits(config, assign(folder, config))
@@ -134,7 +141,7 @@ def _folder_plan(config: Config, strategy, precision, signature: DatasetSignatur
     result = Plan(config, strategy, precision, signature, Source(folder, None, None, folder.description), splits,
                   cache, config.train.steps_per_epoch, model, callbacks,
                   pictures_wanted(config.train.pictures, model.count_params(), strategy.kind),
-                  details=details, source_notes=(notes, warnings_))
+                  details=details, source_notes=(notes, warnings_), loaded=loaded)
     return with_data(result, splits, cache)  # steps per epoch known now
 
 
@@ -145,13 +152,14 @@ def with_data(plan_: Plan, splits: Splits, cache: CacheChoice) -> Plan:
     """
     steps = steps_per_epoch(plan_.config, splits.size(splits.train), drop_remainder=plan_.strategy.kind == "tpu")
     if steps != plan_.steps_per_epoch and plan_.config.train.lr_schedule is not None:
-        compile_model(plan_.model, plan_.config, steps)  # cheap: the optimizer is built at the first step
+        compile_model(plan_.model, phase_at(plan_.config, 0).config, steps)  # cheap: built at the first step
     return _noted(replace(plan_, splits=splits, cache=cache, steps_per_epoch=steps))
 
 
 def _noted(p: Plan) -> Plan:
     """The plan with what its run should say at start: notes (facts) and warnings (probably not meant)."""
-    p.notes = [note for note in (p.precision.note, p.cache and p.cache.note) if note] + p.source_notes[0]
+    p.notes = [note for note in (p.precision.note, p.cache and p.cache.note, p.loaded and p.loaded.line(),
+                                 frozen_note(p.model)) if note] + p.source_notes[0]
     p.warnings = [w for w in (p.precision.warning, p.cache and p.cache.warning) if w] + p.source_notes[1]
     if p.splits.validates_on_test:
         p.warnings.append(f"{p.config.where('data', 'validation_split')}: validating on the test split "

@@ -77,6 +77,22 @@ class ModelConfig(Section):
         {}, description="Default arguments per layer class, e.g. `Conv2D: {use_bias: false}`; "
         "arguments written on a layer win."
     )
+    weights: Optional[str] = Field(
+        None, description="Start from trained weights: a .keras or .weights.h5 file, a cnnzoo run folder (its "
+        "checkpoints/best.keras, else model.keras), or `imagenet` (keras.applications' weights, for configs that set "
+        "`application`; downloaded once by Keras into ~/.keras/models/). Layers are matched by name and weight shapes "
+        "(keras.applications' in order); the run says how many loaded and lists those skipped, e.g. a classifier for "
+        "another number of classes.",
+    )
+    application: Optional[str] = Field(
+        None, description="The keras.applications network this config is laid out as (e.g. MobileNetV2): what "
+        "`weights: imagenet` loads, layer by layer.",
+    )
+    freeze: Union[str, list[str], None] = Field(
+        None, description="Layers that do not train: a layer name freezes it and every layer before it; a list of "
+        "names or shell patterns (`conv2d*`) freezes those. Frozen BatchNormalization layers run in inference mode "
+        "(their statistics stay). `cnnzoo inspect` shows trainable and frozen parameters.",
+    )
 
 
     @field_validator("name")

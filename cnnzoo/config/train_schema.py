@@ -53,6 +53,17 @@ class PicturesConfig(Section):
         return {"enabled": value} if isinstance(value, (bool, str)) else value  # `pictures: false`
 
 
+class PhaseConfig(Section):
+    """One phase of `train.phases`: its epochs, and what changes for them."""
+
+    epochs: int = Field(..., gt=0, description="Epochs of this phase.")
+    freeze: Union[str, list[str], None] = Field(
+        None, description="`model.freeze` for this phase (default: model.freeze; `[]`: every layer trains).",
+    )
+    optimizer: Optional[OptimizerConfig] = Field(None, description="The optimizer for this phase (default: "
+                                                 "train.optimizer); a new one, so its state starts afresh.")
+
+
 class TrainConfig(Section):
     epochs: int = Field(12, gt=0, description="Number of passes over the training split.")
     steps_per_epoch: Optional[int] = Field(None, gt=0, description="Limit batches per epoch (default: the whole split).")
@@ -75,7 +86,22 @@ class TrainConfig(Section):
     callbacks: list[CallItem] = Field(
         [], description="Extra `keras.callbacks` as `Name: {args}` items, e.g. `EarlyStopping: {patience: 3}`."
     )
+    phases: list[PhaseConfig] = Field(
+        [], description="Train in phases within one run (one history, one TensorBoard timeline; --resume continues in "
+        "the right phase), e.g. the new head alone at 1e-3, then everything at 1e-5: `[{epochs: 3, freeze: "
+        "global_average_pooling2d}, {epochs: 5, freeze: [], optimizer: {name: adam, learning_rate: 1.0e-5}}]`. "
+        "train.epochs becomes the phases' sum.",
+    )
     pictures: PicturesConfig = Field(
         default_factory=PicturesConfig,
         description="Filters, feature maps, confusion matrix and mistakes in TensorBoard; `pictures: false` turns them off.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _epochs_of_phases(cls, value: Any) -> Any:
+        phases = value.get("phases") if isinstance(value, dict) else None
+        if isinstance(phases, list) and phases and all(isinstance(p, dict) and isinstance(p.get("epochs"), int)
+                                                       for p in phases):
+            value = {**value, "epochs": sum(p["epochs"] for p in phases)}
+        return value

@@ -64,6 +64,7 @@ def summary(model) -> dict[str, Any]:
         "total_params": total,
         "trainable_params": trainable,
         "non_trainable_params": total - trainable,
+        "frozen_params": sum(r.params for r in rows if not model.get_layer(r.name).trainable),
         "macs": total_macs,
         "flops": 2 * total_macs,
         "layers": [asdict(r) | {"flops": 2 * r.macs} for r in rows],
@@ -133,9 +134,10 @@ def render(info: dict[str, Any]) -> str:
     text = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
             for line in lines]
     text.insert(1, "-" * len(text[0]))
+    frozen = f", of which {info['frozen_params']:,} frozen by model.freeze" if info.get("frozen_params") else ""
     text.append(
         f"total: {info['total_params']:,} parameters ({info['trainable_params']:,} trainable, "
-        f"{info['non_trainable_params']:,} non-trainable); {info['macs']:,} MACs = {info['flops']:,} FLOPs per image "
+        f"{info['non_trainable_params']:,} non-trainable{frozen}); {info['macs']:,} MACs = {info['flops']:,} FLOPs per image "
         f"({_si(info['macs'])}MACs); input {'x'.join(map(str, info['input_shape']))}"
     )
     return "\n".join(text)

@@ -44,6 +44,7 @@ class Backup(keras.callbacks.Callback):
     def __init__(self, run: RunDir, every_steps: int | None = None):
         super().__init__()
         self.folder, self.every_steps = run.backup, every_steps
+        self.keep = False  # True between the phases of one run: the next `fit` goes on from this state
         self._epoch, self._batch, self._saved_batch = 0, 0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -60,7 +61,8 @@ class Backup(keras.callbacks.Callback):
         self.save_now()
 
     def on_train_end(self, logs=None):
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def save_now(self) -> None:
         """Save the state reached: weights, optimizer, the epoch and the batches done in it."""
@@ -114,18 +116,22 @@ class NoIntactState(Exception):
         self.skipped = skipped
 
 
-def restore(run: RunDir, model, completed_epochs: int) -> Restored:
+def restore(run: RunDir, model, completed_epochs: int, prepare=None) -> Restored:
     """Load the newest intact saved state into `model` (compiled, optimizer built here).
 
     `completed_epochs` is the number of epochs history.csv records (those of `model.keras`).
+    `prepare(epoch, batch)`, called before each candidate loads, sets the model up as it was when
+    that state was saved (the phase's frozen layers and optimizer: its slots must match).
     """
-    model.optimizer.build(model.trainable_variables)
     skipped = []
     for source, epoch_of in _candidates(run, completed_epochs):
         if not source.exists():
             continue
         try:
             epoch = epoch_of()
+            if prepare is not None:
+                prepare(epoch, _batch_of(source))
+            model.optimizer.build(model.trainable_variables)
             model.load_weights(source / WEIGHTS if source.is_dir() else source)
         except Exception as exc:  # h5py, zipfile, JSON and Keras all raise their own kinds
             skipped.append(f"{source} could not be loaded ({_reason(exc)})")
@@ -134,6 +140,14 @@ def restore(run: RunDir, model, completed_epochs: int) -> Restored:
     if skipped:
         raise NoIntactState(tuple(skipped))
     return Restored(0, None)
+
+
+def _batch_of(source: Path) -> int:
+    """Batches done in the epoch a backup folder was saved in (0: saved at an epoch's end)."""
+    try:
+        return int(json.loads((source / STATE).read_text()).get("batch", 0)) if source.is_dir() else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def _candidates(run: RunDir, completed_epochs: int):

@@ -42,7 +42,7 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
         with trainer.worker_folder(placement) as scratch:
             if scratch is not None:  # a worker restores from a copy of the chief's state (a shared filesystem)
                 run = RunDir(shutil.copytree(run.path, scratch / "run"), shared=run.path)
-            state = _restore(run, planned.model)
+            state = _restore(run, planned)
             if scratch is None:
                 run.record_resume(list(overrides))
             log = trainer.worker_log(log, placement)
@@ -81,9 +81,17 @@ def _try_build(build_model, run: RunDir, overrides: list[str], shape: tuple[int,
         return None
 
 
-def _restore(run: RunDir, model) -> checkpoints.Restored:
+def _restore(run: RunDir, planned) -> checkpoints.Restored:
+    from cnnzoo.models.phases import enter, phase_at
+
+    def prepare(epoch: int, batch: int) -> None:  # the phase that saved the state: its optimizer's slots
+        phase = phase_at(planned.config, max(epoch - (batch == 0), 0))
+        enter(planned.model, phase, planned.steps_per_epoch)
+        planned.phase = phase.index
+
     try:
-        state = checkpoints.restore(run, model, len(read_history(run).get("epoch", [])))
+        state = checkpoints.restore(run, planned.model, len(read_history(run).get("epoch", [])),
+                                    prepare if planned.config.train.phases else None)
     except checkpoints.NoIntactState as exc:
         raise CnnzooError(
             f"no saved state of {run.path} loads: {'; '.join(exc.skipped)}",

@@ -129,22 +129,35 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
     progress = [] if bar else [EpochLine(config.train.epochs, log)]
     pictures = picture_callbacks(planned, data, run, log) if placement.is_chief else []
     with _multi_worker(placement, model):
-        fit(model, data, config, run, initial_epoch, [*planned.callbacks, *pictures, *extra_callbacks, *progress], bar)
+        fit(model, data, config, run, initial_epoch, [*planned.callbacks, *pictures, *extra_callbacks, *progress], bar,
+            planned.steps_per_epoch, planned.phase)
         return finish(run, model, data, config, log)
 
 
-def fit(model, data, config: Config, run: RunDir, initial_epoch: int, callbacks: list, bar: bool = False) -> None:
-    """`model.fit` with the run's callbacks first; signals, disk errors and NaN losses become clear errors."""
+def fit(model, data, config: Config, run: RunDir, initial_epoch: int, callbacks: list, bar: bool = False,
+        steps: int | None = None, phase_now: int = 0) -> None:
+    """`model.fit` with the run's callbacks first, phase after phase (`train.phases`: `phase_now` is the one
+    the model is set up for, `steps` per epoch feed a phase's schedule); signals, disk errors and NaN
+    losses become clear errors."""
+    from cnnzoo.models.phases import enter, phases_of
     from cnnzoo.training.callbacks import Diverged, Stopped, standard_callbacks
+    from cnnzoo.training.checkpoints import Backup
 
     monitor = "loss" if data.validation is None else (
         "val_accuracy" if "accuracy" in config.train.metrics else "val_loss")
+    standard = standard_callbacks(run, monitor, config.runtime.backup_every_steps)
     try:
-        model.fit(data.train, validation_data=data.validation, epochs=config.train.epochs,
-                  initial_epoch=initial_epoch, steps_per_epoch=config.train.steps_per_epoch,
-                  class_weight=class_weights(config, data),
-                  callbacks=[*standard_callbacks(run, monitor, config.runtime.backup_every_steps), *callbacks],
-                  shuffle=False, verbose=1 if bar else 0)  # the tf.data pipeline shuffles
+        for phase in phases_of(config):
+            if phase.end <= initial_epoch:
+                continue
+            if phase.index != phase_now:  # a phase begins: its frozen layers, a new optimizer
+                enter(model, phase, steps)
+                phase_now = phase.index
+            next(c for c in standard if isinstance(c, Backup)).keep = phase.end < config.train.epochs
+            model.fit(data.train, validation_data=data.validation, epochs=phase.end,
+                      initial_epoch=max(initial_epoch, phase.start), steps_per_epoch=config.train.steps_per_epoch,
+                      class_weight=class_weights(config, data), callbacks=[*standard, *callbacks],
+                      shuffle=False, verbose=1 if bar else 0)  # the tf.data pipeline shuffles
     except Stopped as stop:
         run.update_info(status="interrupted")
         raise TrainingInterrupted(
