@@ -57,7 +57,7 @@ def config_for(tmp_path, path, *overrides):
 
 
 def test_class_folders_train_with_class_names_and_splits_held_out_by_hash(tmp_path):
-    root = folder(tmp_path / "pets", per_class=20)
+    root = folder(tmp_path / ".keras" / "datasets" / "pets", per_class=20)  # a hidden folder above is no matter
     file, _ = config_for(tmp_path, root)
     done = cli("validate", file)
     assert done.returncode == 0, done.stderr

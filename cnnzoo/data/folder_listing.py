@@ -81,7 +81,7 @@ def list_images(origin: Path, where: Location | None) -> FolderListing:
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted(d for d in folder.iterdir() if d.is_dir() and not is_hidden(d))
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not is_hidden(Path(d.name)))
 
 
 def _add_folder(listing: FolderListing, folder: Path, label: int, split: str | None) -> int:
@@ -92,7 +92,7 @@ def _add_folder(listing: FolderListing, folder: Path, label: int, split: str | N
         for name in sorted(filenames):
             path = Path(dirpath) / name
             rel = path.relative_to(listing.root).as_posix()
-            if is_hidden(path):
+            if is_hidden(Path(rel)):  # only below the data folder: it may itself live in e.g. ~/.keras/datasets
                 continue
             if not is_image_name(path):
                 listing.skipped.append((rel, f"not an image file name ({path.suffix or 'no suffix'})"))
@@ -116,13 +116,13 @@ def _from_csv(origin: Path, where: Location | None) -> FolderListing:
     names = sorted({row["label"] for row, _ in rows if row["label"]})
     listing = FolderListing(origin, root, names, [])
     for row, line in rows:
-        listing_add_row(listing, origin, row, line, where)
+        _add_row(listing, origin, row, line, where)
     if not listing.files:
         raise DataError(f"{origin} lists no images", location=where, path="data.path")
     return listing
 
 
-def listing_add_row(listing: FolderListing, origin: Path, row: dict, line: int, where: Location | None) -> None:
+def _add_row(listing: FolderListing, origin: Path, row: dict, line: int, where: Location | None) -> None:
     path = listing.root / row["path"]
     if not row["path"] or not row["label"]:
         raise DataError(f"{origin}:{line}: a row without a path or a label", location=where, path="data.path")
@@ -133,7 +133,7 @@ def listing_add_row(listing: FolderListing, origin: Path, row: dict, line: int, 
     if split is not None and split not in SPLIT_FOLDERS:
         raise DataError(f"{origin}:{line}: split `{split}` is not one of train, validation (or val), test",
                         location=where, path="data.path")
-    if is_hidden(path):
+    if is_hidden(Path(row["path"])):
         return
     stat = path.stat()
     listing.files.append(ImageFile(Path(row["path"]).as_posix(), listing.class_names.index(row["label"]),

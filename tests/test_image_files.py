@@ -1,0 +1,289 @@
+"""Users' own image files: every format and colour mode decoded as TensorFlow would convert it, bad
+files (empty, not images, truncated, decompression bombs) skipped with a telling reason and never
+decoded, hidden files recognised, and many files decoded at once in order."""
+
+from __future__ import annotations
+
+import io
+import resource
+import struct
+import time
+import tracemalloc
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from cnnzoo.data import image_files
+from cnnzoo.data.image_files import BadImage, decode, decode_many, is_hidden, is_image_name, read_size
+
+
+def picture(rows: int, cols: int, seed: int = 0) -> np.ndarray:
+    """Smooth RGB pixels with some noise: compressible, and distinct in every channel."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:rows, 0:cols]
+    base = np.stack([x * 255 / max(cols - 1, 1), y * 255 / max(rows - 1, 1), (x + y) * 127 / max(rows + cols, 1)], -1)
+    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+
+
+def save(path: Path, pixels, **options) -> Path:
+    image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)
+    image.save(path, **options)
+    return path
+
+
+def bomb_png(path: Path, cols: int, rows: int) -> Path:
+    """A valid PNG of ~70 bytes whose header declares cols x rows 8-bit grayscale pixels."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    assert data[12:16] == b"IHDR"
+    chunk = b"IHDR" + struct.pack(">II", cols, rows) + bytes(data[24:29])  # then depth, colour type, ...
+    data[12:29] = chunk
+    data[29:33] = struct.pack(">I", zlib.crc32(chunk))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def tf_reference(rgb: np.ndarray, channels: int, size=None) -> np.ndarray:
+    """What TensorFlow's own ops give for decoded RGB pixels, rounded to uint8."""
+    import tensorflow as tf
+
+    images = tf.constant(rgb, tf.float32)
+    if channels == 1:
+        images = tf.image.rgb_to_grayscale(images)
+    if size is not None:
+        images = tf.image.resize(images, size)
+    return np.clip(np.round(images.numpy()), 0, 255).astype(np.uint8)
+
+
+def close(a: np.ndarray, b: np.ndarray, within: int = 1) -> bool:
+    return a.shape == b.shape and int(np.abs(a.astype(int) - b.astype(int)).max()) <= within
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".jpg"])
+def test_rgb_files_decode_to_their_pixels(tmp_path, suffix):
+    pixels = picture(21, 34)
+    path = save(tmp_path / f"photo{suffix}", pixels, **({"quality": 95, "subsampling": 0} if suffix == ".jpg" else {}))
+    decoded = decode(path, 3, None)
+    assert decoded.dtype == np.uint8 and decoded.shape == (21, 34, 3) and decoded.flags.writeable
+    assert read_size(path) == (21, 34)
+    if suffix == ".jpg":  # lossy: close to the original, and exactly what Pillow decodes
+        assert np.abs(decoded.astype(int) - pixels).mean() < 4
+        assert np.array_equal(decoded, np.asarray(Image.open(path).convert("RGB")))
+    else:
+        assert np.array_equal(decoded, pixels)
+
+
+def test_multi_frame_gif_gives_its_first_frame(tmp_path):
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    frames = [Image.new("RGB", (9, 7), colour) for colour in colours]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    assert Image.open(path).n_frames == 3
+    decoded = decode(path, 3, None)
+    assert decoded.shape == (7, 9, 3)
+    assert (decoded == colours[0]).all()
+
+
+def test_rgba_and_palette_pngs_give_their_colours(tmp_path):
+    pixels = picture(16, 12, seed=1)
+    alpha = np.linspace(0, 255, 16 * 12).astype(np.uint8).reshape(16, 12, 1)
+    rgba = save(tmp_path / "alpha.png", np.concatenate([pixels, alpha], -1))
+    assert Image.open(rgba).mode == "RGBA"
+    assert np.array_equal(decode(rgba, 3, None), pixels)  # alpha dropped, as TensorFlow's decode_png(channels=3)
+
+    palette = save(tmp_path / "palette.png", Image.fromarray(pixels).quantize(16))
+    assert Image.open(palette).mode == "P"
+    expected = np.asarray(Image.open(palette).convert("RGB"))
+    assert len(np.unique(expected.reshape(-1, 3), axis=0)) > 4
+    assert np.array_equal(decode(palette, 3, None), expected)
+
+
+def test_grayscale_png_in_rgb_mode_has_three_equal_channels(tmp_path):
+    gray = picture(10, 14)[..., 0]
+    path = save(tmp_path / "gray.png", gray)
+    decoded = decode(path, 3, None)
+    assert decoded.shape == (10, 14, 3)
+    for channel in range(3):
+        assert np.array_equal(decoded[..., channel], gray)
+    assert np.array_equal(decode(path, 1, None)[..., 0], gray)
+
+
+def test_rgb_jpeg_in_grayscale_mode_is_tensorflows_grayscale(tmp_path):
+    path = save(tmp_path / "photo.jpg", picture(30, 40), quality=90)
+    rgb = decode(path, 3, None)
+    gray = decode(path, 1, None)
+    assert gray.shape == (30, 40, 1) and gray.dtype == np.uint8
+    assert close(gray, tf_reference(rgb, 1))
+    assert len(np.unique(gray)) > 20  # a real image, not a constant
+
+
+def test_16_bit_and_gray_alpha_pngs_are_grayscale(tmp_path):
+    wide = (np.arange(8 * 32, dtype=np.uint16).reshape(8, 32) * 256 + 255)
+    path = save(tmp_path / "deep.png", Image.fromarray(wide))
+    assert Image.open(path).mode.startswith("I")
+    assert np.array_equal(decode(path, 1, None)[..., 0], (wide >> 8).astype(np.uint8))  # not clipped at 255
+
+    gray = picture(6, 5)[..., 1]
+    la = save(tmp_path / "la.png", Image.merge("LA", [Image.fromarray(gray), Image.new("L", (5, 6), 99)]))
+    assert np.array_equal(decode(la, 1, None)[..., 0], gray)
+
+
+def test_resizing_is_tensorflows_bilinear_resize(tmp_path):
+    pixels = picture(37, 23, seed=2)
+    path = save(tmp_path / "photo.png", pixels)
+    resized = decode(path, 3, (16, 20))
+    assert resized.shape == (16, 20, 3) and resized.dtype == np.uint8
+    assert close(resized, tf_reference(pixels, 3, (16, 20)))
+    assert close(decode(path, 1, [50, 30]), tf_reference(pixels, 1, (50, 30)))
+    assert np.array_equal(decode(path, 3, (37, 23)), pixels)  # already that size: untouched
+
+
+def jpeg_bytes(progressive: bool) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(picture(120, 160, seed=3)).save(buffer, "JPEG", quality=90, progressive=progressive)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_jpeg_cut_in_half_is_truncated(tmp_path, progressive):
+    data = jpeg_bytes(progressive)
+    path = tmp_path / "half.jpg"
+    path.write_bytes(data[:len(data) // 2])
+    assert read_size(path) == (120, 160)  # the header is whole: only decoding tells
+    with pytest.raises(BadImage) as bad:
+        decode(path, 3, None)
+    assert bad.value.reason.startswith("truncated or corrupt:") and "truncated" in bad.value.reason
+
+
+def test_bad_files_raise_bad_image_with_their_reason(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("these are not the pixels you are looking for\n" * 20)
+    noise = tmp_path / "noise.png"
+    noise.write_bytes(np.random.default_rng(4).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    png = io.BytesIO()
+    Image.fromarray(picture(64, 64)).save(png, "PNG")
+    half_png = tmp_path / "half.png"
+    half_png.write_bytes(png.getvalue()[:len(png.getvalue()) // 2])
+    missing = tmp_path / "gone.png"
+
+    expected = {empty: "empty file", text: "not an image", noise: "not an image", missing: "cannot read"}
+    for path, reason in expected.items():
+        for read in (read_size, lambda p: decode(p, 3, None)):
+            with pytest.raises(BadImage) as bad:
+                read(path)
+            assert bad.value.reason.startswith(reason), (path, bad.value.reason)
+    with pytest.raises(BadImage) as bad:
+        decode(half_png, 1, (8, 8))
+    assert "truncated" in bad.value.reason
+    assert str(bad.value) == bad.value.reason
+
+
+@pytest.mark.parametrize("cols, rows", [(30000, 30000), (10000, 10000)])  # over 2x Pillow's bound; 1x to 2x
+def test_decompression_bombs_are_refused_from_their_header(tmp_path, monkeypatch, cols, rows):
+    path = bomb_png(tmp_path / "bomb.png", cols, rows)
+    assert path.stat().st_size < 200
+    loads = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(self))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            for read in (read_size, lambda p: decode(p, 3, None), lambda p: decode(p, 1, (8, 8))):
+                with pytest.raises(BadImage) as bad:
+                    read(path)
+                assert bad.value.reason == f"declares {cols}x{rows} pixels (over 89,478,485)"
+        images, skipped = decode_many([path], 3, (8, 8))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 1
+    assert peak < 50 * 2**20
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 100 * 2**10  # KiB: under 100 MB
+    assert loads == []  # no pixel decoded
+    assert shown == []  # Pillow's DecompressionBombWarning kept quiet
+    assert images.shape == (0, 8, 8, 3) and skipped == [(0, bad.value.reason)]
+
+
+def test_no_global_state_is_changed(tmp_path):
+    filters = list(warnings.filters)
+    decode_many([bomb_png(tmp_path / "b.png", 10000, 10000), save(tmp_path / "a.png", picture(5, 5))], 3, None)
+    assert Image.MAX_IMAGE_PIXELS == image_files.MAX_PIXELS and ImageFile.LOAD_TRUNCATED_IMAGES is False
+    assert warnings.filters == filters
+
+
+def test_hidden_files_and_image_names():
+    for hidden in [".DS_Store", "Thumbs.db", "thumbs.db", "desktop.ini", "cats/._cat.jpg", "cats/.thumbnails/cat.jpg",
+                   ".git/photo.png"]:
+        assert is_hidden(Path(hidden)), hidden
+        assert not is_image_name(Path(hidden)), hidden
+    for visible in ["cat.jpg", "cats/cat.jpg", "./cats/cat.jpg", "../photos/cat.jpg", "notes.txt"]:
+        assert not is_hidden(Path(visible)), visible
+    for name in ["cat.JPG", "cat.jpeg", "dogs/dog.Png", "a.bmp", "b.GIF"]:
+        assert is_image_name(Path(name)), name
+    for name in ["notes.txt", "cat", "cat.jpg.txt", "cat.webp"]:
+        assert not is_image_name(Path(name)), name
+
+
+def test_decode_many_keeps_good_files_in_order_and_lists_bad_ones(tmp_path):
+    bad_jpeg = tmp_path / "bad.jpg"
+    bad_jpeg.write_text("not a jpeg")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    half = tmp_path / "half.jpg"
+    half.write_bytes(jpeg_bytes(False)[:3000])
+    paths = [empty, save(tmp_path / "a.png", picture(8, 8, 1)), bad_jpeg, save(tmp_path / "b.bmp", picture(8, 8, 2)),
+             half, bomb_png(tmp_path / "bomb.png", 30000, 30000), save(tmp_path / "c.png", picture(8, 8, 3)),
+             save(tmp_path / "d.jpg", picture(8, 8, 4))]
+    done = []
+    images, skipped = decode_many(paths, 3, None, workers=3, progress=done.append)
+    assert images.shape == (4, 8, 8, 3)
+    for row, index in zip(images, [1, 3, 6, 7]):
+        assert np.array_equal(row, decode(paths[index], 3, None))
+    assert [i for i, _ in skipped] == [0, 2, 4, 5]
+    reasons = dict(skipped)
+    assert reasons[0] == "empty file" and reasons[2] == "not an image" and "truncated" in reasons[4]
+    assert "30000x30000" in reasons[5]
+    assert done and done[-1] == len(paths)
+
+
+def test_decode_many_resizes_and_converts_in_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(image_files, "_BATCH_IMAGES", 3)  # several batches, each padded to its largest image
+    paths = []
+    for i in range(11):
+        pixels = picture(10 + 7 * i, 40 - 2 * i, seed=i)
+        paths.append(save(tmp_path / f"{i}.png", pixels[..., 0] if i % 4 == 1 else pixels))  # some grayscale
+    paths.append(save(tmp_path / "exact.png", picture(12, 10, seed=20)))
+    for channels in (3, 1):
+        images, skipped = decode_many(paths, channels, (12, 10), workers=2)
+        assert skipped == [] and images.shape == (len(paths), 12, 10, channels)
+        for row, path in zip(images, paths):
+            expected = decode(path, channels, (12, 10))
+            assert np.array_equal(row, expected)
+            rgb = np.asarray(Image.open(path).convert("RGB"))
+            assert close(row, tf_reference(rgb, channels, (12, 10)))
+
+
+def test_decode_many_without_a_size_needs_one_size(tmp_path):
+    same = [save(tmp_path / f"{i}.png", picture(9, 6, seed=i)) for i in range(4)]
+    same.append(save(tmp_path / "gray.png", picture(9, 6)[..., 0]))
+    images, skipped = decode_many(same, 3, None)
+    assert skipped == [] and images.shape == (5, 9, 6, 3)
+    assert np.array_equal(images[-1][..., 2], picture(9, 6)[..., 0])
+
+    other = save(tmp_path / "other.png", picture(7, 6))
+    with pytest.raises(ValueError) as error:
+        decode_many([*same, other], 3, None, workers=2)
+    assert "(9, 6, 3)" in str(error.value) and "(7, 6, 3)" in str(error.value) and "other.png" in str(error.value)
+
+    nothing, skipped = decode_many([tmp_path / "missing.png"], 1, None)
+    assert nothing.shape[0] == 0 and skipped[0][0] == 0
+    assert decode_many([], 3, (4, 4))[0].shape == (0, 4, 4, 3)
