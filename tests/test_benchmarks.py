@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from conftest import REPO
+from conftest import REPO, SHARED_DATA
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -95,3 +96,25 @@ def test_first_pass_times_the_three_ways_to_the_data():
     rows = [line.split() for line in out.splitlines() if line.startswith("mnist ")]
     assert [row[1] for row in rows] == ["tfds", "decode+keep", "kept"]
     assert rows[0][-2] == "1.00x" and all(float(row[3]) > 0 for row in rows)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(),
+                    reason="needs ../shared/data/cifar10 (present on the team's machines and CI)")
+def test_own_images_times_cnnzoo_and_keras_on_one_folder():
+    out = _run("benchmarks/own_images.py", "--cifar10", str(SHARED_DATA / "cifar10"), "--images", "200",
+               "--epochs", "1", "--rounds", "1")
+    assert "160 training + 40 test JPEGs" in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
+            if line.startswith(("cnnzoo ", "keras ", "cnnzoo/keras "))}
+    assert set(rows) == {"cnnzoo", "keras", "cnnzoo/keras"}
+    for side in ("cnnzoo", "keras"):
+        # first pass img/s; s to step 1: first run, later run, later run from launch; later run s to the end;
+        # last epoch img/s; test accuracy
+        numbers = [float(cell.replace(",", "")) for cell in rows[side]]
+        assert len(numbers) == 7 and all(n > 0 for n in numbers[:6]) and 0 <= numbers[6] <= 1, rows[side]
+        assert numbers[2] <= numbers[3] and numbers[2] <= numbers[4], rows[side]  # the call follows the launch; step 1 precedes the end
+    ratios = rows["cnnzoo/keras"]
+    assert all(cell.endswith("x") and float(cell[:-1]) > 0 for cell in ratios[:6]) and ratios[7] == "pts", ratios
+    assert "parameters: cnnzoo 315,722, keras 315,722" in out  # the same network on both sides
+    assert "cnnzoo's first pass, where the time goes" in out and "decoding" in out
+    assert "first pass >= 1.0x keras" in out and "later run >= 5x faster" in out

@@ -94,7 +94,7 @@ def _add_folder(listing: FolderListing, folder: Path, label: int, split: str | N
             rel = path.relative_to(listing.root).as_posix()
             if is_hidden(Path(rel)):  # only below the data folder: it may itself live in e.g. ~/.keras/datasets
                 continue
-            if not is_image_name(path):
+            if not is_image_name(Path(rel)):
                 listing.skipped.append((rel, f"not an image file name ({path.suffix or 'no suffix'})"))
                 continue
             stat = path.stat()
