@@ -85,25 +85,34 @@ def is_run(path: Path) -> bool:
     return (path / "config.yaml").is_file() and (path / "run.json").is_file()
 
 
+CLAIM = ".cnnzoo-claim"  # made exclusively by the run that takes a folder; gone once its run.json exists
+
+
 def claim(output_dir: str | None, name: str, *, overwrite: bool = False, root: str = "runs") -> Path:
-    """The folder a new run will use, checked (nothing is written yet).
+    """The folder a new run will use, taken atomically: two runs started at once (a job array)
+    never share one. `release` gives it back if the run stops before it starts.
 
     Raises:
         CnnzooError: the folder holds files that are not a run, or holds a run and
-            `overwrite` is not set, or is a file.
+            `overwrite` is not set, or is a file, or another run is taking it.
     """
     if output_dir is None:
         stem = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         path, suffix = stem, 1
-        while path.exists():  # two runs started in the same second
+        while not _made(path):  # taken, e.g. by a run started in the same second
             suffix += 1
             path = stem.with_name(f"{stem.name}-{suffix}")
+        _take(path)
         return path
     path = Path(output_dir)
     if path.exists() and not path.is_dir():
         raise CnnzooError(f"--output-dir {path} is a file, not a folder", hint="Choose a new folder name.")
     entries = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if entries == [CLAIM]:
+        raise _taken(path)
     if not entries:
+        path.mkdir(parents=True, exist_ok=True)
+        _take(path)
         return path
     if not is_run(path):
         shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
@@ -119,12 +128,49 @@ def claim(output_dir: str | None, name: str, *, overwrite: bool = False, root: s
     return path
 
 
+def _made(path: Path) -> bool:
+    """Create the folder; False when it exists already (mkdir is atomic: one process wins)."""
+    try:
+        path.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        return False
+
+
+def _take(path: Path) -> None:
+    try:
+        (path / CLAIM).open("x").close()  # O_EXCL: of two runs given one empty folder, one wins
+    except FileExistsError:
+        raise _taken(path) from None
+    except OSError as exc:
+        raise CnnzooError(f"cannot write the run directory {path}: {exc.strerror}",
+                          hint="Choose a writable place with --output-dir DIR.") from None
+
+
+def _taken(path: Path) -> CnnzooError:
+    return CnnzooError(f"another cnnzoo run is starting in {path}",
+                       hint="Give each run its own --output-dir (or none: each gets runs/<model>-<time>[-N]).")
+
+
+def release(path: Path | None, *, started: bool) -> None:
+    """Drop the claim: the run wrote its run.json (`started`), or stopped before; an untouched folder goes."""
+    if path is None:
+        return
+    (path / CLAIM).unlink(missing_ok=True)
+    if not started:
+        try:
+            path.rmdir()  # only if empty: never anything a user put there
+        except OSError:
+            pass
+
+
 def create(path: Path, *, overwrite: bool = False) -> RunDir:
     """Create the claimed folder (replacing an earlier run there only with `overwrite`), checked writable."""
     try:
         if overwrite and is_run(path):
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
+        (path / CLAIM).touch()  # replaced runs are taken here
         probe = path / ".write-test"
         probe.write_text("ok")
         probe.unlink()

@@ -68,15 +68,21 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
     choice = choose_strategy(config)
     # Only the chief writes the run directory (the other workers use scratch folders).
     target = run_dir.claim(output_dir, config.model.name, overwrite=overwrite) if choice.is_chief else None
-    placement = start_runtime(config, choice)
-    with placement.strategy.scope():
-        planned, data = prepared(plan(config, manual_dir, placement=placement), manual_dir, log)
-        with worker_folder(placement) as scratch:
-            if scratch is None:
+    started = False
+    try:
+        placement = start_runtime(config, choice)
+        with placement.strategy.scope():
+            planned, data = prepared(plan(config, manual_dir, placement=placement), manual_dir, log)
+            if target is not None:
                 run_dir.check_free_space(target, disk_needed(planned.model))
                 run = run_dir.create(target, overwrite=overwrite)
                 write_json(run.info, run_dir.start_info(config.runtime.seed))
-            else:
+                started = True
+    finally:
+        run_dir.release(target, started=started)
+    with placement.strategy.scope():
+        with worker_folder(placement) as scratch:
+            if scratch is not None:
                 run = RunDir(run_dir.create(scratch / "run").path, shared=Path(output_dir) if output_dir else None)
             run.config.write_text(planned.config.to_yaml())
             write_data_records(run, data, log)
