@@ -111,7 +111,6 @@ def claim(output_dir: str | None, name: str, *, overwrite: bool = False, root: s
     if entries == [CLAIM]:
         raise _taken(path)
     if not entries:
-        path.mkdir(parents=True, exist_ok=True)
         _take(path)
         return path
     if not is_run(path):
@@ -139,6 +138,7 @@ def _made(path: Path) -> bool:
 
 def _take(path: Path) -> None:
     try:
+        path.mkdir(parents=True, exist_ok=True)
         (path / CLAIM).open("x").close()  # O_EXCL: of two runs given one empty folder, one wins
     except FileExistsError:
         raise _taken(path) from None
