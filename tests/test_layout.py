@@ -17,7 +17,7 @@ LAYERS = [
     ("models | data | runtime | pictures", ["cnnzoo.models", "cnnzoo.data", "cnnzoo.runtime", "cnnzoo.pictures"]),
     ("config", ["cnnzoo.config"]),
     ("registry, arguments", ["cnnzoo.registry", "cnnzoo.arguments"]),
-    ("errors, version", ["cnnzoo.errors", "cnnzoo.version"]),
+    ("errors, version, memory", ["cnnzoo.errors", "cnnzoo.version", "cnnzoo.memory"]),
 ]
 MAX_LINES = 310
 

@@ -8,11 +8,11 @@ metadata, fit in a quarter of this machine's memory.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from math import prod
 
 from cnnzoo.config.schema import Config
+from cnnzoo.memory import available_memory
 from cnnzoo.data.splits import Splits
 
 MEMORY_SHARE = 0.25
@@ -26,11 +26,8 @@ class CacheChoice:
 
 
 def physical_memory() -> int | None:
-    """Bytes of RAM (None where the platform does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+    """Bytes of memory this process may use: a container's limit where there is one, else the RAM."""
+    return available_memory()
 
 
 def cached_bytes(splits: Splits, image_shape: tuple[int | None, ...]) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from math import prod
 
 from cnnzoo.errors import BuildError
+from cnnzoo.memory import available_memory
 from cnnzoo.config.items import LayerItem
 
 MEMORY_SHARE = 0.5  # float32 weights alone may take half the memory (training needs 3-4x that)
@@ -57,9 +58,5 @@ def _forget_deferred_variables() -> None:
 
 
 def _physical_memory() -> int:
-    import os
-
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 16 * 2**30
+    """The memory this process may use (a container's limit, else the RAM); 16 GiB when unknown."""
+    return available_memory() or 16 * 2**30

@@ -1,0 +1,60 @@
+"""How much memory this process may use: the container's limit where there is one, else the RAM.
+
+A pod limited to 8 GiB on a 256 GiB host sees 256 GiB through `sysconf`; sizing caches or weight
+budgets from that gets it OOM-killed. cgroup v2 says the limit in `memory.max`, v1 in
+`memory.limit_in_bytes` (a huge number there means none).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CGROUP = Path("/sys/fs/cgroup")
+_NO_LIMIT_V1 = 2**60  # v1 writes about 2**63 rounded down to a page when no limit is set
+
+
+def available_memory(cgroup: Path | None = None) -> int | None:
+    """Bytes this process may use: the smaller of the RAM and its cgroup's limit (None: unknown)."""
+    limits = [m for m in (_physical(), _cgroup_limit(cgroup or CGROUP)) if m]
+    return min(limits) if limits else None
+
+
+def _physical() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_limit(root: Path) -> int | None:
+    """The memory limit of this process's cgroup (v2, then v1), or None. In a container the cgroup
+    namespace makes its own group the root, so `root/memory.max` is the container's limit."""
+    v2, v1 = _own_group(root, v2=True), _own_group(root, v2=False)
+    candidates = [root / v2 / "memory.max", root / "memory.max",
+                  root / "memory" / v1 / "memory.limit_in_bytes", root / "memory" / "memory.limit_in_bytes"]
+    return next((limit for limit in map(_read, candidates) if limit is not None), None)
+
+
+def _own_group(root: Path, *, v2: bool) -> str:
+    """This process's cgroup path from /proc/self/cgroup (`0::/kubepods/...` for v2, `N:memory:/...` for v1)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if (v2 and controllers == "") or (not v2 and "memory" in controllers.split(",")):
+            return path.lstrip("/")
+    return ""
+
+
+def _read(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None  # "max": no limit
+    value = int(text)
+    return value if 0 < value < _NO_LIMIT_V1 else None
