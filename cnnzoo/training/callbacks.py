@@ -108,7 +108,8 @@ class StopOnSignal(keras.callbacks.Callback):
         self._previous = {}
 
 
-def standard_callbacks(run: RunDir, monitor: str, backup_every_steps: int | None = None) -> list[keras.callbacks.Callback]:
+def standard_callbacks(run: RunDir, monitor: str, backup_every_steps: int | None = None,
+                       watched: list | None = None) -> list[keras.callbacks.Callback]:
     """NaN guard, timer, CSV history, resume state, TensorBoard, checkpoints: in the order they must run.
 
     The NaN guard comes first so no NaN weights are ever saved. The CSV row is written before
@@ -116,6 +117,7 @@ def standard_callbacks(run: RunDir, monitor: str, backup_every_steps: int | None
     (the later row wins when read), never lose it.
     """
     backup = Backup(run, backup_every_steps)
+    backup.watched = list(watched or [])
     return [
         NanGuard(),
         EpochTimer(),

@@ -45,6 +45,7 @@ class Backup(keras.callbacks.Callback):
         super().__init__()
         self.folder, self.every_steps = run.backup, every_steps
         self.keep = False  # True between the phases of one run: the next `fit` goes on from this state
+        self.watched: list = []  # callbacks whose counters are part of the state (EarlyStopping, ...)
         self._epoch, self._batch, self._saved_batch = 0, 0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -71,7 +72,8 @@ class Backup(keras.callbacks.Callback):
         fresh.mkdir(parents=True)
         self.model.save_weights(fresh / WEIGHTS)
         step = int(self.model.optimizer.iterations.numpy())
-        (fresh / STATE).write_text(json.dumps({"epoch": self._epoch, "batch": self._batch, "step": step}))
+        (fresh / STATE).write_text(json.dumps({"epoch": self._epoch, "batch": self._batch, "step": step,
+                                               "callbacks": callback_states(self.watched)}))
         current, previous = self.folder / "current", self.folder / "previous"
         if current.exists():
             shutil.rmtree(previous, ignore_errors=True)
@@ -80,23 +82,87 @@ class Backup(keras.callbacks.Callback):
         self._saved_batch = self._batch
 
 
-class Checkpoints(keras.callbacks.Callback):
-    """`checkpoints/last.keras` every epoch and `best.keras` when `monitor` improves, both written atomically."""
+def direction(monitor: str, model, mode: str = "auto") -> str:
+    """`max` or `min`: Keras' own rule (its callbacks' `mode="auto"`): `loss` is minimised, a
+    compiled metric goes the way it declares (accuracy, AUC and precision up; errors down)."""
+    if mode in ("min", "max"):
+        return mode
+    name = monitor.removeprefix("val_")
+    found = "min" if name == "loss" else None
+    for holder in getattr(model, "metrics", []):
+        for metric in getattr(holder, "metrics", [holder]):  # compiled metrics come in a container
+            if metric.name == name and getattr(metric, "_direction", None) in ("up", "down"):
+                found = "max" if metric._direction == "up" else "min"
+    return found or ("max" if "acc" in name else "min")
 
-    def __init__(self, run: RunDir, monitor: str):
+
+class Checkpoints(keras.callbacks.Callback):
+    """`checkpoints/last.keras` every epoch and `best.keras` when `monitor` improves, both written atomically.
+
+    The best value so far is kept in `checkpoints/best.json`, so a resumed run replaces best.keras
+    only with a better model.
+    """
+
+    def __init__(self, run: RunDir, monitor: str, mode: str = "auto"):
         super().__init__()
-        self.run, self.monitor = run, monitor
-        self.better = (lambda a, b: a > b) if "acc" in monitor else (lambda a, b: a < b)
+        self.run, self.monitor, self.mode = run, monitor, mode
         self.best = None
+        record = _read_json(run.checkpoints / "best.json")
+        if record.get("monitor") == monitor and isinstance(record.get("value"), (int, float)):
+            self.best = float(record["value"])
 
     def on_epoch_end(self, epoch, logs=None):
         self.run.checkpoints.mkdir(exist_ok=True)
         save_model_atomically(self.model, self.run.checkpoints / "last.keras")
         write_json(self.run.checkpoints / "last.json", {"epoch": epoch + 1})
         value = (logs or {}).get(self.monitor)
-        if value is not None and (self.best is None or self.better(float(value), self.best)):
+        if value is None:
+            return
+        if self.best is None or _improves(float(value), self.best, direction(self.monitor, self.model, self.mode)):
             self.best = float(value)
             save_model_atomically(self.model, self.run.checkpoints / "best.keras")
+            write_json(self.run.checkpoints / "best.json", {"monitor": self.monitor, "value": self.best,
+                                                            "epoch": epoch + 1})
+
+
+def _improves(value: float, best: float, way: str) -> bool:
+    return value > best if way == "max" else value < best
+
+
+# What a monitoring callback has counted, restored on resume (its best weights are not kept).
+WATCHED = {"EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch"),
+           "ReduceLROnPlateau": ("wait", "cooldown_counter", "best")}
+
+
+def callback_states(callbacks: list) -> list[dict]:
+    """The counters of EarlyStopping and ReduceLROnPlateau callbacks, in order."""
+    def plain(value):
+        return float(value) if hasattr(value, "__float__") and not isinstance(value, (bool, int)) else value
+    return [{key: plain(getattr(c, key, None)) for key in WATCHED[type(c).__name__]} for c in callbacks]
+
+
+class RestoreCounters(keras.callbacks.Callback):
+    """Give resumed EarlyStopping and ReduceLROnPlateau callbacks the counts they had, at the first
+    epoch's start (their `on_train_begin` resets them, whatever runs before it)."""
+
+    def __init__(self, callbacks: list, states: list | None):
+        super().__init__()
+        self.callbacks, self.states = callbacks, states
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for callback, state in zip(self.callbacks, self.states or []):
+            for key, value in (state or {}).items():
+                if value is not None:
+                    setattr(callback, key, value)
+        self.states = None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -106,6 +172,7 @@ class Restored:
     epoch: int  # epochs completed: training goes on with the next one (from its first batch)
     source: Path | None  # the file or folder loaded; None: nothing was saved, training starts again
     skipped: tuple[str, ...] = ()  # candidates that did not load, each with the reason
+    counters: list | None = None  # the monitoring callbacks' counts (`callback_states`), where saved
 
 
 class NoIntactState(Exception):
@@ -136,7 +203,8 @@ def restore(run: RunDir, model, completed_epochs: int, prepare=None) -> Restored
         except Exception as exc:  # h5py, zipfile, JSON and Keras all raise their own kinds
             skipped.append(f"{source} could not be loaded ({_reason(exc)})")
             continue
-        return Restored(epoch, source, tuple(skipped))
+        counters = _read_json(source / STATE).get("callbacks") if source.is_dir() else None
+        return Restored(epoch, source, tuple(skipped), counters)
     if skipped:
         raise NoIntactState(tuple(skipped))
     return Restored(0, None)

@@ -50,7 +50,8 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
                 log(f"cnnzoo: {run.path} has no saved state; training starts again from epoch 1")
             else:
                 log(f"cnnzoo: resuming from {state.source} after epoch {state.epoch}")
-            return trainer.execute(run, planned, data, placement, state.epoch, log, callbacks or [], "resuming")
+            return trainer.execute(run, planned, data, placement, state.epoch, log, callbacks or [], "resuming",
+                                   state.counters)
 
 
 def check_same_weights(run: RunDir, earlier: list[str], overrides: tuple[str, ...], model) -> None:

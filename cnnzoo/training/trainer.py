@@ -115,7 +115,7 @@ def write_data_records(run: RunDir, data, log: Log) -> None:
 
 
 def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log, extra_callbacks: list,
-            verb: str) -> RunResult:
+            verb: str, counters: list | None = None) -> RunResult:
     """Log the plan, fit from `initial_epoch`, then evaluate on the test split and save."""
     from cnnzoo.training.callbacks import EpochLine
     from cnnzoo.training.pictures import picture_callbacks
@@ -136,22 +136,24 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
     pictures = picture_callbacks(planned, data, run, log) if placement.is_chief else []
     with _multi_worker(placement, model):
         fit(model, data, config, run, initial_epoch, [*planned.callbacks, *pictures, *extra_callbacks, *progress], bar,
-            planned.steps_per_epoch, planned.phase)
+            planned.steps_per_epoch, planned.phase, counters)
         return finish(run, model, data, config, log)
 
 
 def fit(model, data, config: Config, run: RunDir, initial_epoch: int, callbacks: list, bar: bool = False,
-        steps: int | None = None, phase_now: int = 0) -> None:
+        steps: int | None = None, phase_now: int = 0, counters: list | None = None) -> None:
     """`model.fit` with the run's callbacks first, phase after phase (`train.phases`: `phase_now` is the one
     the model is set up for, `steps` per epoch feed a phase's schedule); signals, disk errors and NaN
     losses become clear errors."""
     from cnnzoo.models.phases import enter, phases_of
     from cnnzoo.training.callbacks import Diverged, Stopped, standard_callbacks
-    from cnnzoo.training.checkpoints import Backup
+    from cnnzoo.training.checkpoints import WATCHED, Backup, RestoreCounters
 
     monitor = "loss" if data.validation is None else (
         "val_accuracy" if "accuracy" in config.train.metrics else "val_loss")
-    standard = standard_callbacks(run, monitor, config.runtime.backup_every_steps)
+    watched = [c for c in callbacks if type(c).__name__ in WATCHED]  # EarlyStopping, ReduceLROnPlateau
+    standard = standard_callbacks(run, monitor, config.runtime.backup_every_steps, watched=watched)
+    callbacks = [*callbacks, RestoreCounters(watched, counters)]  # after them: their on_train_begin resets them
     try:
         for phase in phases_of(config):
             if phase.end <= initial_epoch:
