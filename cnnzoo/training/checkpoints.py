@@ -210,6 +210,12 @@ def restore(run: RunDir, model, completed_epochs: int, prepare=None) -> Restored
     return Restored(0, None)
 
 
+def has_saved_state(run: RunDir) -> bool:
+    """Whether a run saved anything `--resume` can start from (whatever its status says: a SIGKILL,
+    the OOM killer or a power cut leave `running`, a full disk `failed: ...`)."""
+    return any(source.exists() for source, _ in _candidates(run, 0))
+
+
 def _batch_of(source: Path) -> int:
     """Batches done in the epoch a backup folder was saved in (0: saved at an epoch's end)."""
     try:

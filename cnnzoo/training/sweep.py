@@ -4,7 +4,8 @@ The grid comes from the config's `sweep:` section and `--grid key=v1,v2` options
 `runs/sweep-<name>-<hash>/<NN>-<key=value,...>/`: the hash is of the base config and the grid,
 so the same command finds the same folder again. A run that fails (diverges, or its settings do
 not build) is recorded as failed and the others still run; running the sweep again skips the
-completed runs, resumes interrupted ones and retries failed ones.
+completed runs, resumes every run that saved a state (whatever its status says: a killed process
+leaves `running`) and starts again only the runs that saved none.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Callable
 from cnnzoo.config.loader import load_config
 from cnnzoo.config.yaml_io import parse_value
 from cnnzoo.errors import CnnzooError, ConfigError, Location, TrainingError
+from cnnzoo.training.checkpoints import has_saved_state
 from cnnzoo.training.run_dir import RunDir, is_run, write_json
 from cnnzoo.training.trainer import TrainingInterrupted, train
 
@@ -102,7 +104,7 @@ def _one_run(folder: Path, values: dict[str, Any], config_path: str, overrides: 
         if status == "completed":
             log(f"cnnzoo: {folder} completed earlier: kept")
             return _row(folder, values, json.loads(RunDir(folder).metrics.read_text()), 0.0, "completed")
-        if status == "interrupted":
+        if status is not None and has_saved_state(RunDir(folder)):  # never start over what can go on
             metrics = resume(str(folder), manual_dir=manual_dir, log=log).metrics
         else:
             if (folder / FAILED).exists():

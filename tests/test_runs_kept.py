@@ -1,4 +1,5 @@
-"""Two runs started at once never share a folder (job arrays start many in the same second)."""
+"""Nothing a user trained is lost: runs started at once get folders of their own; a sweep run again goes on
+with every run that saved a state."""
 
 from __future__ import annotations
 
@@ -41,3 +42,33 @@ def test_a_run_refused_after_its_claim_leaves_no_folder(tmp_path):
     done = cli("train", CONFIGS / "quickstart.yaml", "data.validation_split=valid", cwd=tmp_path)
     assert done.returncode == 2
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_sweep_run_again_resumes_a_killed_run_instead_of_deleting_it(tmp_path):
+    import json
+
+    import keras
+
+    from cnnzoo import load_config, train
+    from cnnzoo.training.sweep import _one_run
+
+    class Kill(keras.callbacks.Callback):  # what SIGKILL leaves: a saved epoch, status still `running`
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    folder = tmp_path / "sweep" / "00-epochs=2"
+    overrides = ["train.steps_per_epoch=3", "train.pictures=false", "runtime.seed=1"]
+    config = load_config(CONFIGS / "quickstart.yaml", [*overrides, "train.epochs=2"])
+    with pytest.raises(CnnzooError):
+        train(config, output_dir=str(folder), callbacks=[Kill()], log=lambda _: None)
+    info = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    first_epoch = (folder / "history.csv").read_text().splitlines()[1]
+
+    said = []
+    row = _one_run(folder, {"train.epochs": 2}, str(CONFIGS / "quickstart.yaml"), overrides, None, said.append, 0.0)
+    assert row["status"] == "completed", said
+    assert any("resuming from" in line for line in said), said
+    history = (folder / "history.csv").read_text().splitlines()
+    assert history[1] == first_epoch and len(history) == 3  # epoch 1 kept, epoch 2 added
