@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 
 import keras
@@ -85,7 +86,10 @@ class StopOnSignal(keras.callbacks.Callback):
         self._previous: dict[int, object] = {}
 
     def on_train_begin(self, logs=None):
-        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        # Python allows handlers on the main thread only: `cnnzoo.train` called from another thread
+        # trains without them (stop it from the main thread's own handlers).
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -100,6 +104,10 @@ class StopOnSignal(keras.callbacks.Callback):
             raise Stopped(self._received, self._epoch + 1, batch + 1)
 
     def on_train_end(self, logs=None):
+        self._restore()
+
+    def close(self) -> None:
+        """The handlers as they were, also when fit ends with an exception (Keras then skips on_train_end)."""
         self._restore()
 
     def _restore(self):

@@ -55,10 +55,17 @@ class LearnedPictures(keras.callbacks.Callback):
         self._writer.flush()
 
     def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self) -> None:
+        """Unpatch the model and close the writer: at the end of training, and (Keras skips
+        on_train_end on an exception) from the trainer's `finally`."""
         if self._undo is not None:
             self._undo()
+            self._undo = None
         if self._writer is not None:
             self._writer.close()
+            self._writer = None
 
 
 def picture_callbacks(planned, data, run: RunDir, log) -> list:

@@ -201,6 +201,10 @@ def fit(model, data, config: Config, run: RunDir, initial_epoch: int, callbacks:
         if lost is not None:
             raise lost from None
         raise
+    finally:  # what on_train_end undoes, which Keras skips when fit raises: signal handlers, patches, writers
+        for callback in [*standard, *callbacks]:
+            if callable(getattr(callback, "close", None)):
+                callback.close()
 
 
 def class_weights(config: Config, data) -> dict[int, float] | None:
