@@ -16,7 +16,7 @@ LAYERS = [
     ("plan", ["cnnzoo.plan"]),
     ("models | data | runtime | pictures", ["cnnzoo.models", "cnnzoo.data", "cnnzoo.runtime", "cnnzoo.pictures"]),
     ("config", ["cnnzoo.config"]),
-    ("registry, arguments", ["cnnzoo.registry", "cnnzoo.arguments"]),
+    ("registry, arguments, keras_internals", ["cnnzoo.registry", "cnnzoo.arguments", "cnnzoo.keras_internals"]),
     ("errors, version, memory", ["cnnzoo.errors", "cnnzoo.version", "cnnzoo.memory"]),
 ]
 MAX_LINES = 310

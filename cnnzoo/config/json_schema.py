@@ -18,6 +18,9 @@ def json_schema() -> dict[str, Any]:
     for name in ("OptimizerConfig", "ScheduleConfig", "LossConfig"):  # `optimizer: sgd` is the class name alone
         named = schema["$defs"][name]
         schema["$defs"][name] = {"anyOf": [{"type": "string"}, named], "description": named.get("description", "")}
+    pictures = schema["$defs"]["PicturesConfig"]  # `pictures: false` is the switch alone
+    schema["$defs"]["PicturesConfig"] = {"anyOf": [{"type": "boolean"}, {"const": "auto"}, pictures],
+                                         "description": pictures.get("description", "")}
     schema["properties"]["extends"] = {
         "description": "Config file(s) this one builds on, relative to it; this file's keys are merged over them.",
         "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],

@@ -10,6 +10,8 @@ defaults are left out.
 
 from __future__ import annotations
 
+from cnnzoo import keras_internals
+
 import copy
 import importlib
 import inspect
@@ -61,7 +63,7 @@ def config_of(model) -> dict[str, Any]:
     items, previous = [], None
     input_name = model.layers[0].name
     for layer in layers:
-        sources = [t._keras_history.operation.name for t in layer._inbound_nodes[0].input_tensors]
+        sources = [source.name for source in keras_internals.inbound_layers(layer)]
         sources = ["input" if s == input_name else _ref(s) for s in sources]
         item: dict[str, Any] = {type(layer).__name__: tidy(layer), "name": _ref(layer.name)}
         if sources != [previous or "input"]:
@@ -85,8 +87,8 @@ def _check_plain(model, layers) -> None:
                 f"{where} is a {type(layer).__module__}.{type(layer).__name__}, not a keras.layers class: "
                 "a config can only name keras.layers classes; nothing was written",
                 hint="Replace it by standard layers in the model (a Lambda's code cannot be written as YAML).")
-        if len(layer._inbound_nodes) != 1:
-            raise CnnzooError(f"{where} is called {len(layer._inbound_nodes)} times (shared weights); "
+        if keras_internals.call_count(layer) != 1:
+            raise CnnzooError(f"{where} is called {keras_internals.call_count(layer)} times (shared weights); "
                               "each cnnzoo item is one layer call; nothing was written")
 
 

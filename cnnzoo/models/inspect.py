@@ -11,6 +11,8 @@ pooling every output sees the whole input ("all").
 
 from __future__ import annotations
 
+from cnnzoo import keras_internals
+
 from dataclasses import asdict, dataclass
 from math import prod
 from typing import Any
@@ -106,15 +108,12 @@ def _receptive_field(layer, inputs: list[tuple[int | None, int | None]]) -> tupl
 
 
 def _input_layers(layer) -> list:
-    nodes = getattr(layer, "_inbound_nodes", [])
-    if not nodes:
-        return []
-    return [t._keras_history.operation for t in nodes[0].input_tensors]
+    return keras_internals.inbound_layers(layer)
 
 
 def input_shape(layer) -> tuple:
     """A layer's (first) input shape, batch axis left out."""
-    return tuple(layer._inbound_nodes[0].input_tensors[0].shape[1:])
+    return keras_internals.input_shape(layer)
 
 
 def _size(weight) -> int:

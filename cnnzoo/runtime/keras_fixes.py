@@ -13,24 +13,20 @@ them; the 2-worker test in tests/test_distribution.py fails if a Keras release b
 from __future__ import annotations
 
 import contextlib
-import warnings
 
-from cnnzoo.errors import CnnzooWarning
-
-TESTED_KERAS = ("3.15",)  # minor versions the work-around was tested with
+from cnnzoo import keras_internals
 
 
 @contextlib.contextmanager
 def multi_worker_fit(model):
     """Let `model.fit/evaluate` run under MultiWorkerMirroredStrategy, inside its scope, within this block."""
-    import keras
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer
-
-    if not keras.__version__.startswith(TESTED_KERAS):
-        warnings.warn(f"multi-worker training patches Keras internals tested with Keras {', '.join(TESTED_KERAS)}; "
-                      f"this is Keras {keras.__version__}: if fit fails, see keras-team/keras#20585",
-                      CnnzooWarning, stacklevel=3)
+    tree = keras_internals.module("tree")
+    trainer = keras_internals.module("backend.tensorflow.trainer")
+    for name in ("reduce_per_replica", "_collective_all_reduce_multi_worker"):
+        if not hasattr(trainer, name):
+            raise keras_internals.changed(f"keras.src.backend.tensorflow.trainer.{name}")
+    if not hasattr(model, "_distribute_strategy"):
+        raise keras_internals.changed("Model._distribute_strategy")
     original = trainer.reduce_per_replica
 
     def reduce_per_replica(values, strategy, reduction):
