@@ -112,9 +112,33 @@ def test_own_images_times_cnnzoo_and_keras_on_one_folder():
         # last epoch img/s; test accuracy
         numbers = [float(cell.replace(",", "")) for cell in rows[side]]
         assert len(numbers) == 7 and all(n > 0 for n in numbers[:6]) and 0 <= numbers[6] <= 1, rows[side]
-        assert numbers[2] <= numbers[3] and numbers[2] <= numbers[4], rows[side]  # the call follows the launch; step 1 precedes the end
+        # the call follows the launch; step 1 precedes the end of training
+        assert numbers[2] <= numbers[3] and numbers[2] <= numbers[4], rows[side]
     ratios = rows["cnnzoo/keras"]
     assert all(cell.endswith("x") and float(cell[:-1]) > 0 for cell in ratios[:6]) and ratios[7] == "pts", ratios
     assert "parameters: cnnzoo 315,722, keras 315,722" in out  # the same network on both sides
     assert "cnnzoo's first pass, where the time goes" in out and "decoding" in out
     assert "first pass >= 1.0x keras" in out and "later run >= 5x faster" in out
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(),
+                    reason="needs ../shared/data/cifar10 (present on the team's machines and CI)")
+def test_transfer_pretrains_then_fine_tunes_each_variant(tmp_path):
+    out = _run("benchmarks/transfer.py", "--cifar10", str(SHARED_DATA / "cifar10"), "--smoke", "--work",
+               str(tmp_path / "work"))
+    assert "folders: A 100 training + 100 test PNGs" in out and "B 100 training + 100 test PNGs" in out
+    assert "pretrain on A: 1 epoch, test accuracy " in out
+    # Every layer with weights but the renamed classifier comes from the pretraining run.
+    pretrain = tmp_path / "work" / "runs" / "pretrain-A"
+    assert (f"weights of 10 layers loaded from {pretrain / 'checkpoints' / 'best.keras'}; "
+            "1 skipped: new_classifier (not in the source)") in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
+            if line.startswith(("variant ", "pretrained ", "random ", "two-phase "))}
+    assert list(rows) == ["variant", "pretrained", "random", "two-phase"]
+    assert rows["variant"] == ["mean", "seed", "1", "spread", "vs", "random"]
+    for variant in ("pretrained", "random", "two-phase"):
+        mean, seed1, spread, _, versus, _ = rows[variant]
+        assert mean == seed1 and 0 <= float(mean.rstrip("%")) <= 100 and spread == "0.00", rows[variant]
+    assert rows["random"][4] == "+0.00"
+    two_phase = (tmp_path / "work" / "runs" / "two-phase-seed1" / "log.txt").read_text()
+    assert "epoch 2/2" in two_phase and "frozen" in two_phase
