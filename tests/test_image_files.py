@@ -18,7 +18,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from cnnzoo.data import image_files
-from cnnzoo.data.image_files import BadImage, decode, decode_many, is_hidden, is_image_name, read_size
+from cnnzoo.data.image_decode import decode, decode_many
+from cnnzoo.data.image_files import BadImage, is_hidden, is_image_name, read_size
 
 
 def picture(rows: int, cols: int, seed: int = 0) -> np.ndarray:
@@ -244,7 +245,7 @@ def test_decode_many_keeps_good_files_in_order_and_lists_bad_ones(tmp_path):
              half, bomb_png(tmp_path / "bomb.png", 30000, 30000), save(tmp_path / "c.png", picture(8, 8, 3)),
              save(tmp_path / "d.jpg", picture(8, 8, 4))]
     done = []
-    images, skipped = decode_many(paths, 3, None, workers=3, progress=done.append)
+    images, skipped = decode_many(paths, 3, None, progress=done.append)
     assert images.shape == (4, 8, 8, 3)
     for row, index in zip(images, [1, 3, 6, 7]):
         assert np.array_equal(row, decode(paths[index], 3, None))
@@ -255,15 +256,14 @@ def test_decode_many_keeps_good_files_in_order_and_lists_bad_ones(tmp_path):
     assert done and done[-1] == len(paths)
 
 
-def test_decode_many_resizes_and_converts_in_batches(tmp_path, monkeypatch):
-    monkeypatch.setattr(image_files, "_BATCH_IMAGES", 3)  # several batches, each padded to its largest image
+def test_decode_many_resizes_and_converts_images_of_many_sizes(tmp_path):
     paths = []
     for i in range(11):
         pixels = picture(10 + 7 * i, 40 - 2 * i, seed=i)
         paths.append(save(tmp_path / f"{i}.png", pixels[..., 0] if i % 4 == 1 else pixels))  # some grayscale
     paths.append(save(tmp_path / "exact.png", picture(12, 10, seed=20)))
     for channels in (3, 1):
-        images, skipped = decode_many(paths, channels, (12, 10), workers=2)
+        images, skipped = decode_many(paths, channels, (12, 10))
         assert skipped == [] and images.shape == (len(paths), 12, 10, channels)
         for row, path in zip(images, paths):
             expected = decode(path, channels, (12, 10))
@@ -281,8 +281,8 @@ def test_decode_many_without_a_size_needs_one_size(tmp_path):
 
     other = save(tmp_path / "other.png", picture(7, 6))
     with pytest.raises(ValueError) as error:
-        decode_many([*same, other], 3, None, workers=2)
-    assert "(9, 6, 3)" in str(error.value) and "(7, 6, 3)" in str(error.value) and "other.png" in str(error.value)
+        decode_many([*same, other], 3, None)
+    assert "(9, 6)" in str(error.value) and "(7, 6)" in str(error.value) and "other.png" in str(error.value)
 
     nothing, skipped = decode_many([tmp_path / "missing.png"], 1, None)
     assert nothing.shape[0] == 0 and skipped[0][0] == 0

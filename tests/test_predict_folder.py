@@ -21,7 +21,7 @@ from PIL import Image
 
 from cnnzoo import load_config, train
 from cnnzoo.data.catalog import class_names
-from cnnzoo.data.image_files import decode
+from cnnzoo.data.image_decode import decode
 from cnnzoo.data.preprocessing import preprocess_images
 from cnnzoo.deploy.runs import class_names_of
 from conftest import CONFIGS, cli, write

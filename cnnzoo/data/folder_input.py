@@ -17,7 +17,7 @@ from cnnzoo.data import kept_images
 from cnnzoo.data.cache import choose_cache
 from cnnzoo.data.folder_source import (FolderDataset, arrays_of, assign, class_table, fractions, imbalance,
                                        open_folder, split_names)
-from cnnzoo.data.image_files import decode_many
+from cnnzoo.data.image_decode import decode_many
 from cnnzoo.data.pipeline import Datasets, augment_fn, build_pipeline, preprocess_fn, split_pipelines
 from cnnzoo.data.splits import Splits, check_split
 from cnnzoo.errors import DataError
@@ -38,7 +38,7 @@ def folder_splits(config: Config, by_split: dict[str, list]) -> Splits:
                             (", or `data.validation_split: null` for none." if name == "validation" else "."))
     for key, spec in (("train_split", names["train"]), ("validation_split", names["validation"]),
                       ("test_split", names["test"])):
-        if spec is not None:
+        if spec is not None and spec not in infos:  # a slice or a sum (TFDS's parser), or a missing split
             check_split(config, infos, key, spec)
     sizes = tuple((spec, len(files_of(spec, by_split))) for spec in dict.fromkeys(names.values()) if spec)
     return Splits(names["train"], names["validation"], names["test"], sizes=sizes)
@@ -46,6 +46,8 @@ def folder_splits(config: Config, by_split: dict[str, list]) -> Splits:
 
 def files_of(spec: str, by_split: dict[str, list]) -> list:
     """The files a split spec reads (`train`, `train[:50%]`, `train+validation`), in hash order."""
+    if spec in by_split:
+        return by_split[spec]
     import tensorflow_datasets as tfds
 
     infos = {name: SimpleNamespace(num_examples=len(files)) for name, files in by_split.items()}
@@ -86,7 +88,8 @@ def decoded(dataset: FolderDataset, log=None) -> tuple[np.ndarray, dict[str, int
     todo = [f for f in usable if f.key not in old]
     if todo and log:
         log(f"cnnzoo: decoding {len(todo):,} images of {dataset.listing.origin} (once; kept in {dataset.kept})")
-    new, failed = decode_many([dataset.listing.root / f.rel for f in todo], dataset.channels, dataset.size)
+    new, failed = decode_many([dataset.listing.root / f.rel for f in todo], dataset.channels, dataset.size,
+                              headers_checked=True)
     failures = {todo[i].key: reason for i, reason in failed}
     dataset.reasons.update(failures)
     fresh = [f for f in todo if f.key not in failures]

@@ -1,6 +1,6 @@
 """`cnnzoo predict`: top-k classes for image files, folders of them and `.npy` arrays, with the run's preprocessing.
 
-Each image is decoded as training decodes files (`cnnzoo.data.image_files.decode`: colour converted
+Each image is decoded as training decodes files (`cnnzoo.data.image_decode.decode`: colour converted
 and resized to the model's input, rounded to uint8), then goes through `preprocess_images`, the
 run's own preprocessing. Images are read and predicted `CHUNK` at a time, so a folder of any size
 never sits in memory as float32. A file that cannot be read gets a result saying why instead of
@@ -135,7 +135,8 @@ def _array_rows(given: str, path: Path, shape: tuple[int, ...]) -> list[Source]:
 
 def _pixels(source: Source, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | None]:
     """(raw pixels of `shape`, None), or (None, why not): colour and size as the run's training data."""
-    from cnnzoo.data.image_files import BadImage, decode
+    from cnnzoo.data.image_decode import decode
+    from cnnzoo.data.image_files import BadImage
 
     if source.error is not None:
         return None, source.error

@@ -1,0 +1,146 @@
+"""Image files -> uint8 pixels of one size and colour: TensorFlow's decoders in a parallel `tf.data`
+map (as Keras' `image_dataset_from_directory` decodes), Pillow for what they refuse.
+
+Every file's header is checked first (`cnnzoo.data.image_files`: empty files, non-images and
+decompression bombs never reach a decoder). TensorFlow decodes the rest outside Python's lock; a
+file it rejects is decoded by Pillow instead, or skipped with Pillow's reason (truncated, corrupt).
+Colour and size are converted by `cnnzoo.data.preprocessing`, the definition the exported model
+follows; `decode` (one file, for `predict`) takes the same path as `decode_many` (a folder).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cnnzoo.data.image_files import BadImage, decode_pillow, read_size
+
+
+def decode(path: Path, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The image (its first frame) as uint8 (rows, cols, channels), converted and resized as training does.
+
+    Raises:
+        BadImage: an unreadable, empty, non-image, oversized, truncated or corrupt file.
+    """
+    read_size(path)  # the header first: a bomb is never handed to a decoder
+    import tensorflow as tf
+
+    try:
+        return _graph(channels, _size(size))(tf.constant(str(path))).numpy()
+    except tf.errors.OpError:
+        return _finish(decode_pillow(path), channels, _size(size))
+
+
+def decode_many(paths: list[Path], channels: int, size: tuple[int, int] | None, *, headers_checked: bool = False,
+                progress=None) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """`decode` every file, TensorFlow's decoders running in parallel.
+
+    `headers_checked`: the caller read every header already (`read_size`). Without a `size`, all
+    images must be of one size (else ValueError naming two). `progress(done)` is called about
+    every 0.5 s and at the end.
+
+    Returns:
+        (images, skipped): uint8 (n_ok, rows, cols, channels) in the order of `paths`, the bad files
+        left out, and (index into paths, reason) for each bad file.
+    """
+    size = _size(size)
+    skipped, sizes = [], {}
+    for i, path in enumerate(paths):
+        try:
+            sizes[i] = None if headers_checked and size is not None else read_size(path)
+        except BadImage as bad:
+            skipped.append((i, bad.reason))
+    good = list(sizes)
+    if size is None and good:
+        good = _one_size(paths, good, sizes, skipped)
+    shape = (*(size or (next(iter(sizes.values()), None) or (0, 0))), channels)
+    out = np.empty((len(good), *shape), np.uint8)
+    failed = _decode_into(out, [str(paths[i]) for i in good], _graph(channels, size), progress)
+    rows = np.ones(len(good), bool)
+    for row in failed:  # TensorFlow refused it: Pillow decodes it, or says why it cannot
+        try:
+            out[row] = _finish(decode_pillow(paths[good[row]]), channels, size)
+        except BadImage as bad:
+            skipped.append((good[row], bad.reason))
+            rows[row] = False
+    if progress is not None:
+        progress(len(paths))
+    return (out if rows.all() else out[rows]), sorted(skipped)
+
+
+def _one_size(paths: list[Path], good: list[int], sizes: dict, skipped: list) -> list[int]:
+    """The files of the first good file's size; another size is an error unless the file is broken anyway
+    (a truncated file's header still says a size)."""
+    shape = sizes[good[0]]
+    for i in [i for i in good if sizes[i] != shape]:
+        try:
+            decode_pillow(paths[i])
+        except BadImage as bad:
+            skipped.append((i, bad.reason))
+            continue
+        raise ValueError(f"images of different sizes: {paths[good[0]]} is {shape}, {paths[i]} is {sizes[i]}; "
+                         "give a size to resize them to")
+    return [i for i in good if sizes[i] == shape]
+
+
+def _decode_into(out: np.ndarray, files: list[str], graph, progress) -> list[int]:
+    """Fill `out` in order from a parallel map; returns the rows whose file TensorFlow could not decode."""
+    import tensorflow as tf
+
+    if not files:
+        return []
+    dataset = tf.data.Dataset.from_tensor_slices(files).map(graph, num_parallel_calls=tf.data.AUTOTUNE,
+                                                             deterministic=True).prefetch(64)
+    iterator, failed, shown = iter(dataset), [], time.monotonic()
+    for row in range(len(files)):
+        try:
+            out[row] = next(iterator).numpy()
+        except tf.errors.OpError:  # this element only: the map goes on with the next file
+            failed.append(row)
+        if progress is not None and time.monotonic() - shown > 0.5:
+            progress(row + 1)
+            shown = time.monotonic()
+    return failed
+
+
+def _size(size) -> tuple[int, int] | None:
+    return None if size is None else (int(size[0]), int(size[1]))
+
+
+@functools.lru_cache(maxsize=None)
+def _graph(channels: int, size: tuple[int, int] | None):
+    """path -> uint8 (rows, cols, channels): read, decode (first frame; colour as 3 channels), convert."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    def load(path):
+        data = tf.io.read_file(path)
+        image = tf.cond(  # JPEG with libjpeg's accurate integer DCT: the pixels Pillow gives, to the bit
+            tf.io.is_jpeg(data),
+            lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+            lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+        return _converted(tf.ensure_shape(image, [None, None, 3]), channels, size)
+
+    return load
+
+
+def _converted(image, channels: int, size):
+    """uint8 pixels -> `channels` and `size`, rounded back to uint8 (the one definition's operations)."""
+    import tensorflow as tf
+
+    from cnnzoo.data.preprocessing import resize, to_channels
+
+    image = to_channels(tf.cast(image, tf.float32), channels)
+    if size is not None:
+        image = resize(image, size)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def _finish(pixels: np.ndarray, channels: int, size) -> np.ndarray:
+    """Pillow's pixels (rows, cols, 1 or 3) converted as the TensorFlow path converts them."""
+    if pixels.shape == (*(size or pixels.shape[:2]), channels):
+        return pixels
+    return _converted(pixels, channels, size).numpy()
