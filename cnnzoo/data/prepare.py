@@ -71,9 +71,11 @@ def locate(builder, config: Config, manual_dir: str | None) -> Source:
         provenance.check_manual_files(builder, folder, config.where("data", "manual_dir"))
         return Source(builder, builder, str(folder), f"to be prepared from {folder} into {builder.data_dir}")
     copy = tfds.builder(name, data_dir=str(arrays_builder.arrays_data_dir(builder)))
-    if arrays_builder.recorded_checksums(copy):
-        return Source(copy, None, None, f"built by cnnzoo from local .npz arrays, {copy.data_dir}")
-    if not _hosts_resolve(builder):
+    downloadable = _proxy_configured() or _hosts_resolve(builder)
+    if arrays_builder.recorded_checksums(copy) and not downloadable:  # the only copy here: said, not hidden
+        return Source(copy, None, None, f"the copy cnnzoo built from .npz arrays in {copy.data_dir} (the catalogue's "
+                      f"download cannot be reached; the arrays may be a subset of `{name}`)")
+    if not downloadable:
         raise DataError(
             f"dataset `{name}` is not prepared in {builder.data_dir} and its download host cannot be reached",
             location=config.where("data", "name"),
@@ -146,6 +148,12 @@ def _preparation_lock(path: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _proxy_configured() -> bool:
+    """Behind a proxy, the proxy resolves the hosts: a failing local DNS says nothing then."""
+    return any(os.environ.get(k) for k in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy",
+                                           "ALL_PROXY"))
 
 
 def _hosts_resolve(builder) -> bool:

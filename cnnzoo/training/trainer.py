@@ -122,8 +122,8 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
 
     config, model = planned.config, planned.model
     log(f"cnnzoo: {verb} {config.model.name} ({model.count_params():,} parameters) on {config.data.name} "
-        f"{planned.splits.describe()}; {planned.precision.policy}; {planned.strategy.summary()}; "
-        f"run directory: {run.path}")
+        f"{planned.splits.describe()} ({planned.source.description}); {planned.precision.policy}; "
+        f"{planned.strategy.summary()}; run directory: {run.path}")
     for note in planned.notes:
         log(f"cnnzoo: {note}")
     planned.warn()
