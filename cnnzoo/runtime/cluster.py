@@ -100,6 +100,43 @@ def tf_config() -> dict:
     return spec
 
 
+SLURM_PORT = "CNNZOO_SLURM_PORT"  # the first port of a node's tasks (default 8888, as TensorFlow's resolver)
+
+
+def adopt_slurm() -> bool:
+    """Under `srun` with several tasks and no TF_CONFIG: set TF_CONFIG for this task from TensorFlow's own
+    SlurmClusterResolver (one task a node, or one a GPU), so `runtime.strategy: auto` forms the cluster.
+
+    Returns whether it did. GPUs are counted from Slurm's and CUDA's variables (nothing probed), and
+    each task is given its own through CUDA_VISIBLE_DEVICES, as the resolver does.
+    """
+    if os.environ.get("TF_CONFIG") or int(os.environ.get("SLURM_STEP_NUM_TASKS", "1") or 1) < 2:
+        return False
+    import tensorflow as tf
+
+    gpus = _slurm_gpus()
+    try:
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=int(os.environ.get(SLURM_PORT, "8888")), auto_set_gpu=bool(gpus),
+            # without GPUs the resolver still pairs each task with a GPU slot: give it one slot a task
+            gpus_per_node=gpus or 1024, gpus_per_task=None if gpus else 1)
+        cluster = resolver.cluster_spec().as_dict()
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CnnzooError(f"cannot form the cluster from Slurm's variables: {exc}",
+                          hint="Run one task per node (or per GPU) with `srun`, as docs/scaling.md shows.") from None
+    task_type, task_id = resolver.get_task_info()
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_id}})
+    return True
+
+
+def _slurm_gpus() -> int:
+    """GPUs on this node as Slurm or CUDA say (0 on a CPU node)."""
+    if os.environ.get("SLURM_GPUS_ON_NODE", "").isdigit():
+        return int(os.environ["SLURM_GPUS_ON_NODE"])
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return len([d for d in visible.split(",") if d.strip()]) if visible and visible != "-1" else 0
+
+
 def local_tf_config(workers: list[str], index: int) -> str:
     """TF_CONFIG for worker `index` of a cluster given as host:port strings (worker 0 is the chief)."""
     return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})

@@ -16,7 +16,7 @@ from typing import Any
 
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import CnnzooError
-from cnnzoo.runtime.cluster import tf_config
+from cnnzoo.runtime.cluster import adopt_slurm, tf_config
 
 DEVICE_HINT = ("See this machine's devices with `python -c \"import tensorflow as tf; "
                "print(tf.config.list_logical_devices())\"`, or use `runtime.strategy=auto` without runtime.devices.")
@@ -76,6 +76,8 @@ def choose_strategy(config: Config) -> StrategyChoice:
     MultiWorkerMirroredStrategy can still configure the runtime.
     """
     runtime = config.runtime
+    if runtime.strategy in ("auto", "multi_worker"):
+        adopt_slurm()  # under srun: TF_CONFIG from Slurm's variables, when not set already
     devices = tuple(_device_name(d) for d in runtime.devices or ())
     kind, auto = runtime.strategy, runtime.strategy == "auto"
     if auto:

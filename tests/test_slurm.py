@@ -1,0 +1,58 @@
+"""Under Slurm's `srun`, `runtime.strategy: auto` forms the cluster with TensorFlow's SlurmClusterResolver."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from cnnzoo import load_config
+from cnnzoo.runtime.strategy import choose_strategy
+from conftest import CONFIGS, REPO
+
+QUICK = CONFIGS / "quickstart.yaml"
+
+
+def slurm_env(rank: int, port: int) -> dict[str, str]:
+    """What `srun --ntasks=2` sets for one of two tasks on one node (the variables the resolver reads)."""
+    return {"SLURM_JOB_ID": "4242", "SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": str(rank),
+            "SLURM_STEP_NODELIST": "localhost", "SLURM_STEP_TASKS_PER_NODE": "2", "CNNZOO_SLURM_PORT": str(port)}
+
+
+def test_auto_under_srun_is_multi_worker_from_slurms_variables(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    for key, value in slurm_env(1, 23456).items():
+        monkeypatch.setenv(key, value)
+    choice = choose_strategy(load_config(QUICK))
+    assert choice.kind == "multi_worker" and choice.worker_index == 1 and not choice.is_chief
+    assert json.loads(os.environ["TF_CONFIG"]) == {"cluster": {"worker": ["localhost:23456", "localhost:23457"]},
+                                                   "task": {"type": "worker", "index": 1}}
+
+
+def test_a_tf_config_given_is_kept(monkeypatch):
+    given = json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}})
+    monkeypatch.setenv("TF_CONFIG", given)
+    for key, value in slurm_env(1, 23456).items():
+        monkeypatch.setenv(key, value)
+    assert choose_strategy(load_config(QUICK)).worker_index == 0 and os.environ["TF_CONFIG"] == given
+
+
+@pytest.mark.slow
+def test_two_srun_tasks_train_one_run_written_by_the_chief(tmp_path):
+    port = random.randint(20000, 40000)
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "cnnzoo.cli", "train", str(QUICK), "--output-dir", str(out),
+            "train.epochs=1", "train.steps_per_epoch=3", "train.pictures=false", "runtime.seed=3"]
+    base = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    procs = [subprocess.Popen(args, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**base, **slurm_env(rank, port), "PYTHONPATH": str(REPO)}) for rank in (1, 0)]
+    outputs = [p.communicate(timeout=400) for p in procs]
+    for proc, (_, stderr) in zip(procs, outputs):
+        assert proc.returncode == 0, stderr[-3000:]
+    assert "MultiWorkerMirroredStrategy: worker 0 of 2" in outputs[1][0]
+    assert json.loads((out / "metrics.json").read_text())["epochs_completed"] == 1
