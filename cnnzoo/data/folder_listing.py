@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnzoo.data.image_files import is_hidden, is_image_name
+from cnnzoo.data.image_files import HIDDEN_NAMES, is_hidden, is_image_name
 from cnnzoo.errors import DataError, Location
 
 SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "val": "validation"}
@@ -85,21 +85,27 @@ def _subfolders(folder: Path) -> list[Path]:
 
 
 def _add_folder(listing: FolderListing, folder: Path, label: int, split: str | None) -> int:
-    """Add the images below `folder` (recursively, in name order); returns how many."""
-    count = 0
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not is_hidden(Path(d)))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            rel = path.relative_to(listing.root).as_posix()
-            if is_hidden(Path(rel)):  # only below the data folder: it may itself live in e.g. ~/.keras/datasets
+    """Add the images below `folder` (recursively, in name order); returns how many. Plain strings and
+    `os.scandir` (its entries carry their stat): pathlib objects per file cost more than the listing."""
+    count, prefix = 0, folder.relative_to(listing.root).as_posix()
+    stack = [(str(folder), prefix)]
+    while stack:
+        where, rel_dir = stack.pop()
+        with os.scandir(where) as entries:
+            entries = sorted(entries, key=lambda e: e.name)
+        for entry in reversed([e for e in entries if e.is_dir() and not e.name.startswith(".")]):
+            stack.append((entry.path, f"{rel_dir}/{entry.name}"))
+        for entry in entries:
+            if entry.is_dir() or entry.name.startswith(".") or entry.name.lower() in HIDDEN_NAMES:
+                continue  # hidden files (and their folders) are ignored silently
+            rel = f"{rel_dir}/{entry.name}"
+            if not is_image_name(Path(entry.name)):
+                listing.skipped.append((rel, f"not an image file name ({Path(entry.name).suffix or 'no suffix'})"))
                 continue
-            if not is_image_name(Path(rel)):
-                listing.skipped.append((rel, f"not an image file name ({path.suffix or 'no suffix'})"))
-                continue
-            stat = path.stat()
+            stat = entry.stat()
             listing.files.append(ImageFile(rel, label, split, stat.st_size, stat.st_mtime_ns))
             count += 1
+    listing.files[len(listing.files) - count:] = sorted(listing.files[len(listing.files) - count:], key=lambda f: f.rel)
     return count
 
 

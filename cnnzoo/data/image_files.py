@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})  # compared lower-case
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb bound (Image.MAX_IMAGE_PIXELS)
 
-_HIDDEN_NAMES = frozenset({"thumbs.db", "desktop.ini"})  # Windows litter; Windows ignores case
+HIDDEN_NAMES = frozenset({"thumbs.db", "desktop.ini"})  # Windows litter; Windows ignores case
 _GRAY_MODES = frozenset({"L", "1", "LA", "La", "F"})  # kept as one channel ('I', 'I;16*': see _to_array)
 # catch_warnings swaps process-wide state: two threads inside it at once could leave a filter behind
 _WARNINGS_LOCK = threading.Lock()
@@ -43,7 +43,7 @@ def is_hidden(path: Path) -> bool:
     it relative to the data folder (a data folder under ~/.keras would otherwise be all hidden).
     """
     path = Path(path)
-    return path.name.lower() in _HIDDEN_NAMES or any(p.startswith(".") and p not in (".", "..") for p in path.parts)
+    return path.name.lower() in HIDDEN_NAMES or any(p.startswith(".") and p not in (".", "..") for p in path.parts)
 
 
 def is_image_name(path: Path) -> bool:
