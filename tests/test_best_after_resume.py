@@ -69,3 +69,26 @@ def test_the_resume_state_holds_the_counters(tmp_path):
         train(config, output_dir=str(tmp_path / "run"), callbacks=[Stop()], log=lambda _: None)
     state = json.loads((tmp_path / "run" / "backup" / "current" / "state.json").read_text())
     assert state["epoch"] == 1 and set(state["callbacks"][0]) == {"wait", "stopped_epoch", "best", "best_epoch"}
+
+
+def test_an_override_that_resume_accepts_takes_effect_from_the_first_resumed_step(tmp_path):
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    overrides = [*QUICK, "train.epochs=2", "train.optimizer={name: sgd, learning_rate: 0.01}"]
+    runs = {}
+    for name in ("same", "faster"):
+        with pytest.raises(CnnzooError):
+            train(load_config(CONFIGS / "quickstart.yaml", overrides), output_dir=str(tmp_path / name),
+                  callbacks=[Stop()], log=lambda _: None)
+    from cnnzoo.training.resume import resume
+
+    said = []
+    runs["same"] = resume(str(tmp_path / "same"), log=said.append)
+    runs["faster"] = resume(str(tmp_path / "faster"), ("train.optimizer.learning_rate=1000.0",), log=said.append)
+    assert any("learning rate 1000 from the override (the saved state had 0.01)" in line for line in said), said
+    assert float(runs["faster"].model.optimizer.learning_rate.numpy()) == 1000.0
+    same, faster = (r.metrics["history"]["loss"][-1] for r in (runs["same"], runs["faster"]))
+    assert same != faster  # the resumed epoch trained differently (bit-identical before)

@@ -43,6 +43,8 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
             if scratch is not None:  # a worker restores from a copy of the chief's state (a shared filesystem)
                 run = RunDir(shutil.copytree(run.path, scratch / "run"), shared=run.path)
             state = _restore(run, planned)
+            if any(o.partition("=")[0].startswith("train.optimizer") for o in overrides):
+                _learning_rate_as_configured(planned, log)
             if scratch is None:
                 run.record_resume(list(overrides))
             log = trainer.worker_log(log, placement)
@@ -52,6 +54,20 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
                 log(f"cnnzoo: resuming from {state.source} after epoch {state.epoch}")
             return trainer.execute(run, planned, data, placement, state.epoch, log, callbacks or [], "resuming",
                                    state.counters)
+
+
+def _learning_rate_as_configured(planned, log) -> None:
+    """An overridden learning rate applies from the first resumed step: the restored optimizer state
+    holds the old one (a variable, saved with the slots). A schedule is rebuilt from the config anyway."""
+    config = planned.config
+    wanted = config.train.optimizer.kwargs.get("learning_rate")
+    if wanted is None or config.train.lr_schedule is not None or config.train.phases:
+        return  # a schedule is rebuilt from the config; a phase's optimizer is built when the phase begins
+    variable = planned.model.optimizer.learning_rate
+    old = float(variable.numpy())
+    variable.assign(float(wanted))
+    if old != float(wanted):
+        log(f"cnnzoo: learning rate {float(wanted):g} from the override (the saved state had {old:g})")
 
 
 def check_same_weights(run: RunDir, earlier: list[str], overrides: tuple[str, ...], model) -> None:
