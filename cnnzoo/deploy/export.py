@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cnnzoo.config.schema import DataConfig
 from cnnzoo.deploy.runs import load_trained
+from cnnzoo.models.compile import outputs_logits
 from cnnzoo.errors import CnnzooError
 
 FORMATS = ("keras", "savedmodel", "tflite")
@@ -28,7 +29,7 @@ def raw_channels(data: DataConfig, channels: int) -> int:
     return 3 if data.path is not None and channels in (1, 3) else channels
 
 
-def with_preprocessing(model, data: DataConfig):
+def with_preprocessing(model, data: DataConfig, logits: bool = False):
     """`model` behind the run's preprocessing, as one Functional model of plain Keras layers.
 
     Args:
@@ -55,7 +56,10 @@ def with_preprocessing(model, data: DataConfig):
         mean = np.broadcast_to(np.asarray(prep.mean if prep.mean is not None else [0.0], "float32"), (channels,))
         std = np.broadcast_to(np.asarray(prep.std if prep.std is not None else [1.0], "float32"), (channels,))
         x = keras.layers.Normalization(mean=mean, variance=std**2, name="normalize")(x)
-    return keras.Model(inputs, model(x), name=f"{model.name}_with_preprocessing")
+    outputs = model(x)
+    if logits:  # trained on logits: the deployed model returns probabilities, as predict does
+        outputs = keras.layers.Softmax(name="probabilities")(outputs)
+    return keras.Model(inputs, outputs, name=f"{model.name}_with_preprocessing")
 
 
 def _to_channels(x, channels: int):
@@ -102,7 +106,7 @@ def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = 
     if quantize and fmt != "tflite":
         raise CnnzooError("--quantize applies to --format tflite only")
     config, model = load_trained(run_path, config_path)
-    inference = with_preprocessing(in_float32(model), config.data)
+    inference = with_preprocessing(in_float32(model), config.data, outputs_logits(config))
     run = Path(run_path) if Path(run_path).is_dir() else Path(run_path).parent
     suffix = {"keras": ".keras", "savedmodel": "", "tflite": "_int8.tflite" if quantize else ".tflite"}[fmt]
     target = Path(output) if output else run / "export" / f"{model.name}{suffix}"

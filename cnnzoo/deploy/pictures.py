@@ -18,12 +18,12 @@ def write_pictures(path: str, output: str | None = None, config_path: str | None
     from matplotlib.image import imsave
 
     from cnnzoo.data.tfds_input import load_datasets
-    from cnnzoo.models.compile import uses_one_hot_labels
+    from cnnzoo.models.compile import outputs_logits, uses_one_hot_labels
     from cnnzoo.pictures.learned import Pictures
 
     config, model = load_trained(path, config_path)
     data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
-    pictures = Pictures.of_run(model, config.train.pictures, data, config.runtime.seed or 0)
+    pictures = Pictures.of_run(model, config.train.pictures, data, config.runtime.seed or 0, outputs_logits(config))
     folder = Path(output) if output else _default_folder(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)

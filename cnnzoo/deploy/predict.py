@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from cnnzoo.deploy.runs import class_names_of, load_trained
+from cnnzoo.models.compile import outputs_logits
 from cnnzoo.errors import CnnzooError
 
 CHUNK = 256  # images decoded, preprocessed and predicted together
@@ -68,8 +69,8 @@ class Prediction:
 
         read = [_pixels(source, self.shape) for source in sources]
         good = [pixels for pixels, _ in read if pixels is not None]
-        probabilities = iter(self.model.predict(preprocess_images(np.stack(good), self.config.data), verbose=0)
-                             if good else [])
+        scores = self.model.predict(preprocess_images(np.stack(good), self.config.data), verbose=0) if good else []
+        probabilities = iter(_softmax(scores) if len(scores) and outputs_logits(self.config) else scores)
         return [self._result(source.label, next(probabilities)) if pixels is not None
                 else {"input": source.label, "top": [], "error": error}
                 for source, (pixels, error) in zip(sources, read)]
@@ -157,3 +158,9 @@ def csv_row(result: dict[str, Any], k: int) -> list[str]:
     """One result as a row under `csv_header(k)`: empty classes and a reason for an unreadable image."""
     cells = [cell for top in result["top"] for cell in (top["name"], f"{top['probability']:.6f}")]
     return [result["input"], *cells, *[""] * (2 * k - len(cells)), result["error"] or ""]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from a model trained on logits (`from_logits: true`), computed once, here."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)

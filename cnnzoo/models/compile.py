@@ -12,12 +12,17 @@ from cnnzoo.errors import BuildError, CnnzooWarning, did_you_mean
 from cnnzoo.config.items import split_item
 
 # Losses that compare against one-hot labels; the others take integer class ids.
-ONE_HOT_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy", "categorical_hinge", "kl_divergence"}
-
-
 def uses_one_hot_labels(loss: str) -> bool:
-    """Whether a loss (by function or class name) wants one-hot labels rather than class ids."""
-    return registry.snake_case(loss) in ONE_HOT_LOSSES
+    """Whether a loss (by function or class name) wants one-hot labels rather than class ids: every
+    `keras.losses` loss compares labels with the model's (batch, classes) output, but the sparse ones,
+    which take the class ids (SparseCategoricalCrossentropy, sparse_categorical_crossentropy, ...)."""
+    return "sparse" not in registry.snake_case(loss)
+
+
+def outputs_logits(config: Config) -> bool:
+    """Whether the model is trained on logits (`train.loss: {..., from_logits: true}`): predict, export and
+    the pictures then apply the softmax themselves, once, outside the trained graph."""
+    return bool(config.train.loss.kwargs.get("from_logits"))
 
 
 def make_optimizer(config: Config, steps_per_epoch: int | None = None):
@@ -75,9 +80,19 @@ def _resolve(config: Config, key: str, table: registry.Registry) -> tuple[type, 
     return cls, kwargs
 
 
+# Losses of keras.losses that do not compare a label with a (batch, classes) output: sequences (CTC),
+# embeddings (Circle). `validate` refuses them, so that a config it accepts trains.
+NOT_FOR_CLASSIFIERS = {"ctc": "sequence labelling", "circle": "metric learning on embeddings"}
+
+
 def make_loss(config: Config):
     """`train.loss`: the name as Keras takes it, or its class built with the given arguments."""
     spec = config.train.loss
+    kind = NOT_FOR_CLASSIFIERS.get(registry.snake_case(spec.name))
+    if kind:
+        raise BuildError(f"loss `{spec.name}` is for {kind}, not for an image classifier's class outputs",
+                         location=config.where("train", "loss"), path="train.loss",
+                         hint="Use categorical_crossentropy (or any loss comparing labels with class scores).")
     if spec.kwargs:
         cls, kwargs = _resolve(config, "loss", registry.losses())
         return construct(cls, kwargs, what=f"loss {cls.__name__}", location=config.where("train", "loss"),

@@ -65,12 +65,13 @@ class Pictures:
     class_names: list[str] | None
     channels: int = 16
     mistakes: int = 16
+    logits: bool = False  # the model outputs logits (train.loss from_logits): confidences are their softmax
 
     @classmethod
-    def of_run(cls, model, settings, data, seed: int) -> "Pictures":
+    def of_run(cls, model, settings, data, seed: int, logits: bool = False) -> "Pictures":
         """The pictures a run draws: `settings` is its `train.pictures`, `data` its `Datasets`."""
         images = choose_images(data.test, settings.images, seed, read_all=data.cache.cache)
-        return cls(model, images, data.class_names, settings.channels, settings.mistakes)
+        return cls(model, images, data.class_names, settings.channels, settings.mistakes, logits)
 
     def __post_init__(self):
         import keras
@@ -119,7 +120,8 @@ class Pictures:
         """What `Recorder.read()` gives, by predicting a batched (image, label) dataset with the same recorder."""
         from cnnzoo.pictures.record import Recorder
 
-        recorder = Recorder(int(self.model.output.shape[-1]), self.mistakes, tuple(self.model.input_shape[1:]))
+        recorder = Recorder(int(self.model.output.shape[-1]), self.mistakes, tuple(self.model.input_shape[1:]),
+                            self.logits)
         for images, labels in validation:
             recorder.update(images, labels, self.model(images, training=False))
         return recorder.read()

@@ -12,8 +12,10 @@ import numpy as np
 
 
 class Recorder:
-    def __init__(self, classes: int, k: int, image_shape: tuple[int, ...]):
+    def __init__(self, classes: int, k: int, image_shape: tuple[int, ...], logits: bool = False):
         import keras
+
+        self.logits = logits  # the model outputs logits: confidences are their softmax
 
         def variable(shape, value, dtype="float32"):
             return keras.Variable(np.full(shape, value, dtype), trainable=False, dtype=dtype)
@@ -41,7 +43,8 @@ class Recorder:
         self.matrix.assign_add(ops.cast(hits, "float32"))
         if not self.k:
             return
-        confidence = ops.where(true != predicted, ops.cast(ops.max(y_pred, -1), "float32"), -1.0)
+        scores = ops.softmax(y_pred, axis=-1) if self.logits else y_pred
+        confidence = ops.where(true != predicted, ops.cast(ops.max(scores, -1), "float32"), -1.0)
         merged = ops.concatenate([self.confidence, confidence])
         best, order = ops.top_k(merged, self.k)
         self.confidence.assign(best)

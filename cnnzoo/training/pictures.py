@@ -70,12 +70,14 @@ class LearnedPictures(keras.callbacks.Callback):
 
 def picture_callbacks(planned, data, run: RunDir, log) -> list:
     """The callback a run's plan asks for (none when pictures are off), saying once what is skipped."""
+    from cnnzoo.models.compile import outputs_logits
     from cnnzoo.pictures.learned import Pictures
 
     settings = planned.config.train.pictures
     if not planned.pictures[0]:
         return []
-    pictures = Pictures.of_run(planned.model, settings, data, planned.config.runtime.seed or 0)
+    logits = outputs_logits(planned.config)
+    pictures = Pictures.of_run(planned.model, settings, data, planned.config.runtime.seed or 0, logits)
     every = "every epoch" if settings.every_epochs == 1 else f"every {settings.every_epochs} epochs"
     log(f"cnnzoo: pictures {every} in TensorBoard's Images tab (run `{RUN}`): filters, feature maps, confusion "
         "matrix, mistakes; `train.pictures: false` turns them off")
@@ -87,6 +89,6 @@ def picture_callbacks(planned, data, run: RunDir, log) -> list:
     if planned.strategy.kind == "default":  # one device: the validation pass records what the pictures need
         from cnnzoo.pictures.record import Recorder
 
-        recorder = Recorder(data.num_classes, settings.mistakes, tuple(data.image_shape))
+        recorder = Recorder(data.num_classes, settings.mistakes, tuple(data.image_shape), logits)
     return [LearnedPictures(run, pictures, data.validation, settings.every_epochs, planned.config.train.epochs,
                             recorder)]
