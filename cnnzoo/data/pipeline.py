@@ -108,4 +108,23 @@ def build_pipeline(ds, preprocess, data: DataConfig, *, training: bool, cache: b
         ds = ds.shuffle(data.shuffle_buffer, reshuffle_each_iteration=True)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    if drop_remainder and not training:
+        ds = padded_to_batches(ds, data.batch_size)
     return ds.batch(data.batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def padded_to_batches(ds, batch_size: int):
+    """Every example, in full batches (a TPU compiles one batch shape): weight 1 each, then zero-weight
+    copies of the first example up to a whole batch, so evaluation counts exactly the split's examples.
+    A split of unknown length keeps its last partial batch dropped (said by the caller's counts)."""
+    import tensorflow as tf
+
+    count = int(ds.cardinality())
+    if count < 0:
+        return ds
+    weighted = ds.map(lambda x, y: (x, y, tf.constant(1.0)))
+    missing = -count % batch_size
+    if not missing:
+        return weighted
+    filler = ds.take(1).map(lambda x, y: (x, y, tf.constant(0.0))).repeat(missing)
+    return weighted.concatenate(filler)

@@ -149,7 +149,8 @@ def compile_model(model, config: Config, steps_per_epoch: int | None = None) -> 
     model.compile(
         optimizer=optimizer,
         loss=loss,
-        metrics=list(config.train.metrics),
+        # weighted: a padded last batch (static shapes, TPUs) carries weight 0 and must not count
+        weighted_metrics=list(config.train.metrics),
         jit_compile=config.runtime.jit_compile,
         steps_per_execution=config.runtime.steps_per_execution,
     )

@@ -237,6 +237,7 @@ def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunRes
         "history": history,
         "epoch_seconds": seconds,
         "train_examples": data.train_examples,
+        "test_examples": data.splits.size(data.splits.test),  # all of them, also in a TPU's full batches
         "weights_sha256": weights_digest(model),
     }
     run.complete(metrics)
