@@ -112,7 +112,8 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
         model = build_model(config, input_shape=signature.image_shape if checked else None,
                             num_classes=signature.num_classes if data_needed else None, dtype=precision.policy)
         loaded = load_weights(model, config.model.weights, application=config.model.application,
-                              where=config.where("model", "weights")) if config.model.weights and data_needed else None
+                              where=config.where("model", "weights"), classes=signature.class_names) \
+            if config.model.weights and data_needed else None
         enter(model, phase_at(config, 0), config.train.steps_per_epoch)
         callbacks = config_callbacks(config)
     if config.data.path:

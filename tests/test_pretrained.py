@@ -191,3 +191,24 @@ def test_imagenet_offline_names_the_file_and_where_to_put_it(tmp_path, monkeypat
     message = str(caught.value)
     assert "([Errno -2] Name or service not known)" in message
     assert "put mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5" in message and "~/.keras/models/" in message
+
+
+def test_a_classifier_for_other_classes_is_not_loaded_even_when_its_shape_fits(tmp_path):
+    from test_folders import folder
+
+    for name, classes in (("pets", None), ("bugs", ("ant", "bee", "cow"))):
+        folder(tmp_path / name, per_class=12, sizes=((28, 28),))
+        for old, new in zip(("cat", "dog", "eel"), classes or ()):
+            (tmp_path / name / old).rename(tmp_path / name / new)
+
+    def on(name: str):
+        data = f"data: {{path: {tmp_path / name}, color_mode: grayscale, data_dir: {tmp_path / 'tfds'}}}"
+        return write(tmp_path / f"{name}.yaml", NET.replace("Dense: 10", "Dense: 3").replace(
+            "data: {name: mnist_sample, validation_split: null}", data))
+
+    train(load_config(on("pets")), output_dir=str(tmp_path / "first"), log=quiet)  # records cat, dog, eel
+    done = cli("validate", on("bugs"), f"model.weights={tmp_path / 'first'}")
+    assert done.returncode == 0, done.stderr
+    assert "1 skipped: dense_8 (its classes differ (cat, dog, eel in the source, ant, bee, cow here))" in done.stdout
+    done = cli("validate", on("pets"), f"model.weights={tmp_path / 'first'}")
+    assert "weights of 5 layers loaded from" in done.stdout and "skipped" not in done.stdout, done.stdout

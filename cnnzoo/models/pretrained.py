@@ -36,8 +36,13 @@ class LoadReport:
                 + (f"; {len(self.skipped)} skipped: {skipped}{more}" if self.skipped else ""))
 
 
-def load_weights(model, source: str, *, application: str | None, where: Location | None) -> LoadReport:
+def load_weights(model, source: str, *, application: str | None, where: Location | None,
+                 classes: list[str] | None = None) -> LoadReport:
     """Copy the weights of `source` into `model`'s layers that match.
+
+    `classes`: the dataset's class names. A run folder records its own (classes.json); when they
+    differ, its classifier (the last layer with weights) is not loaded even if its shape fits: it
+    answers for other classes.
 
     Raises:
         BuildError: a source that cannot be read, or that matches no layer.
@@ -45,6 +50,12 @@ def load_weights(model, source: str, *, application: str | None, where: Location
     by_name, in_order, label = _read(source, application, where)
     report = LoadReport(label)
     mine = [layer for layer in model.layers if layer.weights]
+    theirs = _run_classes(source)
+    if by_name is not None and theirs is not None and classes is not None and theirs != list(classes) and mine:
+        if by_name.pop(mine[-1].name, None) is not None:
+            report.skipped.append((mine[-1].name, f"its classes differ ({_few(theirs)} in the source, "
+                                                  f"{_few(classes)} here)"))
+            mine = mine[:-1]
     if label.endswith(".weights.h5"):
         pairs = [(layer, by_name.get(name)) for name, layer in saved_names(model).items() if layer.weights]
     elif by_name is not None and any(layer.name in by_name for layer in mine):
@@ -65,6 +76,23 @@ def load_weights(model, source: str, *, application: str | None, where: Location
                          hint="The layers are matched by name and weight shapes: start from a model of the same "
                               f"layout (first skipped: {report.skipped[0][0]}: {report.skipped[0][1]}).")
     return report
+
+
+def _run_classes(source: str) -> list[str] | None:
+    """The class names a cnnzoo run folder recorded, for a run folder or a model file inside one."""
+    import json
+
+    path = Path(source).expanduser()
+    for folder in (path, path.parent, path.parent.parent):
+        try:
+            return list(json.loads((folder / "classes.json").read_text())["class_names"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def _mismatch(layer, weights) -> str | None:

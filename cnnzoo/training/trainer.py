@@ -136,12 +136,12 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
     pictures = picture_callbacks(planned, data, run, log) if placement.is_chief else []
     with _multi_worker(placement, model):
         fit(model, data, config, run, initial_epoch, [*planned.callbacks, *pictures, *extra_callbacks, *progress], bar,
-            planned.steps_per_epoch, planned.phase, counters)
+            planned.steps_per_epoch, planned.phase, counters, log)
         return finish(run, model, data, config, log)
 
 
 def fit(model, data, config: Config, run: RunDir, initial_epoch: int, callbacks: list, bar: bool = False,
-        steps: int | None = None, phase_now: int = 0, counters: list | None = None) -> None:
+        steps: int | None = None, phase_now: int = 0, counters: list | None = None, log: Log = print) -> None:
     """`model.fit` with the run's callbacks first, phase after phase (`train.phases`: `phase_now` is the one
     the model is set up for, `steps` per epoch feed a phase's schedule); signals, disk errors and NaN
     losses become clear errors."""
@@ -159,8 +159,11 @@ def fit(model, data, config: Config, run: RunDir, initial_epoch: int, callbacks:
             if phase.end <= initial_epoch:
                 continue
             if phase.index != phase_now:  # a phase begins: its frozen layers, a new optimizer
-                enter(model, phase, steps)
+                frozen = enter(model, phase, steps)
                 phase_now = phase.index
+                log(f"cnnzoo: phase {phase.index + 1} of {len(config.train.phases)}: epochs {phase.start + 1}-"
+                    f"{phase.end}, optimizer {phase.config.train.optimizer.name}, "
+                    + (f"{len(frozen)} layers frozen (the last: {frozen[-1]})" if frozen else "every layer trains"))
             next(c for c in standard if isinstance(c, Backup)).keep = phase.end < config.train.epochs
             model.fit(data.train, validation_data=data.validation, epochs=phase.end,
                       initial_epoch=max(initial_epoch, phase.start), steps_per_epoch=config.train.steps_per_epoch,
