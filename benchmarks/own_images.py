@@ -50,6 +50,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runnable from a checkout without installing
+
+import cifar_arrays  # noqa: E402  (beside this script)
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SIZE = (32, 32)
 BATCH = 128
@@ -93,8 +95,8 @@ def make_folder(cifar10: Path, folder: Path, images: int, test_fraction: float, 
     rng = np.random.default_rng(seed)
     per_class = {"test": round(images * test_fraction / len(CLASSES))}
     per_class["train"] = images // len(CLASSES) - per_class["test"]
-    arrays = {"train": _cifar(sorted(cifar10.glob("cifar10_train_*of*.npz")), "train", per_class["train"]),
-              "test": _cifar([cifar10 / "cifar10_test.npz"], "test", per_class["test"])}
+    arrays = {"train": cifar_arrays.split(cifar10, "train", per_class["train"]),
+              "test": cifar_arrays.split(cifar10, "test", per_class["test"])}
     jobs = []
     for split, (x, y) in arrays.items():
         for label, name in enumerate(CLASSES):
@@ -110,21 +112,6 @@ def make_folder(cifar10: Path, folder: Path, images: int, test_fraction: float, 
     counts = {split: n * len(CLASSES) for split, n in per_class.items()}
     (folder / MARKER).write_text(json.dumps({"images": images, "test_fraction": test_fraction, "seed": seed, **counts}))
     return counts
-
-
-def _cifar(files: list[Path], split: str, per_class: int) -> tuple[np.ndarray, np.ndarray]:
-    """The split's images and labels, from as many of `files` as give every class `per_class` images."""
-    if not files or not all(f.is_file() for f in files):
-        raise SystemExit(f"no CIFAR-10 {split} arrays ({', '.join(map(str, files)) or 'cifar10_train_*of*.npz'}): "
-                         "give --cifar10 DIR")
-    xs, ys = [], []
-    for file in files:
-        with np.load(file) as arrays:
-            xs.append(arrays[f"x_{split}"])
-            ys.append(arrays[f"y_{split}"].reshape(-1))
-        if np.bincount(np.concatenate(ys), minlength=len(CLASSES)).min() >= per_class:
-            break
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _write_jpeg(pixels: np.ndarray, size: tuple[int, int], path: Path) -> None:

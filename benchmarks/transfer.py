@@ -48,6 +48,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runnable from a checkout without installing
 
+import cifar_arrays  # noqa: E402  (beside this script)
+
 import cnnzoo  # noqa: E402
 
 CONFIG = REPO / "configs" / "experiments" / "cifar5_transfer.yaml"
@@ -67,8 +69,8 @@ def make_folders(cifar10: Path, work: Path, sizes: dict) -> dict[str, dict[str, 
     marker = work / MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("sizes") == sizes:
         return json.loads(marker.read_text())["counts"]
-    train = _arrays(sorted(cifar10.glob("cifar10_train_*of*.npz")), "train")
-    test = _arrays([cifar10 / "cifar10_test.npz"], "test")
+    train = cifar_arrays.split(cifar10, "train")
+    test = cifar_arrays.split(cifar10, "test")
     jobs, counts = [], {}
     for side, classes in SIDES.items():
         counts[side] = {}
@@ -87,18 +89,6 @@ def make_folders(cifar10: Path, work: Path, sizes: dict) -> dict[str, dict[str, 
         list(pool.map(lambda job: _write_png(*job), jobs))
     marker.write_text(json.dumps({"sizes": sizes, "counts": counts}))
     return counts
-
-
-def _arrays(files: list[Path], split: str) -> tuple[np.ndarray, np.ndarray]:
-    if not files or not all(f.is_file() for f in files):
-        raise SystemExit(f"no CIFAR-10 {split} arrays ({', '.join(map(str, files)) or 'cifar10_train_*of*.npz'}): "
-                         "give --cifar10 DIR")
-    xs, ys = [], []
-    for file in files:
-        with np.load(file) as arrays:
-            xs.append(arrays[f"x_{split}"])
-            ys.append(arrays[f"y_{split}"].reshape(-1))
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _write_png(pixels: np.ndarray, path: Path) -> None:
