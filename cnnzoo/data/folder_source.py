@@ -54,8 +54,9 @@ class FolderDataset:
 
     @property
     def description(self) -> str:
-        state = "decoded earlier" if self.store and self.store.covers(self.listing.files) else "decoded once, then kept"
-        return f"{len(self.listing.files):,} image files in {self.listing.origin} ({state} in {self.kept})"
+        state = "decoded earlier, kept" if self.store and self.store.covers(self.listing.files) else \
+            "to be decoded once and kept"
+        return f"{len(self.listing.files):,} image files in {self.listing.origin}, {state} in {self.kept}"
 
 
 def origin_of(config: Config) -> Path:
