@@ -13,25 +13,24 @@ BOMB = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
 
 
-def _assert_quick_user_error(done, seconds: float, *fragments: str) -> None:
+def _assert_user_error(done, *fragments: str) -> None:
+    """A clear error, exit 2 (no wall-clock bound: TensorFlow's import alone varies with the machine's load;
+    `test_the_checks_themselves_are_immediate` times the checks in-process)."""
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     for fragment in fragments:
         assert fragment in done.stderr, done.stderr[-2000:]
-    assert seconds < 30  # TensorFlow's import takes most of it; the check itself is immediate (see below)
 
 
-def _timed(*args):
-    start = time.perf_counter()
-    done = run_cli(*args, timeout=120)
-    return done, time.perf_counter() - start
+def _cli(*args):
+    return run_cli(*args, timeout=300)
 
 
 def test_a_binary_file_as_config(tmp_path):
     path = tmp_path / "model.keras"
     path.write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256)) * 4)
-    done, seconds = _timed("validate", str(path))
-    _assert_quick_user_error(done, seconds, f"{path}")
+    done = _cli("validate", str(path))
+    _assert_user_error(done, f"{path}")
     assert "not UTF-8 text" in done.stderr or "not a text file" in done.stderr
 
 
@@ -50,14 +49,14 @@ def test_a_broken_file_is_reported_before_tensorflow_is_imported(tmp_path):
 
 def test_control_characters_in_utf8_text(tmp_path):
     path = write(tmp_path / "c.yaml", "model:\n  name: a\x00b\n")
-    done, seconds = _timed("validate", str(path))
-    _assert_quick_user_error(done, seconds, f"{path}:2: error:", "not a text file", "control character 0x0000")
+    done = _cli("validate", str(path))
+    _assert_user_error(done, f"{path}:2: error:", "not a text file", "control character 0x0000")
 
 
 def test_a_yaml_alias_bomb(tmp_path):
     path = write(tmp_path / "bomb.yaml", BOMB)
-    done, seconds = _timed("validate", str(path))
-    _assert_quick_user_error(done, seconds, f"{path}:", "expands to more than 100,000 values")
+    done = _cli("validate", str(path))
+    _assert_user_error(done, f"{path}:", "expands to more than 100,000 values")
 
 
 @pytest.mark.parametrize("expression, message", [
@@ -67,19 +66,19 @@ def test_a_yaml_alias_bomb(tmp_path):
 ])
 def test_expressions_that_would_hang_or_exhaust_memory(tmp_path, expression, message):
     path = write(tmp_path / "c.yaml", f"extends: {SLIDE}\nmodel:\n  layers:\n    - Dense: \"{expression}\"\n")
-    done, seconds = _timed("validate", str(path))
-    _assert_quick_user_error(done, seconds, f"{path}:4:7: error: layer 1", message)
+    done = _cli("validate", str(path))
+    _assert_user_error(done, f"{path}:4:7: error: layer 1", message)
 
 
 def test_a_layer_too_large_for_memory_is_refused_before_allocation():
-    done, seconds = _timed("validate", str(SLIDE), "model.layers.7.Dense=1000000000000")
-    _assert_quick_user_error(done, seconds, "layer 8 (Dense) makes the model", "parameters", "a typo")
+    done = _cli("validate", str(SLIDE), "model.layers.7.Dense=1000000000000")
+    _assert_user_error(done, "layer 8 (Dense) makes the model", "parameters", "a typo")
 
 
 def test_a_huge_integer_literal(tmp_path):
     path = write(tmp_path / "c.yaml", f"extends: {SLIDE}\ntrain:\n  epochs: 1{'0' * 5000}\n")
-    done, seconds = _timed("validate", str(path))
-    _assert_quick_user_error(done, seconds, f"{path}:3:11: error:", "more than 20 digits")
+    done = _cli("validate", str(path))
+    _assert_user_error(done, f"{path}:3:11: error:", "more than 20 digits")
 
 
 def test_the_checks_themselves_are_immediate(tmp_path):

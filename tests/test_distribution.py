@@ -40,15 +40,21 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cnnzoo.cli", *args]
 
 
+PORT_TAKEN = "already in use"  # gRPC's words when another process took a port between our check and the bind
+
+
 def test_two_workers_on_localhost_train_the_same_weights_and_only_the_chief_writes(tmp_path):
-    workers = ",".join(f"127.0.0.1:{p}" for p in _free_ports(2))
-    out = tmp_path / "run"
-    common = ["train", str(QUICK), "--output-dir", str(out), "--workers", workers,
-              "train.epochs=2", "train.steps_per_epoch=4", "runtime.seed=11"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen(_cli(*common, "--worker-index", str(i)), cwd=REPO, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in (1, 0)]
-    outputs = [p.communicate(timeout=400) for p in procs]
+    for attempt in range(3):  # a free port can be taken by another process before the workers bind it
+        workers = ",".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+        out = tmp_path / f"run{attempt}"
+        common = ["train", str(QUICK), "--output-dir", str(out), "--workers", workers,
+                  "train.epochs=2", "train.steps_per_epoch=4", "runtime.seed=11"]
+        procs = [subprocess.Popen(_cli(*common, "--worker-index", str(i)), cwd=REPO, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in (1, 0)]
+        outputs = [p.communicate(timeout=400) for p in procs]
+        if not any(PORT_TAKEN in stderr for _, stderr in outputs):
+            break
     for proc, (stdout, stderr) in zip(procs, outputs):
         assert proc.returncode == 0, stderr[-3000:]
     worker_out, chief_out = outputs[0][0], outputs[1][0]

@@ -32,6 +32,8 @@ def _commands(page) -> list[list[str]]:
     """`cnnzoo ...` and `python train.py ...` commands as argument lists (after `cnnzoo`)."""
     found = []
     for line in _code_lines(page):
+        if not line.startswith(("cnnzoo ", "python train.py")):
+            continue  # a run's printed lines, YAML, ...: not commands (and may hold a lone quote)
         words = shlex.split(line.replace("[", " ").replace("]", " ").replace("|", " "))
         if words[:1] == ["cnnzoo"]:
             found.append(words[1:])

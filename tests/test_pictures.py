@@ -75,17 +75,21 @@ def test_pictures_off_writes_none(tmp_path):
 
 
 @pytest.mark.parametrize("enabled, params, strategy, on", [
-    ("auto", 1_199_882, "default", True),  # the slide's net
-    ("auto", 25_636_712, "default", False),  # ResNet-50
-    (True, 25_636_712, "default", True),
-    ("auto", 61_706, "multi_worker", False),
-    (False, 61_706, "default", False),
+    ("auto", "slide_cnn.yaml", "default", True),
+    ("auto", "resnet/resnet50.yaml", "default", False),
+    (True, "resnet/resnet50.yaml", "default", True),
+    ("auto", "lenet5.yaml", "multi_worker", False),
+    (False, "lenet5.yaml", "default", False),
+    ("auto", SIZE_LIMIT, "default", True),
+    ("auto", SIZE_LIMIT + 1, "default", False),
 ])
 def test_auto_draws_for_small_models(enabled, params, strategy, on):
+    from cnnzoo import build_model, load_config
     from cnnzoo.config.train_schema import PicturesConfig
 
+    if isinstance(params, str):  # the model's own count, as a run has it
+        params = build_model(load_config(CONFIGS / params)).count_params()
     assert wanted(PicturesConfig(enabled=enabled), params, strategy)[0] is on
-    assert SIZE_LIMIT == 5_000_000
 
 
 def test_rgb_kernels_are_drawn_in_colour_and_each_scaled_to_its_range():

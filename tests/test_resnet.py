@@ -216,4 +216,5 @@ def test_every_resnet_config_validates():
     for path in sorted(RESNET.glob("*.yaml")):
         if path.name in ("blocks.yaml", "plain.yaml"):
             continue  # a base and a mixin without layers, extended by the others
-        load_config(path)  # schema, extends and overrides resolve
+        config = load_config(path)  # schema, extends and overrides resolve
+        assert config.model.name == path.stem and config.items, path.name  # named as its file, with layers

@@ -24,7 +24,7 @@ def slurm_env(rank: int, port: int) -> dict[str, str]:
 
 
 def test_auto_under_srun_is_multi_worker_from_slurms_variables(monkeypatch):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setenv("TF_CONFIG", "")  # none (setenv, so the TF_CONFIG the resolver writes is undone after)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     for key, value in slurm_env(1, 23456).items():
         monkeypatch.setenv(key, value)

@@ -152,8 +152,7 @@ def _start_and_wait_for_first_backup(out, *overrides):
 def test_ctrl_c_or_sigterm_saves_state_mid_epoch_and_says_how_to_resume(tmp_path, signum, code):
     out = tmp_path / "interrupted"
     proc, marker = _start_and_wait_for_first_backup(out, "train.epochs=6")
-    time.sleep(0.3)  # into the second epoch
-    proc.send_signal(signum)
+    proc.send_signal(signum)  # the first epoch is saved: the signal lands in the second (or a later) one
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, stderr[-2000:]
     assert "Traceback" not in stderr
@@ -176,22 +175,20 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
 
     overrides = ["train.epochs=3", "data.batch_size=32", "runtime.backup_every_steps=20", "runtime.seed=4"]
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "cnnzoo.cli", "train", str(QUICK), "--output-dir", str(out), *overrides]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The process kills itself at a fixed batch of the second epoch (after the save at its batch 40):
+    # no race between a watcher and the saves.
+    script = ("import os, signal, sys, keras; from cnnzoo import load_config, train\n"
+              "class Kill(keras.callbacks.Callback):\n"
+              "    def on_epoch_begin(self, epoch, logs=None): self.epoch = epoch\n"
+              "    def on_train_batch_end(self, batch, logs=None):\n"
+              "        if self.epoch == 1 and batch == 44: os.kill(os.getpid(), signal.SIGKILL)\n"
+              "train(load_config(sys.argv[1], sys.argv[3:]), output_dir=sys.argv[2], callbacks=[Kill()])\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(QUICK), str(out), *overrides], cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     marker = out / "backup" / "current" / "state.json"
-    deadline = time.time() + 240
-    while proc.poll() is None and time.time() < deadline:  # wait for a save inside the second epoch
-        try:
-            state = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            state = {}
-        if state.get("epoch") == 1 and state.get("batch", 0) > 0:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     state = json.loads(marker.read_text())
-    assert state["epoch"] >= 1 and state["batch"] > 0, state
+    assert (state["epoch"], state["batch"]) == (1, 40), state
     steps = -(-TRAIN_EXAMPLES // 32)
     saved_at = state["step"]  # the optimizer step of the last save
     assert saved_at == state["epoch"] * steps + state["batch"]
