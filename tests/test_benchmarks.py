@@ -100,6 +100,7 @@ def test_first_pass_times_the_three_ways_to_the_data():
 
 @pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(),
                     reason="needs ../shared/data/cifar10 (present on the team's machines and CI)")
+@pytest.mark.slow
 def test_own_images_times_cnnzoo_and_keras_on_one_folder():
     out = _run("benchmarks/own_images.py", "--cifar10", str(SHARED_DATA / "cifar10"), "--images", "200",
                "--epochs", "1", "--rounds", "1")
@@ -123,6 +124,7 @@ def test_own_images_times_cnnzoo_and_keras_on_one_folder():
 
 @pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(),
                     reason="needs ../shared/data/cifar10 (present on the team's machines and CI)")
+@pytest.mark.slow
 def test_transfer_pretrains_then_fine_tunes_each_variant(tmp_path):
     out = _run("benchmarks/transfer.py", "--cifar10", str(SHARED_DATA / "cifar10"), "--smoke", "--work",
                str(tmp_path / "work"))
