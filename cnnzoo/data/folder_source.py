@@ -112,13 +112,13 @@ def _size_or_reason(path: Path):
 
 
 def _one_size(listing: FolderListing, sizes: dict, reasons: dict, config: Config) -> tuple[int, int]:
-    counts = Counter(tuple(sizes[f.key]) for f in listing.files if f.key not in reasons)
+    usable = [tuple(sizes[f.key]) for f in listing.files if f.key not in reasons]
+    counts = Counter(usable)
     if len(counts) == 1:
         return next(iter(counts))
     common = counts.most_common()
     shown = ", ".join(f"{r}x{c} ({n:,} images)" for (r, c), n in common[:4])
-    rows = sorted(r for (r, _), n in counts.items() for _ in range(n))[len(listing.files) // 2]
-    cols = sorted(c for (_, c), n in counts.items() for _ in range(n))[len(listing.files) // 2]
+    rows, cols = (sorted(axis)[len(usable) // 2] for axis in zip(*usable))  # the medians
     raise DataError(
         f"the images in {listing.origin} have {len(counts)} different sizes: {shown}"
         f"{', ...' if len(common) > 4 else ''}", location=config.where("data", "path"), path="data.preprocessing.resize",
