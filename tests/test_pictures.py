@@ -80,8 +80,8 @@ def test_pictures_off_writes_none(tmp_path):
     (True, "resnet/resnet50.yaml", "default", True),
     ("auto", "lenet5.yaml", "multi_worker", False),
     (False, "lenet5.yaml", "default", False),
-    ("auto", SIZE_LIMIT, "default", True),
-    ("auto", SIZE_LIMIT + 1, "default", False),
+    ("auto", SIZE_LIMIT - 1, "default", True),  # under the limit
+    ("auto", SIZE_LIMIT, "default", False),
 ])
 def test_auto_draws_for_small_models(enabled, params, strategy, on):
     from cnnzoo import build_model, load_config
