@@ -136,8 +136,9 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
 def _folder_plan(config: Config, strategy, precision, signature: DatasetSignature, model, callbacks, loaded) -> Plan:
     """The plan for `data.path`: the files are read already (names and headers), so everything is known."""
     folder = signature.builder
-    splits = folder_splits(config, assign(folder, config))
-    details, notes, warnings_ = described(folder, config)
+    by_split = assign(folder, config)
+    splits = folder_splits(config, by_split)
+    details, notes, warnings_ = described(folder, config, by_split)
     cache = choose_cache(config, splits, signature.image_shape)
     result = Plan(config, strategy, precision, signature, Source(folder, None, None, folder.description), splits,
                   cache, config.train.steps_per_epoch, model, callbacks,

@@ -245,3 +245,14 @@ def test_a_folder_run_exported_agrees_with_predict_on_a_raw_photo_of_another_siz
     done = cli("export", run, "--format", "keras", "-o", tmp_path / "model.keras")
     assert done.returncode == 0, done.stderr
     agree(deployed("keras", tmp_path / "model.keras", photo, tmp_path), predicted(run, photo))
+
+
+def test_a_damaged_kept_file_is_decoded_again(tmp_path):
+    root = folder(tmp_path / "pets", per_class=10)
+    _, config = config_for(tmp_path, root)
+    load_folder_datasets(config, one_hot=True)
+    kept = open_folder(config).kept
+    kept.write_bytes(kept.read_bytes()[:200])  # a half-written or damaged file (not a zip any more)
+    said = []
+    load_folder_datasets(config, one_hot=True, log=said.append)
+    assert said and "decoding 30 images" in said[0]

@@ -125,11 +125,17 @@ def _read(path: Path, mark: str) -> Decoded | None:
 
 
 def _write(path: Path, images: np.ndarray, labels: np.ndarray, mark: str) -> None:
-    path.parent.mkdir(exist_ok=True)
+    write_npz(path, images=images, labels=labels, fingerprint=np.array(mark))
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """`np.savez` under a temporary name unique to this writer, renamed into place: a killed run or two
+    writers (the workers of one machine) never leave half a file. Raises OSError (e.g. a full disk)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"  # one per writer
     try:
         with temporary.open("xb") as f:
-            np.savez(f, images=images, labels=labels, fingerprint=np.array(mark))
+            np.savez(f, **arrays)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

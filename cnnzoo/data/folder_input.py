@@ -8,6 +8,7 @@ The folder is listed and its headers read once per process; its pixels are decod
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -25,7 +26,7 @@ from cnnzoo.errors import DataError
 
 def folder_splits(config: Config, by_split: dict[str, list]) -> Splits:
     """The run's splits of a folder, checked, with their sizes."""
-    infos = {name: SimpleNamespace(num_examples=len(files)) for name, files in by_split.items()}
+    infos = _infos(by_split)
     names = split_names(config)
     for key, name in (("test_split", "test"), ("validation_split", "validation")):
         fraction = getattr(config.data, key)
@@ -50,16 +51,21 @@ def files_of(spec: str, by_split: dict[str, list]) -> list:
         return by_split[spec]
     import tensorflow_datasets as tfds
 
-    infos = {name: SimpleNamespace(num_examples=len(files)) for name, files in by_split.items()}
     files = []
-    for part in tfds.core.ReadInstruction.from_spec(spec).to_absolute(infos):
+    for part in tfds.core.ReadInstruction.from_spec(spec).to_absolute(_infos(by_split)):
         files += by_split[part.splitname][part.from_:part.to]
     return files
 
 
-def described(dataset: FolderDataset, config: Config) -> tuple[list[str], list[str], list[str]]:
-    """(lines for the plan, notes, warnings) about a folder: images per split and class, skips, imbalance."""
-    by_split = assign(dataset, config)
+def _infos(by_split: dict[str, list]) -> dict:
+    """What TFDS's split parser needs to know of each split: its number of examples."""
+    return {name: SimpleNamespace(num_examples=len(files)) for name, files in by_split.items()}
+
+
+def described(dataset: FolderDataset, config: Config, by_split: dict[str, list]) -> tuple[list[str], list[str],
+                                                                                        list[str]]:
+    """(lines for the plan, notes, warnings) about a folder split as `assign` splits it: images per split
+    and class, skips, imbalance."""
     test, validation = fractions(config, dataset.listing.given_splits)
     held = [f"{name} {fraction:.0%}" for name, fraction in (("test", test), ("validation", validation)) if fraction]
     notes = [f"held out by a hash of each file's path (stable as images are added): {', '.join(held)}"] if held else []
@@ -118,7 +124,7 @@ def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool =
     splits = folder_splits(config, by_split)
     cache = choose_cache(config, splits, dataset.image_shape)
     if note:
-        cache = type(cache)(cache.cache, "; ".join(filter(None, [cache.note, note])), cache.warning)
+        cache = replace(cache, note="; ".join(filter(None, [cache.note, note])))
     preprocess = preprocess_fn(config.data, len(dataset.class_names), one_hot)
 
     def pipeline(spec: str, key: str, training: bool):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from cnnzoo.data.decoded import write_npz
 
 FOLDER = "cnnzoo-folders"
 
@@ -51,7 +53,7 @@ def load(path: Path) -> Store | None:
     try:
         with np.load(path) as arrays:
             keys, native, reasons, rows = (arrays[k] for k in ("keys", "native", "reasons", "rows"))
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or damaged: decoded again
         return None
     return Store(
         path,
@@ -67,15 +69,8 @@ def save(path: Path, native: dict, reasons: dict[str, str], rows: dict[str, int]
     sizes = np.array([(-1, -1) if isinstance(native[k], str) else native[k] for k in keys], np.int64).reshape(-1, 2)
     why = np.array([native[k] if isinstance(native[k], str) else reasons.get(k, "") for k in keys], dtype=str)
     row = np.array([rows.get(k, -1) for k in keys], np.int64)
-    temporary = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, keys=np.array(keys, dtype=str), native=sizes, reasons=why, rows=row, images=images)
-        os.replace(temporary, path)
+        write_npz(path, keys=np.array(keys, dtype=str), native=sizes, reasons=why, rows=row, images=images)
         return None
     except OSError as exc:
-        if temporary:
-            Path(temporary).unlink(missing_ok=True)
         return f"the decoded images could not be kept in {path} ({exc.strerror or exc}): the next run decodes them again"
