@@ -197,7 +197,7 @@ def test_imbalance_is_warned_and_balanced_class_weights_follow_the_counts(tmp_pa
     done = cli("validate", file)
     assert "warning" in done.stderr and "imbalanced" in done.stderr and "class_weight: balanced" in done.stderr
 
-    from cnnzoo.training.trainer import class_weights
+    from cnnzoo.training.fitting import class_weights
 
     config = load_config(file, ["data.validation_split=null", "data.test_split=0.01", "train.class_weight=balanced"])
     data = load_folder_datasets(config, one_hot=True)

@@ -50,8 +50,10 @@ def test_tf_data_autotuning_is_off_unless_configured_and_batches_still_reshuffle
     config = load_config(QUICK, setting)
     data = load_datasets(config, one_hot=True)
     assert {data.train.options().autotune.enabled, data.test.options().autotune.enabled} == {expected}
-    first, second = (next(iter(data.train))[1].numpy() for _ in range(2))
+    first, second = (next(iter(data.stream.epoch(e)))[1].numpy() for e in range(2))
     assert first.shape == (128, 10) and not np.array_equal(first, second)  # a new order each epoch
+    again = next(iter(load_datasets(config, one_hot=True).stream.epoch(1)))[1].numpy()
+    assert np.array_equal(second, again)  # the same order for the same epoch: what a resumed run reads
 
 
 def test_run_directory_contents(one_epoch_run):
@@ -196,13 +198,45 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     done = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "train", "--resume", str(out)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"epoch {state['epoch'] + 1}/3" in done.stdout  # the interrupted epoch again, then on
+    assert f"after epoch 1, batch 40 of epoch 2" in done.stdout
+    assert "epoch 2/3" in done.stdout  # the rest of the interrupted epoch, then on
     history = read_history(RunDir(out))
     assert history["epoch"] == [0.0, 1.0, 2.0]
-    # The step counter (which drives any lr schedule) went on from the save, not from 0.
+    # The step counter (which drives any lr schedule) went on from the save: the batches after it, once each.
     model = keras.models.load_model(out / "model.keras")
-    assert int(model.optimizer.iterations.numpy()) == saved_at + (3 - state["epoch"]) * steps
+    assert int(model.optimizer.iterations.numpy()) == 3 * steps
     assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.9
+
+
+def test_a_run_stopped_inside_an_epoch_and_resumed_ends_with_the_uninterrupted_runs_weights(tmp_path):
+    """Resume goes on from the next unseen batch, in the same order, with the same dropout masks and
+    augmentation draws: its final weights equal those of a run never stopped, bit for bit. Epochs of 30
+    steps over 43-batch passes: the stop (global batch 40) and the resume cross the data's epochs."""
+    import os
+
+    import keras
+
+    overrides = ["train.epochs=3", "train.steps_per_epoch=30", "runtime.seed=5", "train.pictures=false",
+                 "data.augmentation.pad_crop=2", "data.augmentation.horizontal_flip=true"]
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 8:
+                os.kill(os.getpid(), signal.SIGINT)  # handled after this batch: the save comes at the next one
+
+    whole = train(load_config(QUICK, overrides), output_dir=str(tmp_path / "whole"), log=lambda _: None)
+    with pytest.raises(CnnzooError, match="at epoch 2, batch 10"):
+        train(load_config(QUICK, overrides), output_dir=str(tmp_path / "stopped"), log=lambda _: None,
+              callbacks=[Stop()])
+    lines = []
+    resumed = resume(str(tmp_path / "stopped"), log=lines.append)
+    assert any("after epoch 1, batch 10 of epoch 2" in line for line in lines), lines
+    assert int(resumed.model.optimizer.iterations.numpy()) == 90
+    assert resumed.metrics["weights_sha256"] == whole.metrics["weights_sha256"]
+    assert resumed.metrics["history"]["val_loss"] == whole.metrics["history"]["val_loss"]
 
 
 def test_an_unwritable_output_dir_fails_before_training(tmp_path):

@@ -134,7 +134,8 @@ def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool =
                             location=config.where("data", key), path=f"data.{key}")
         return build_pipeline(tf.data.Dataset.from_tensor_slices((pixels, labels)), preprocess, config.data,
                               training=training, cache=cache.cache, drop_remainder=static_shapes,
-                              augment=augment_fn(config.data, dataset.image_shape) if training else None, batched=True)
+                              augment=augment_fn(config.data, dataset.image_shape) if training else None, batched=True,
+                              seed=config.runtime.seed)
 
     train, validation, test = split_pipelines(pipeline, splits, config)
     counts = Counter(f.label for f in files_of(splits.train, by_split))

@@ -1,7 +1,9 @@
 """The `tf.data` pipeline every source feeds: preprocess -> cache -> shuffle -> augment -> batch.
 
 A source (a TFDS dataset, `cnnzoo.data.tfds_input`; a folder of images, `cnnzoo.data.folder_source`)
-hands over its examples; what happens to them from there on is the same for all.
+hands over its examples; what happens to them from there on is the same for all. Training reads
+a `TrainStream`: epoch after epoch of batches, each epoch's order a function of the run's seed
+and the epoch's number, that can start at any batch (a resumed run goes on where it stopped).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from cnnzoo.data.splits import Splits
 class Datasets:
     """Batched pipelines plus what the model needs to know about the data."""
 
-    train: Any
+    stream: "TrainStream"  # the training split, epoch after epoch (see `TrainStream`)
     validation: Any | None
     test: Any
     image_shape: tuple[int, ...]
@@ -34,12 +36,60 @@ class Datasets:
     def train_examples(self) -> int:
         return self.splits.size(self.splits.train) or 0
 
+    @property
+    def train(self):
+        """The first epoch's batches."""
+        return self.stream.epoch(0)
+
+
+@dataclass(frozen=True)
+class TrainStream:
+    """The training split as one stream of batches, epoch after epoch, that can start at any batch.
+
+    Epoch e is the examples shuffled with the seed (run seed, e), not reshuffled per iteration, so
+    the stream a new process starts at batch g holds the batches an uninterrupted run trains from
+    its g-th on: a resumed run trains no batch twice and skips none. Augmentation draws come from
+    the seed (run seed, e, position in the epoch): a resumed run draws the same ones too.
+    """
+
+    examples: Any  # preprocessed (and cached) examples in the split's order
+    data: DataConfig
+    augment: Any  # a function of (image, label), or None
+    drop_remainder: bool
+    batches: int  # batches in one pass over the split
+    seed: int = 0  # the run's seed
+
+    def starting_at(self, batch: int = 0):
+        """Batches from the `batch`-th on (counted from the first epoch's first), without end."""
+        import tensorflow as tf
+
+        first, skip = divmod(batch, self.batches)
+        bs = self.data.batch_size
+
+        def epoch(e):
+            ds = self.examples.shuffle(self.data.shuffle_buffer, seed=e, reshuffle_each_iteration=False)
+            if self.augment is not None:
+                base = tf.stack([tf.constant(self.seed, tf.int64), e])
+                ds = ds.enumerate().map(lambda i, example: (*example, tf.random.experimental.stateless_fold_in(base, i)))
+            ds = ds.skip(tf.where(e == first, tf.constant(skip * bs, tf.int64), 0))  # before augmenting: no work lost
+            if self.augment is not None:
+                ds = ds.map(self.augment, num_parallel_calls=tf.data.AUTOTUNE)
+            return ds.batch(bs, drop_remainder=self.drop_remainder)
+
+        epochs = tf.data.Dataset.range(first, tf.int64.max).flat_map(epoch)
+        return epochs.with_options(_options(self.data)).prefetch(tf.data.AUTOTUNE)
+
+    def epoch(self, e: int = 0):
+        """Epoch e's batches (a dataset of known length)."""
+        import tensorflow as tf
+
+        epoch = self.starting_at(e * self.batches).take(self.batches)
+        return epoch.apply(tf.data.experimental.assert_cardinality(self.batches))
+
 
 def split_pipelines(pipeline, splits: Splits, config) -> tuple[Any, Any | None, Any]:
-    """(train, validation, test) pipelines from `pipeline(spec, config key, training)`."""
-    train = pipeline(splits.train, "train_split", True)
-    if config.train.steps_per_epoch is not None:
-        train = train.repeat()  # epochs of N steps walk on through the data instead of running dry
+    """(train stream, validation, test) pipelines from `pipeline(spec, config key, training)`."""
+    train = pipeline(splits.train, "train_split", True)  # a TrainStream: epochs of N steps walk on through the data
     test = pipeline(splits.test, "test_split", False)
     validation = None
     if splits.validates_on_test:
@@ -60,31 +110,33 @@ def preprocess_fn(data: DataConfig, num_classes: int, one_hot: bool):
 
 
 def augment_fn(data: DataConfig, image_shape: tuple[int, ...]):
-    """Random changes to one preprocessed training image, or None when none are configured."""
+    """Random changes to one preprocessed training image, `(image, label, seed) -> (image, label)`, or None
+    when none are configured. Stateless: the draws are a function of the seed (see `TrainStream`)."""
     import tensorflow as tf
 
     aug = data.augmentation
     if not (aug.pad_crop or aug.horizontal_flip):
         return None
 
-    def augment(image, label):
+    def augment(image, label, seed):
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         if aug.pad_crop:
             # Padding after normalisation: the border is the mean colour when preprocessing subtracts it.
             p = aug.pad_crop
-            image = tf.image.random_crop(tf.pad(image, [[p, p], [p, p], [0, 0]]), image_shape)
+            image = tf.image.stateless_random_crop(tf.pad(image, [[p, p], [p, p], [0, 0]]), image_shape, crop_seed)
         if aug.horizontal_flip:
-            image = tf.image.random_flip_left_right(image)
+            image = tf.image.stateless_random_flip_left_right(image, flip_seed)
         return image, label
 
     return augment
 
 
 def build_pipeline(ds, preprocess, data: DataConfig, *, training: bool, cache: bool, augment=None,
-              drop_remainder: bool = False, batched: bool = False):
-    """map -> cache -> (train: shuffle -> augment) -> batch -> prefetch; augmentation after the cache.
+                   drop_remainder: bool = False, batched: bool = False, seed: int | None = None):
+    """map -> cache -> (train: a `TrainStream`: shuffle -> augment) -> batch -> prefetch.
 
-    `batched`: preprocess 1,024 examples per call (same values, far less per-example overhead;
-    only for images of one shape).
+    Augmentation comes after the cache. `batched`: preprocess 1,024 examples per call (same
+    values, far less per-example overhead; only for images of one shape). `seed`: the run's.
 
     Under a multi-worker strategy each worker keeps every N-th example (DATA sharding): TFDS
     splits often have fewer files than there are workers, so sharding by file would fail.
@@ -92,12 +144,9 @@ def build_pipeline(ds, preprocess, data: DataConfig, *, training: bool, cache: b
     """
     import tensorflow as tf
 
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    options.autotune.enabled = data.autotune
-    ds = ds.with_options(options)
+    ds = ds.with_options(_options(data))
+    examples = ds.cardinality()
     if batched:  # unbatch cannot know its length: say it, so Keras counts an epoch's steps from the start
-        examples = ds.cardinality()
         ds = ds.batch(1024).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
     else:
@@ -105,12 +154,27 @@ def build_pipeline(ds, preprocess, data: DataConfig, *, training: bool, cache: b
     if cache:
         ds = ds.cache()
     if training:
-        ds = ds.shuffle(data.shuffle_buffer, reshuffle_each_iteration=True)
-    if augment is not None:
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    if drop_remainder and not training:
+        count = _count(ds)
+        batches = count // data.batch_size if drop_remainder else -(-count // data.batch_size)
+        return TrainStream(ds, data, augment, drop_remainder, max(batches, 1), seed or 0)
+    if drop_remainder:
         ds = padded_to_batches(ds, data.batch_size)
     return ds.batch(data.batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _options(data: DataConfig):
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.autotune.enabled = data.autotune
+    return options
+
+
+def _count(ds) -> int:
+    """Examples in a dataset: its cardinality, or one pass's count where the source does not say."""
+    count = int(ds.cardinality())
+    return count if count >= 0 else int(ds.reduce(0, lambda n, _: n + 1))
 
 
 def padded_to_batches(ds, batch_size: int):

@@ -44,7 +44,7 @@ def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = Non
         split, batched = _source(builder, spec, config, key, training=training, kept=kept)
         return build_pipeline(split, preprocess, data, training=training, cache=cache.cache,
                               drop_remainder=static_shapes, augment=augment_fn(data, image_shape) if training else None,
-                              batched=batched)
+                              batched=batched, seed=config.runtime.seed)
 
     train, validation, test = split_pipelines(pipeline, splits, config)
     if kept and kept.notes:
@@ -81,6 +81,11 @@ def _source(builder, split: str, config: Config, key: str, *, training: bool, ke
             if training:  # TFDS's file shuffling takes one op seed: take it too, so a seeded run's order is the same
                 tf.compat.v1.random.get_seed(None)
             return tf.data.Dataset.from_tensor_slices((arrays.images, arrays.labels)), True
-        return builder.as_dataset(split=split, as_supervised=True, shuffle_files=training), False
+        # Files in one order every epoch (the shuffle after them differs per epoch): a resumed run's batches
+        # are then the ones an uninterrupted run trains (see `TrainStream`).
+        import tensorflow_datasets as tfds
+
+        read = tfds.ReadConfig(shuffle_reshuffle_each_iteration=False)
+        return builder.as_dataset(split=split, as_supervised=True, shuffle_files=training, read_config=read), False
     except (ValueError, KeyError) as exc:  # resolve_splits checked the names: this is a slice TFDS refuses
         raise no_split(config, builder.info.splits, key, split, exc) from None

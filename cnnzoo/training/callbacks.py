@@ -101,7 +101,7 @@ class StopOnSignal(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self._received is not None:
             self.backup.save_now()
-            raise Stopped(self._received, self._epoch + 1, batch + 1)
+            raise Stopped(self._received, self._epoch + 1, self.backup.batch)
 
     def on_train_end(self, logs=None):
         self._restore()

@@ -44,16 +44,22 @@ class Backup(keras.callbacks.Callback):
     def __init__(self, run: RunDir, every_steps: int | None = None):
         super().__init__()
         self.folder, self.every_steps = run.backup, every_steps
-        self.keep = False  # True between the phases of one run: the next `fit` goes on from this state
+        self.keep = False  # True between the fits of one run: the next `fit` goes on from this state
+        self.offset = 0  # batches of the first epoch trained before this fit (a resume inside an epoch)
         self.watched: list = []  # callbacks whose counters are part of the state (EarlyStopping, ...)
         self._epoch, self._batch, self._saved_batch = 0, 0, 0
 
+    @property
+    def batch(self) -> int:
+        """Batches done in the current epoch."""
+        return self._batch
+
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._batch, self._saved_batch = epoch, 0, 0
+        self._epoch, self._batch, self._saved_batch = epoch, self.offset, self.offset
 
     def on_train_batch_end(self, batch, logs=None):
         # With runtime.steps_per_execution N, Keras calls this every N batches: count, don't take a modulo.
-        self._batch = batch + 1
+        self._batch = self.offset + batch + 1
         if self.every_steps and self._batch - self._saved_batch >= self.every_steps:
             self.save_now()
 
@@ -73,13 +79,36 @@ class Backup(keras.callbacks.Callback):
         self.model.save_weights(fresh / WEIGHTS)
         step = int(self.model.optimizer.iterations.numpy())
         (fresh / STATE).write_text(json.dumps({"epoch": self._epoch, "batch": self._batch, "step": step,
-                                               "callbacks": callback_states(self.watched)}))
+                                               "callbacks": callback_states(self.watched),
+                                               "random": random_states(self.model)}))
         current, previous = self.folder / "current", self.folder / "previous"
         if current.exists():
             shutil.rmtree(previous, ignore_errors=True)
             os.replace(current, previous)
         os.replace(fresh, current)
         self._saved_batch = self._batch
+
+
+def _random_generators(model) -> list:
+    """The model's random generators' states (dropout's, ...): Keras keeps them beside the weights, not in them."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def random_states(model) -> list[list[int]]:
+    return [[int(x) for x in v.numpy().ravel()] for v in _random_generators(model)]
+
+
+def set_random_states(model, states: list | None) -> None:
+    """Put saved generator states back, so dropout draws the masks an uninterrupted run draws."""
+    import numpy as np
+
+    variables = _random_generators(model)
+    if not states or len(states) != len(variables):
+        return  # saved by an earlier cnnzoo, or another model: the generators go on from their seeds
+    for variable, state in zip(variables, states):
+        if np.size(state) == np.prod(variable.shape):
+            variable.assign(np.asarray(state).reshape(variable.shape).astype(variable.dtype))
 
 
 def direction(monitor: str, model, mode: str = "auto") -> str:
@@ -169,10 +198,11 @@ def _read_json(path: Path) -> dict:
 class Restored:
     """What a resume starts from."""
 
-    epoch: int  # epochs completed: training goes on with the next one (from its first batch)
+    epoch: int  # epochs completed: training goes on with the next one
     source: Path | None  # the file or folder loaded; None: nothing was saved, training starts again
     skipped: tuple[str, ...] = ()  # candidates that did not load, each with the reason
     counters: list | None = None  # the monitoring callbacks' counts (`callback_states`), where saved
+    batch: int = 0  # batches of the next epoch already trained (a save inside an epoch)
 
 
 class NoIntactState(Exception):
@@ -203,8 +233,10 @@ def restore(run: RunDir, model, completed_epochs: int, prepare=None) -> Restored
         except Exception as exc:  # h5py, zipfile, JSON and Keras all raise their own kinds
             skipped.append(f"{source} could not be loaded ({_reason(exc)})")
             continue
-        counters = _read_json(source / STATE).get("callbacks") if source.is_dir() else None
-        return Restored(epoch, source, tuple(skipped), counters)
+        state = _read_json(source / STATE) if source.is_dir() else {}
+        set_random_states(model, state.get("random"))
+        counters = state.get("callbacks")
+        return Restored(epoch, source, tuple(skipped), counters, _batch_of(source))
     if skipped:
         raise NoIntactState(tuple(skipped))
     return Restored(0, None)

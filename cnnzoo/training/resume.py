@@ -51,9 +51,10 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
             if state.source is None:
                 log(f"cnnzoo: {run.path} has no saved state; training starts again from epoch 1")
             else:
-                log(f"cnnzoo: resuming from {state.source} after epoch {state.epoch}")
+                at = f", batch {state.batch} of epoch {state.epoch + 1}" if state.batch else ""
+                log(f"cnnzoo: resuming from {state.source} after epoch {state.epoch}{at}")
             return trainer.execute(run, planned, data, placement, state.epoch, log, callbacks or [], "resuming",
-                                   state.counters)
+                                   state.counters, state.batch)
 
 
 def _learning_rate_as_configured(planned, log) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -17,21 +16,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnnzoo.config.schema import Config
-from cnnzoo.errors import CnnzooError, TrainingError
+from cnnzoo.errors import CnnzooError
 from cnnzoo.training import run_dir
+from cnnzoo.training.fitting import TrainingInterrupted  # noqa: F401  (cnnzoo's API raises it)
 from cnnzoo.training.history import read_history, repair_history
 from cnnzoo.training.run_dir import RunDir, write_json
 from cnnzoo.training.summaries import weights_digest, write_start_summaries
 
 Log = Callable[[str], None]
-
-
-class TrainingInterrupted(CnnzooError):
-    """Stopped by a signal after saving; exits 128 + the signal number, as shells expect."""
-
-    def __init__(self, message: str, *, signum: int = 2, **kwargs):
-        super().__init__(message, **kwargs)
-        self.exit_code = 128 + signum
 
 
 @dataclass(frozen=True)
@@ -115,9 +107,10 @@ def write_data_records(run: RunDir, data, log: Log) -> None:
 
 
 def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log, extra_callbacks: list,
-            verb: str, counters: list | None = None) -> RunResult:
-    """Log the plan, fit from `initial_epoch`, then evaluate on the test split and save."""
+            verb: str, counters: list | None = None, initial_batch: int = 0) -> RunResult:
+    """Log the plan, fit from batch `initial_batch` of epoch `initial_epoch`, then evaluate on the test split and save."""
     from cnnzoo.training.callbacks import EpochLine
+    from cnnzoo.training.fitting import Start, fit
     from cnnzoo.training.pictures import picture_callbacks
 
     config, model = planned.config, planned.model
@@ -135,87 +128,9 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
     progress = [] if bar else [EpochLine(config.train.epochs, log)]
     pictures = picture_callbacks(planned, data, run, log) if placement.is_chief else []
     with _multi_worker(placement, model):
-        fit(model, data, config, run, initial_epoch, [*planned.callbacks, *pictures, *extra_callbacks, *progress], bar,
-            planned.steps_per_epoch, planned.phase, counters, log)
+        fit(model, data, config, run, Start(initial_epoch, initial_batch, planned.phase, counters),
+            [*planned.callbacks, *pictures, *extra_callbacks, *progress], bar, planned.steps_per_epoch, log)
         return finish(run, model, data, config, log)
-
-
-def fit(model, data, config: Config, run: RunDir, initial_epoch: int, callbacks: list, bar: bool = False,
-        steps: int | None = None, phase_now: int = 0, counters: list | None = None, log: Log = print) -> None:
-    """`model.fit` with the run's callbacks first, phase after phase (`train.phases`: `phase_now` is the one
-    the model is set up for, `steps` per epoch feed a phase's schedule); signals, disk errors and NaN
-    losses become clear errors."""
-    from cnnzoo.models.phases import enter, phases_of
-    from cnnzoo.training.callbacks import Diverged, Stopped, standard_callbacks
-    from cnnzoo.training.checkpoints import WATCHED, Backup, RestoreCounters
-
-    monitor = "loss" if data.validation is None else (
-        "val_accuracy" if "accuracy" in config.train.metrics else "val_loss")
-    watched = [c for c in callbacks if type(c).__name__ in WATCHED]  # EarlyStopping, ReduceLROnPlateau
-    standard = standard_callbacks(run, monitor, config.runtime.backup_every_steps, watched=watched)
-    callbacks = [*callbacks, RestoreCounters(watched, counters)]  # after them: their on_train_begin resets them
-    try:
-        for phase in phases_of(config):
-            if phase.end <= initial_epoch:
-                continue
-            if phase.index != phase_now:  # a phase begins: its frozen layers, a new optimizer
-                frozen = enter(model, phase, steps)
-                phase_now = phase.index
-                log(f"cnnzoo: phase {phase.index + 1} of {len(config.train.phases)}: epochs {phase.start + 1}-"
-                    f"{phase.end}, optimizer {phase.config.train.optimizer.name}, "
-                    + (f"{len(frozen)} layers frozen (the last: {frozen[-1]})" if frozen else "every layer trains"))
-            next(c for c in standard if isinstance(c, Backup)).keep = phase.end < config.train.epochs
-            model.fit(data.train, validation_data=data.validation, epochs=phase.end,
-                      initial_epoch=max(initial_epoch, phase.start), steps_per_epoch=config.train.steps_per_epoch,
-                      class_weight=class_weights(config, data), callbacks=[*standard, *callbacks],
-                      shuffle=False, verbose=1 if bar else 0)  # the tf.data pipeline shuffles
-    except Stopped as stop:
-        run.update_info(status="interrupted")
-        raise TrainingInterrupted(
-            f"training stopped by {signal.Signals(stop.signum).name} at epoch {stop.epoch}, batch {stop.batch}; "
-            "its weights and optimizer state are saved", signum=stop.signum,
-            hint=f"Continue with: cnnzoo train --resume {run.home} (the epoch restarts from its first batch).",
-        ) from None
-    except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
-        run.update_info(status="interrupted")
-        raise TrainingInterrupted("training interrupted; the last saved state is kept",
-                                  hint=f"Continue with: cnnzoo train --resume {run.home}") from None
-    except OSError as exc:  # e.g. the disk filled up while saving a checkpoint
-        run.update_info(status=f"failed: {exc.strerror or exc}")
-        raise TrainingError(
-            f"training stopped: {exc.strerror or exc}: {exc.filename or 'a file of the run or its dataset'}",
-            hint=f"Free space (or fix permissions), then continue from the last complete save with "
-            f"`cnnzoo train --resume {run.home}`.",
-        ) from None
-    except Diverged as stop:
-        run.update_info(status="failed: NaN loss")
-        raise TrainingError(
-            f"the loss became NaN/inf at epoch {stop.epoch}, batch {stop.batch}: training diverged and was stopped",
-            location=config.where("train", "optimizer"),
-            hint="Lower the learning rate (or add a schedule) and check the inputs are scaled. The last good "
-            f"epoch is saved: continue from it with `cnnzoo train --resume {run.home} "
-            "train.optimizer.learning_rate=...`.",
-        ) from None
-    except BaseException as exc:
-        from cnnzoo.runtime.cluster import lost_worker_error
-
-        run.update_info(status="failed")
-        lost = lost_worker_error(exc, f"cnnzoo train --resume {run.home}")
-        if lost is not None:
-            raise lost from None
-        raise
-    finally:  # what on_train_end undoes, which Keras skips when fit raises: signal handlers, patches, writers
-        for callback in [*standard, *callbacks]:
-            if callable(getattr(callback, "close", None)):
-                callback.close()
-
-
-def class_weights(config: Config, data) -> dict[int, float] | None:
-    """`train.class_weight: balanced`: n / (classes * n_c) per class (scikit-learn's formula), for Keras' fit."""
-    if config.train.class_weight != "balanced":
-        return None
-    counts, total = data.class_counts, sum(data.class_counts)
-    return {c: total / (len(counts) * n) for c, n in enumerate(counts) if n}
 
 
 def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunResult:
