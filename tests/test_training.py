@@ -52,6 +52,7 @@ def test_tf_data_autotuning_is_off_unless_configured_and_batches_still_reshuffle
     assert {data.train.options().autotune.enabled, data.test.options().autotune.enabled} == {expected}
     first, second = (next(iter(data.stream.epoch(e)))[1].numpy() for e in range(2))
     assert first.shape == (128, 10) and not np.array_equal(first, second)  # a new order each epoch
+    tf.random.set_seed(0)  # a global seed of 0 (runtime.seed: 0) once made the epoch's shuffle fail to trace
     again = next(iter(load_datasets(config, one_hot=True).stream.epoch(1)))[1].numpy()
     assert np.array_equal(second, again)  # the same order for the same epoch: what a resumed run reads
 

@@ -46,7 +46,7 @@ class Datasets:
 class TrainStream:
     """The training split as one stream of batches, epoch after epoch, that can start at any batch.
 
-    Epoch e is the examples shuffled with the seed (run seed, e), not reshuffled per iteration, so
+    Epoch e is the examples shuffled with a seed made of (run seed, e), not reshuffled per iteration, so
     the stream a new process starts at batch g holds the batches an uninterrupted run trains from
     its g-th on: a resumed run trains no batch twice and skips none. Augmentation draws come from
     the seed (run seed, e, position in the epoch): a resumed run draws the same ones too.
@@ -67,7 +67,11 @@ class TrainStream:
         bs = self.data.batch_size
 
         def epoch(e):
-            ds = self.examples.shuffle(self.data.shuffle_buffer, seed=e, reshuffle_each_iteration=False)
+            # The order is a function of (run seed, e) alone. TF mixes in the graph-level seed and then tests
+            # it in Python, which fails for a tensor op seed when that seed is 0: this graph has none.
+            tf.compat.v1.get_default_graph().seed = None
+            order_seed = e * 1_000_003 + self.seed % 1_000_003
+            ds = self.examples.shuffle(self.data.shuffle_buffer, seed=order_seed, reshuffle_each_iteration=False)
             if self.augment is not None:
                 base = tf.stack([tf.constant(self.seed, tf.int64), e])
                 ds = ds.enumerate().map(lambda i, example: (*example, tf.random.experimental.stateless_fold_in(base, i)))
