@@ -176,7 +176,8 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     """runtime.backup_every_steps: a SIGKILL mid-epoch loses at most N steps; --resume finishes the run."""
     import keras
 
-    overrides = ["train.epochs=3", "data.batch_size=32", "runtime.backup_every_steps=20", "runtime.seed=4"]
+    overrides = ["train.epochs=3", "data.batch_size=32", "train.steps_per_epoch=60", "runtime.backup_every_steps=20",
+                 "runtime.seed=4"]
     out = tmp_path / "killed"
     # The process kills itself at a fixed batch of the second epoch (after the save at its batch 40):
     # no race between a watcher and the saves.
@@ -192,7 +193,7 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     marker = out / "backup" / "current" / "state.json"
     state = json.loads(marker.read_text())
     assert (state["epoch"], state["batch"]) == (1, 40), state
-    steps = -(-TRAIN_EXAMPLES // 32)
+    steps = 60
     saved_at = state["step"]  # the optimizer step of the last save
     assert saved_at == state["epoch"] * steps + state["batch"]
 
@@ -206,7 +207,7 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     # The step counter (which drives any lr schedule) went on from the save: the batches after it, once each.
     model = keras.models.load_model(out / "model.keras")
     assert int(model.optimizer.iterations.numpy()) == 3 * steps
-    assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.9
+    assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.8  # 180 steps of 32: it learned
 
 
 def test_a_run_stopped_inside_an_epoch_and_resumed_ends_with_the_uninterrupted_runs_weights(tmp_path):
