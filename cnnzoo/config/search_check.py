@@ -18,6 +18,7 @@ def check_search(config, data: dict, marks: dict, sources: tuple[str, ...]) -> N
     """Raise a ConfigError at the parameter's line for a path or value that the config would refuse."""
     from cnnzoo.config.loader import apply_override, validate_config
 
+    _check_metric(config, marks)
     for key, spec in config.search.parameters.items():
         where = marks.get(("search", "parameters", key)) or config.where("search", "parameters")
         name = key.split(".")
@@ -33,6 +34,17 @@ def check_search(config, data: dict, marks: dict, sources: tuple[str, ...]) -> N
             except ConfigError as exc:
                 raise ConfigError(f"search parameter `{key}`: {_value(value)} is refused: {exc.message}",
                                   location=where, hint=exc.hint or "Fix the key or its range.") from None
+
+
+def _check_metric(config, marks: dict) -> None:
+    metric, logged = config.search.metric, ["loss", *config.train.metrics]
+    validated = config.data.validation_split is not None
+    if metric.removeprefix("val_") in logged and (validated or not metric.startswith("val_")):
+        return
+    names = [*logged, *(f"val_{m}" for m in logged if validated)]
+    raise ConfigError(f"search.metric `{metric}` is not logged by these runs (they log {', '.join(names)})",
+                      location=marks.get(("search", "metric")) or config.where("search"),
+                      hint="Name one of those, or add the metric to train.metrics.")
 
 
 def _value(value: Any) -> str:
