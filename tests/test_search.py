@@ -128,8 +128,8 @@ def test_a_search_killed_in_a_trial_goes_on_to_exactly_the_trials_asked_keeping_
     assert again.returncode == 0, again.stderr[-3000:]
     assert "trial 2 was left running by process" in again.stdout and "resuming from" in again.stdout
     rows = _rows(out)
-    assert [r["state"] for r in rows] == ["completed", "interrupted: retried as trial 4", "completed", "completed"]
-    assert rows[3]["run"] == rows[1]["run"] == f"trials/{killed.name}"
+    assert [r["state"] for r in rows] == ["completed", "interrupted: retried as trial 3", "completed", "completed"]
+    assert rows[2]["run"] == rows[1]["run"] == f"trials/{killed.name}"
     assert sorted(r["learning_rate"] for r in rows if r["state"] == "completed") == ["0.1", "0.3", "1.0"]
     assert {name: _digest(first / name) for name in kept} == kept
     assert json.loads((killed / "metrics.json").read_text())["epochs_completed"] == 2
@@ -152,6 +152,8 @@ def test_two_processes_on_one_storage_run_the_trials_asked_between_them(tmp_path
     study = optuna.load_study(study_name=None, storage=storage)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(done) == 4 and len({t.user_attrs["folder"] for t in done}) == 4
+    assert len({t.user_attrs["pid"] for t in done}) == 2  # both took part
+    assert all(t.state.name == "COMPLETE" or t.user_attrs.get("surplus") for t in study.trials)
     assert len(_rows(tmp_path / "s")) == 4
 
 

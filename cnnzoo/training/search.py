@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import socket
 import time
 from dataclasses import dataclass, field
@@ -67,9 +68,8 @@ def search(config_path: str, overrides: list[str] = (), *, trials: int | None = 
     digest = hashlib.sha256(json.dumps([base.to_yaml()]).encode()).hexdigest()[:8]
     root = Path(output_dir or f"runs/search-{base.model.name}-{digest}")
     root.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(storage=storage or f"sqlite:///{root.resolve() / 'study.db'}",
-                                study_name=f"search-{base.model.name}-{digest}", load_if_exists=True,
-                                direction="maximize" if spec.maximize else "minimize", pruner=_pruner(spec))
+    study = _study(optuna, storage or f"sqlite:///{root.resolve() / 'study.db'}", f"search-{base.model.name}-{digest}",
+                   spec)
     wanted = trials or spec.trials or (_grid_size(spec) if spec.sampler == "grid" else None)
     wanted = wanted or (None if spec.timeout is not None else DEFAULT_TRIALS)
     offset = len(study.trials) + (os.getpid() if storage else 0)  # a rerun or another process: other draws
@@ -92,6 +92,20 @@ def search(config_path: str, overrides: list[str] = (), *, trials: int | None = 
     rows = write_report(job)
     write_plots(job)
     return rows
+
+
+def _study(optuna, storage: str, name: str, spec: SearchConfig):
+    """The study, created or loaded; processes starting together may race to create the storage's tables."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(6):
+        try:
+            return optuna.create_study(storage=storage, study_name=name, load_if_exists=True, pruner=_pruner(spec),
+                                       direction="maximize" if spec.maximize else "minimize")
+        except SQLAlchemyError:
+            if attempt == 5:
+                raise
+            time.sleep(0.5 + random.random())
 
 
 def _run_trial(job: Search, trial) -> None:
@@ -250,15 +264,23 @@ def _grid_size(spec: SearchConfig) -> int:
 def _sampler(spec: SearchConfig, seed: int | None, offset: int, wanted: int | None):
     import optuna
 
-    seed = None if seed is None else (seed + offset) % 2**32
-    if spec.sampler == "grid":
+    if spec.sampler == "grid":  # grid ids index the shuffled grid: every process and rerun must shuffle it alike
         space = {key: p.grid() if all(isinstance(v, (bool, int, float, str)) for v in p.grid())
                  else [json.dumps(v) for v in p.grid()] for key, p in spec.parameters.items()}
-        return optuna.samplers.GridSampler(space, seed=seed)
+        return _grid_sampler(optuna)(space, seed=seed or 0)
+    seed = None if seed is None else (seed + offset) % 2**32
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     startup = 10 if wanted is None else max(3, min(10, wanted // 3))  # TPE learns after these random trials
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
+def _grid_sampler(optuna):
+    class Grid(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:
+            pass  # the search counts its trials itself (Optuna's stops `optimize`, which asking and telling is not)
+
+    return Grid
 
 
 def _pruner(spec: SearchConfig):
