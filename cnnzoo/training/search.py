@@ -47,6 +47,7 @@ class Search:
     manual_dir: str | None = None
     log: Callable[[str], None] = print
     callbacks: list = field(default_factory=list)
+    epochs: int = 0  # a trial's epochs (train.epochs), unless searched: no pruning after the last
 
 
 def search(config_path: str, overrides: list[str] = (), *, trials: int | None = None, output_dir: str | None = None,
@@ -74,7 +75,8 @@ def search(config_path: str, overrides: list[str] = (), *, trials: int | None = 
     wanted = wanted or (None if spec.timeout is not None else DEFAULT_TRIALS)
     offset = len(study.trials) + (os.getpid() if storage else 0)  # a rerun or another process: other draws
     study.sampler = _sampler(spec, base.runtime.seed, offset, wanted)
-    job = Search(str(config_path), list(overrides), spec, root, study, manual_dir, log, list(callbacks or []))
+    job = Search(str(config_path), list(overrides), spec, root, study, manual_dir, log, list(callbacks or []),
+                 base.train.epochs)
     write_experiment(root, {key: _domain(p) for key, p in spec.parameters.items()})
     log(f"cnnzoo: search of {wanted or 'unlimited'} trials over {', '.join(spec.parameters)} ({spec.sampler}, "
         f"pruner {spec.pruner}, {'maximize' if spec.maximize else 'minimize'} {spec.metric}) in {root}; study "
@@ -121,7 +123,7 @@ def _run_trial(job: Search, trial) -> None:
     trial.set_user_attr("pid", os.getpid())
     job.log(f"cnnzoo: trial {trial.number + 1}: {folder.name}" + (f" (retrying trial {retry_of + 1})"
                                                                   if retry_of is not None else ""))
-    reporter = _reporter(trial, job.spec.metric)
+    reporter = _reporter(trial, job.spec.metric, int(values.get("train.epochs", job.epochs)))
     try:
         metrics = _train_or_resume(job, folder, values, [reporter, *job.callbacks])
     except TrainingInterrupted:  # Ctrl-C ends the search; running it again retries this trial from its saved state
@@ -164,9 +166,10 @@ def _train_or_resume(job: Search, folder: Path, values: dict[str, Any], callback
                  overwrite=status is not None, callbacks=callbacks).metrics
 
 
-def _reporter(trial, metric: str):
-    """A Keras callback reporting `metric` to the trial after every epoch; when the pruner says so, training
-    stops after that epoch (the run still completes: evaluated, saved) and `pruned` holds the epoch."""
+def _reporter(trial, metric: str, epochs: int):
+    """A Keras callback reporting `metric` to the trial after every epoch; when the pruner says so (before
+    the last epoch), training stops after that epoch (the run still completes: evaluated, saved) and
+    `pruned` holds the epoch."""
     import keras
 
     class Reporter(keras.callbacks.Callback):
@@ -178,7 +181,7 @@ def _reporter(trial, metric: str):
                 raise ConfigError(f"search.metric `{metric}` is not among the metrics logged: "
                                   f"{', '.join(sorted(logs or {}))}")
             trial.report(float(value), epoch + 1)
-            if trial.should_prune():
+            if epoch + 1 < epochs and trial.should_prune():
                 self.pruned = epoch + 1
                 self.model.stop_training = True
 
@@ -296,6 +299,6 @@ def _optuna():
         import optuna
     except ImportError:
         raise CnnzooError("`cnnzoo search` needs Optuna, which is not installed",
-                          hint="Install it with `pip install 'optuna>=5.1,<6'`.") from None
+                          hint="Install it with `pip install 'optuna>=5.1,<6'` (or cnnzoo's `search` extra).") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
