@@ -144,3 +144,11 @@ def test_transfer_pretrains_then_fine_tunes_each_variant(tmp_path):
     assert rows["random"][4] == "+0.00"
     two_phase = (tmp_path / "work" / "runs" / "two-phase-seed1" / "log.txt").read_text()
     assert "epoch 2/2" in two_phase and "frozen" in two_phase
+
+
+def test_search_benchmark_compares_the_three_methods_per_seed(tmp_path):
+    out = _run("benchmarks/search.py", "--seeds", "1", "--epochs", "2", "--steps", "3", "--learning-rates", "0.1,1.0",
+               "--batch-sizes", "64", "--output-dir", str(tmp_path), "data.name=mnist_sample")
+    for method in ("grid", "tpe", "random"):
+        assert f"seed 1 {method:<7} best val_accuracy" in out
+        assert any(line.startswith(f"{method:<7} mean best") and "1 seeds" in line for line in out.splitlines())
