@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from cnnzoo.config.sections import Section
 
@@ -20,6 +20,8 @@ SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class ParameterSpec(Section):
     """One searched key: `{float: [lo, hi], log: true}`, `{int: [lo, hi], step: 8}` or `{choice: [a, b, c]}`."""
+
+    model_config = ConfigDict(**Section.model_config, serialize_by_alias=True)  # dumped as written: `float`, `int`
 
     float_range: Optional[list[float]] = Field(
         None, alias="float", min_length=2, max_length=2, description="[low, high]: a real number in the range.")

@@ -116,8 +116,8 @@ def _run_trial(job: Search, trial) -> None:
 
     values = {key: _suggest(trial, key, spec) for key, spec in job.spec.parameters.items()}
     retry_of = trial.user_attrs.get("retry_of")
-    folder = job.root / (_trial_attr(job.study, retry_of, "folder") if retry_of is not None else
-                         Path("trials") / folder_name(trial.number + 1, _shown(values)))
+    earlier = None if retry_of is None else _trial_attr(job.study, retry_of, "folder")  # None: killed before it had one
+    folder = job.root / (earlier or Path("trials") / folder_name(trial.number + 1, _shown(values)))
     trial.set_user_attr("folder", str(folder.relative_to(job.root)))
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
@@ -235,7 +235,7 @@ def _place(study, number: int) -> int:
 
 
 def _trial_attr(study, number: int, key: str) -> Any:
-    return next(t.user_attrs[key] for t in study.get_trials(deepcopy=False) if t.number == number)
+    return next((t.user_attrs.get(key) for t in study.get_trials(deepcopy=False) if t.number == number), None)
 
 
 def _suggest(trial, key: str, spec) -> Any:
