@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command line: TensorFlow's start-up lines hide the table
 
 METHODS = {"grid": "sampler: grid\n  pruner: none", "tpe": "sampler: tpe\n  pruner: hyperband",
            "random": "sampler: random\n  pruner: none"}

@@ -167,3 +167,30 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(tmp_path):
     assert rows["0.01"]["state"] == "completed"
     assert rows["1000000000000.0"]["state"].startswith("pruned: ") and "NaN" in rows["1000000000000.0"]["state"]
     assert (tmp_path / "s" / "best.yaml").read_text().count("learning_rate: 0.01") == 1
+
+
+def test_a_search_stopped_by_ctrl_c_goes_on_inside_the_stopped_trial(tmp_path):
+    import keras
+
+    from cnnzoo import CnnzooError
+    from cnnzoo.training.search import search
+
+    class StopInSecondTrial(keras.callbacks.Callback):
+        fits = 0
+
+        def on_train_begin(self, logs=None):
+            StopInSecondTrial.fits += 1
+
+        def on_train_batch_end(self, batch, logs=None):
+            if StopInSecondTrial.fits == 2 and batch == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # handled after this batch, once its state is saved
+
+    config = _config(tmp_path, "    train.optimizer.learning_rate: {choice: [0.1, 1.0]}\n",
+                     "sampler: grid\n  pruner: none")
+    out = tmp_path / "s"
+    with pytest.raises(CnnzooError, match="training stopped by SIGINT") as stopped:
+        search(str(config), output_dir=str(out), callbacks=[StopInSecondTrial()], log=lambda _: None)
+    assert "Run the same `cnnzoo search` command again" in stopped.value.hint
+    again = cli("search", config, "--output-dir", out)
+    assert again.returncode == 0 and "resuming from" in again.stdout, again.stderr[-2000:]
+    assert [r["state"] for r in _rows(out)] == ["completed", "interrupted: retried as trial 3", "completed"]

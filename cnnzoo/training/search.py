@@ -126,10 +126,11 @@ def _run_trial(job: Search, trial) -> None:
     reporter = _reporter(trial, job.spec.metric, int(values.get("train.epochs", job.epochs)))
     try:
         metrics = _train_or_resume(job, folder, values, [reporter, *job.callbacks])
-    except TrainingInterrupted:  # Ctrl-C ends the search; running it again retries this trial from its saved state
+    except TrainingInterrupted as exc:  # Ctrl-C ends the search; running it again retries this trial from its save
         job.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         job.study.tell(trial, state=TrialState.FAIL)
-        raise
+        raise TrainingInterrupted(exc.message, signum=exc.exit_code - 128, hint="Run the same `cnnzoo search` "
+                                  "command again: it goes on with this trial from its saved state.") from None
     except CnnzooError as exc:  # a diverged or unbuildable trial must not end the search
         message = str(exc).splitlines()[0]
         job.log(f"cnnzoo: trial {trial.number + 1} failed: {message}")
