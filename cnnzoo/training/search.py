@@ -66,7 +66,8 @@ def search(config_path: str, overrides: list[str] = (), *, trials: int | None = 
         raise ConfigError("nothing to search: the config has no `search.parameters`", location=Location(str(config_path)),
                           hint="Add e.g. `search: {parameters: {train.optimizer.learning_rate: {float: [1.0e-3, 1.0], "
                           "log: true}}}` (docs/search.md).")
-    digest = hashlib.sha256(json.dumps([base.to_yaml()]).encode()).hexdigest()[:8]
+    settings = base.model_dump(mode="json", exclude={"search": {"trials", "timeout"}})  # more trials: the same study
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     root = Path(output_dir or f"runs/search-{base.model.name}-{digest}")
     root.mkdir(parents=True, exist_ok=True)
     study = _study(optuna, storage or f"sqlite:///{root.resolve() / 'study.db'}", f"search-{base.model.name}-{digest}",
