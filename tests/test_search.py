@@ -194,3 +194,12 @@ def test_a_search_stopped_by_ctrl_c_goes_on_inside_the_stopped_trial(tmp_path):
     again = cli("search", config, "--output-dir", out)
     assert again.returncode == 0 and "resuming from" in again.stdout, again.stderr[-2000:]
     assert [r["state"] for r in _rows(out)] == ["completed", "interrupted: retried as trial 3", "completed"]
+
+
+def test_values_drawn_again_under_a_seed_are_not_trained_again(tmp_path):
+    config = _config(tmp_path, "    train.optimizer.learning_rate: {choice: [0.1]}\n", "trials: 2\n  sampler: random")
+    done = cli("search", config, "--output-dir", tmp_path / "s")
+    assert done.returncode == 0 and done.stdout.count("cnnzoo: training") == 1, done.stderr[-2000:]
+    first, second = _rows(tmp_path / "s")
+    assert second["state"] == "completed: the values of trial 1, not trained again"
+    assert second["val_accuracy"] == first["val_accuracy"] and second["run"] == first["run"] and second["epochs"] == "0"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import socket
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from cnnzoo.errors import CnnzooError, ConfigError, Location, TrainingError
 from cnnzoo.training.checkpoints import has_saved_state
 from cnnzoo.training.hparams import write_experiment, write_session
 from cnnzoo.training.run_dir import RunDir, is_run
+from cnnzoo.training.search_study import (alive, grid_size, import_optuna, more_wanted, open_study, place,
+                                          sampler)
 from cnnzoo.training.sweep import folder_name
 from cnnzoo.training.trainer import TrainingInterrupted, train
 
@@ -48,6 +49,7 @@ class Search:
     log: Callable[[str], None] = print
     callbacks: list = field(default_factory=list)
     epochs: int = 0  # a trial's epochs (train.epochs), unless searched: no pruning after the last
+    seeded: bool = False  # runtime.seed set: the same values train the same run
 
 
 def search(config_path: str, overrides: list[str] = (), *, trials: int | None = None, output_dir: str | None = None,
@@ -59,7 +61,7 @@ def search(config_path: str, overrides: list[str] = (), *, trials: int | None = 
     """
     from cnnzoo.training.search_report import write_plots, write_report
 
-    optuna = _optuna()
+    optuna = import_optuna()
     base = load_config(config_path, list(overrides))
     spec = base.search
     if spec is None or not spec.parameters:
@@ -70,23 +72,23 @@ def search(config_path: str, overrides: list[str] = (), *, trials: int | None = 
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     root = Path(output_dir or f"runs/search-{base.model.name}-{digest}")
     root.mkdir(parents=True, exist_ok=True)
-    study = _study(optuna, storage or f"sqlite:///{root.resolve() / 'study.db'}", f"search-{base.model.name}-{digest}",
+    study = open_study(optuna, storage or f"sqlite:///{root.resolve() / 'study.db'}", f"search-{base.model.name}-{digest}",
                    spec)
-    wanted = trials or spec.trials or (_grid_size(spec) if spec.sampler == "grid" else None)
+    wanted = trials or spec.trials or (grid_size(spec) if spec.sampler == "grid" else None)
     wanted = wanted or (None if spec.timeout is not None else DEFAULT_TRIALS)
     offset = len(study.trials) + (os.getpid() if storage else 0)  # a rerun or another process: other draws
-    study.sampler = _sampler(spec, base.runtime.seed, offset, wanted)
+    study.sampler = sampler(spec, base.runtime.seed, offset, wanted)
     job = Search(str(config_path), list(overrides), spec, root, study, manual_dir, log, list(callbacks or []),
-                 base.train.epochs)
+                 base.train.epochs, base.runtime.seed is not None)
     write_experiment(root, {key: _domain(p) for key, p in spec.parameters.items()})
     log(f"cnnzoo: search of {wanted or 'unlimited'} trials over {', '.join(spec.parameters)} ({spec.sampler}, "
         f"pruner {spec.pruner}, {'maximize' if spec.maximize else 'minimize'} {spec.metric}) in {root}; study "
         f"{study.study_name} in {storage or root / 'study.db'}")
     _retry_stale(job)
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout_seconds
-    while _more_wanted(study, wanted) and (deadline is None or time.monotonic() < deadline):
+    while more_wanted(study, wanted) and (deadline is None or time.monotonic() < deadline):
         trial = study.ask()
-        if wanted is not None and _place(study, trial.number) > wanted:  # another process took the last one
+        if wanted is not None and place(study, trial.number) > wanted:  # another process took the last one
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             break
@@ -97,26 +99,14 @@ def search(config_path: str, overrides: list[str] = (), *, trials: int | None = 
     return rows
 
 
-def _study(optuna, storage: str, name: str, spec: SearchConfig):
-    """The study, created or loaded; processes starting together may race to create the storage's tables."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    for attempt in range(6):
-        try:
-            return optuna.create_study(storage=storage, study_name=name, load_if_exists=True, pruner=_pruner(spec),
-                                       direction="maximize" if spec.maximize else "minimize")
-        except SQLAlchemyError:
-            if attempt == 5:
-                raise
-            time.sleep(0.5 + random.random())
-
-
 def _run_trial(job: Search, trial) -> None:
     """Train (or resume) one trial's run folder and tell the study how it went."""
     from optuna.trial import TrialState
 
     values = {key: _suggest(trial, key, spec) for key, spec in job.spec.parameters.items()}
     retry_of = trial.user_attrs.get("retry_of")
+    if retry_of is None and job.seeded and _repeat(job, trial):
+        return
     earlier = None if retry_of is None else _trial_attr(job.study, retry_of, "folder")  # None: killed before it had one
     folder = job.root / (earlier or Path("trials") / folder_name(trial.number + 1, _shown(values)))
     trial.set_user_attr("folder", str(folder.relative_to(job.root)))
@@ -150,6 +140,27 @@ def _run_trial(job: Search, trial) -> None:
         job.study.tell(trial, state=TrialState.PRUNED)
     else:
         job.study.tell(trial, float(history[job.spec.metric][-1]))
+
+
+def _repeat(job: Search, trial) -> bool:
+    """With a seed, values trained before give the same run: the earlier trial's result is told again
+    (samplers draw a choice again), and nothing trains. False when these values are new."""
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    same = next((t for t in job.study.get_trials(deepcopy=False, states=done) if t.params == trial.params), None)
+    if same is None:
+        return False
+    for key in ("folder", "error"):
+        if key in same.user_attrs:
+            trial.set_user_attr(key, same.user_attrs[key])
+    trial.set_user_attr("same_as", same.number)
+    trial.set_user_attr("epochs", 0)
+    for step, value in sorted(same.intermediate_values.items()):
+        trial.report(value, step)
+    job.log(f"cnnzoo: trial {trial.number + 1}: the values of trial {same.number + 1} again: its result, not trained again")
+    job.study.tell(trial, same.value if same.state == TrialState.COMPLETE else None, state=same.state)
+    return True
 
 
 def _train_or_resume(job: Search, folder: Path, values: dict[str, Any], callbacks: list) -> dict[str, Any]:
@@ -201,39 +212,12 @@ def _retry_stale(job: Search) -> None:
     host = socket.gethostname()
     for trial in job.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
-        if trial.user_attrs.get("host") != host or pid is None or _alive(pid):
+        if trial.user_attrs.get("host") != host or pid is None or alive(pid):
             continue
         job.log(f"cnnzoo: trial {trial.number + 1} was left running by process {pid}, which is gone: retrying it "
                 f"in {job.root / trial.user_attrs.get('folder', '?')}")
         job.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
         job.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def counted(trials: list) -> list:
-    """The trials that count towards the number asked for: not a failed one retried later, not a surplus one."""
-    retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
-    return [t for t in trials if t.number not in retried and not t.user_attrs.get("surplus")]
-
-
-def _more_wanted(study, wanted: int | None) -> bool:
-    from optuna.trial import TrialState
-
-    trials = counted(study.get_trials(deepcopy=False))
-    return wanted is None or len(trials) < wanted or any(t.state == TrialState.WAITING for t in trials)
-
-
-def _place(study, number: int) -> int:
-    return sum(t.number <= number for t in counted(study.get_trials(deepcopy=False)))
 
 
 def _trial_attr(study, number: int, key: str) -> Any:
@@ -258,49 +242,3 @@ def _shown(values: dict[str, Any]) -> dict[str, Any]:
 def _domain(spec) -> Any:
     return tuple(spec.bounds) if spec.bounds and spec.step is None else spec.grid()
 
-
-def _grid_size(spec: SearchConfig) -> int:
-    size = 1
-    for parameter in spec.parameters.values():
-        size *= len(parameter.grid())
-    return size
-
-
-def _sampler(spec: SearchConfig, seed: int | None, offset: int, wanted: int | None):
-    import optuna
-
-    if spec.sampler == "grid":  # grid ids index the shuffled grid: every process and rerun must shuffle it alike
-        space = {key: p.grid() if all(isinstance(v, (bool, int, float, str)) for v in p.grid())
-                 else [json.dumps(v) for v in p.grid()] for key, p in spec.parameters.items()}
-        return _grid_sampler(optuna)(space, seed=seed or 0)
-    seed = None if seed is None else (seed + offset) % 2**32
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    startup = 10 if wanted is None else max(3, min(10, wanted // 3))  # TPE learns after these random trials
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-
-
-def _grid_sampler(optuna):
-    class Grid(optuna.samplers.GridSampler):
-        def after_trial(self, study, trial, state, values) -> None:
-            pass  # the search counts its trials itself (Optuna's stops `optimize`, which asking and telling is not)
-
-    return Grid
-
-
-def _pruner(spec: SearchConfig):
-    import optuna
-
-    return {"hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
-            "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-            "none": optuna.pruners.NopPruner}[spec.pruner]()
-
-
-def _optuna():
-    try:
-        import optuna
-    except ImportError:
-        raise CnnzooError("`cnnzoo search` needs Optuna, which is not installed",
-                          hint="Install it with `pip install 'optuna>=5.1,<6'` (or cnnzoo's `search` extra).") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna

@@ -70,6 +70,8 @@ def _state(trial, retried: dict[int, int]) -> str:
     if trial.number in retried:
         return f"interrupted: retried as trial {retried[trial.number] + 1}"
     state = {"COMPLETE": "completed", "FAIL": "failed"}.get(trial.state.name, trial.state.name.lower())
+    if "same_as" in trial.user_attrs:
+        return f"{state}: the values of trial {trial.user_attrs['same_as'] + 1}, not trained again"
     error = trial.user_attrs.get("error")
     return f"{state}: {error}" if error else state
 
