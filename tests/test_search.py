@@ -91,6 +91,8 @@ def test_the_same_search_again_runs_nothing_more_and_more_trials_add_to_it(small
     more = cli("search", config, "--output-dir", small_search, "--trials", "4")
     assert more.returncode == 0 and more.stdout.count("cnnzoo: trial 4:") == 1, more.stderr[-2000:]
     assert len(_rows(small_search)) == 4
+    other = cli("search", config, "--output-dir", small_search, "train.epochs=1")  # another study: its own folder
+    assert other.returncode == 2 and "holds the trials of another search" in other.stderr, other.stderr
 
 
 KILLER = """

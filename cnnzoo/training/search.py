@@ -27,7 +27,7 @@ from cnnzoo.config.search_schema import SearchConfig
 from cnnzoo.errors import CnnzooError, ConfigError, Location, TrainingError
 from cnnzoo.training.checkpoints import has_saved_state
 from cnnzoo.training.hparams import write_experiment, write_session
-from cnnzoo.training.run_dir import RunDir, is_run
+from cnnzoo.training.run_dir import RunDir, is_run, write_json
 from cnnzoo.training.search_study import (alive, grid_size, import_optuna, more_wanted, open_study, place,
                                           sampler)
 from cnnzoo.training.sweep import folder_name
@@ -71,7 +71,7 @@ def search(config_path: str, overrides: list[str] = (), *, trials: int | None = 
     settings = base.model_dump(mode="json", exclude={"search": {"trials", "timeout"}})  # more trials: the same study
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     root = Path(output_dir or f"runs/search-{base.model.name}-{digest}")
-    root.mkdir(parents=True, exist_ok=True)
+    _claim(root, f"search-{base.model.name}-{digest}", storage)
     study = open_study(optuna, storage or f"sqlite:///{root.resolve() / 'study.db'}", f"search-{base.model.name}-{digest}",
                    spec)
     wanted = trials or spec.trials or (grid_size(spec) if spec.sampler == "grid" else None)
@@ -97,6 +97,23 @@ def search(config_path: str, overrides: list[str] = (), *, trials: int | None = 
     rows = write_report(job)
     write_plots(job)
     return rows
+
+
+def _claim(root: Path, name: str, storage: str | None) -> None:
+    """A search folder holds one study's trials: another config (or storage) is refused, since its trial
+    folders would be taken for this one's."""
+    record = root / "search.json"
+    mine = {"study": name, "storage": storage or "study.db"}
+    found = list(root.iterdir()) if root.is_dir() else []
+    if not record.is_file():  # (looked at after the listing: a process starting beside this one writes it first)
+        if found:
+            raise CnnzooError(f"{root} is not empty and holds no search", hint="Give the search a new --output-dir.")
+        root.mkdir(parents=True, exist_ok=True)
+        write_json(record, mine)
+    elif json.loads(record.read_text()) != mine:
+        raise CnnzooError(f"{root} holds the trials of another search ({json.loads(record.read_text())['study']}, "
+                          "from other settings or another storage); nothing was changed",
+                          hint="Give this search another --output-dir (or the settings and --storage of that one).")
 
 
 def _run_trial(job: Search, trial) -> None:
