@@ -5,6 +5,7 @@ points: `grid` trains every one, `tpe` (Hyperband pruning) and `random` (no prun
 trials, by default half the grid. For each seed (which seeds the samplers and every trial's training)
 it prints each method's best validation accuracy and the epochs it trained, then per method the mean,
 how often it came within --within points of the grid's best, and its epochs as a share of the grid's.
+With --continuous, tpe and random search the learning rate's whole range (log scale) instead.
 
     python benchmarks/search.py --seeds 1,2,3                      # the quick start's net on mnist_sample
     python benchmarks/search.py --seeds 1 --epochs 2 --steps 5 --learning-rates 0.1,1.0 --batch-sizes 64
@@ -30,9 +31,11 @@ METHODS = {"grid": "sampler: grid\n  pruner: none", "tpe": "sampler: tpe\n  prun
 
 
 def search_config(folder: Path, base: str, args, seed: int, method: str, trials: int) -> Path:
-    rates = json.dumps([float(v) for v in args.learning_rates.split(",")])
+    values = [float(v) for v in args.learning_rates.split(",")]
+    rates = f"{{float: [{min(values)}, {max(values)}], log: true}}" if args.continuous and method != "grid" else \
+        f"{{choice: {json.dumps(values)}}}"
     sizes = json.dumps([int(v) for v in args.batch_sizes.split(",")])
-    path = folder / f"{method}-{seed}.yaml"
+    path = folder / f"{method}{'-range' if args.continuous and method != 'grid' else ''}-{seed}.yaml"
     path.write_text(f"""extends: {base}
 train: {{epochs: {args.epochs}, steps_per_epoch: {args.steps}, pictures: false}}
 runtime: {{seed: {seed}}}
@@ -41,7 +44,7 @@ search:
   trials: {trials}
   {METHODS[method]}
   parameters:
-    train.optimizer.learning_rate: {{choice: {rates}}}
+    train.optimizer.learning_rate: {rates}
     data.batch_size: {{choice: {sizes}}}
 """)
     return path
@@ -68,6 +71,8 @@ def main() -> None:
     parser.add_argument("--learning-rates", default="0.01,0.03,0.1,0.3,1.0,3.0")
     parser.add_argument("--batch-sizes", default="32,64,128")
     parser.add_argument("--trials", type=int, help="trials of tpe and random (default: half the grid)")
+    parser.add_argument("--continuous", action="store_true", help="tpe and random search the learning rate's whole "
+                        "range (log scale) instead of the grid's values")
     parser.add_argument("--within", type=float, default=0.1, help="points of accuracy that count as reaching the grid's best")
     parser.add_argument("--output-dir", help="keep the searches here (default: a temporary folder)")
     parser.add_argument("overrides", nargs="*", help="overrides for every trial, e.g. data.name=mnist")
@@ -83,7 +88,7 @@ def main() -> None:
         for method in METHODS:
             count = grid_size if method == "grid" else trials
             config = search_config(folder, args.config, args, seed, method, count)
-            best, epochs, ran = measure(config, folder / f"{method}-{seed}", args.overrides)
+            best, epochs, ran = measure(config, folder / config.stem, args.overrides)
             results[method].append((best, epochs))
             print(f"seed {seed} {method:<7} best val_accuracy {100 * best:6.2f}%  epochs {epochs:4d}  trials {ran}",
                   flush=True)
