@@ -86,6 +86,14 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def search(args: argparse.Namespace) -> int:
+    from cnnzoo.training.search import search
+
+    search(args.config, list(args.overrides), trials=args.trials, output_dir=args.output_dir, storage=args.storage,
+           manual_dir=args.manual_dir)
+    return 0
+
+
 def inspect(args: argparse.Namespace) -> int:
     from cnnzoo.config.loader import load_config
     from cnnzoo.models import explain, inspect

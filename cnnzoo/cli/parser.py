@@ -62,6 +62,20 @@ def parser() -> argparse.ArgumentParser:
     _manual_dir_argument(sweep)
     sweep.set_defaults(handler=commands.sweep)
 
+    search = sub.add_parser(
+        "search", help="search the config's `search:` space with Optuna, one run per trial",
+        description="Run trials of the config's `search:` section (Optuna: TPE, random or grid; bad trials pruned "
+        "after an epoch), one run folder each; write trials.csv/.md, best.yaml, HParams and plots. Run again to "
+        "go on with an interrupted search; give several processes the same --storage to share one study.",
+    )
+    _config_arguments(search, "overrides for every trial")
+    search.add_argument("--trials", type=int, metavar="N", help="trials in all (default: search.trials)")
+    search.add_argument("--output-dir", help="search folder (default: runs/search-<model.name>-<settings hash>)")
+    search.add_argument("--storage", metavar="URL", help="Optuna storage shared by several processes, e.g. "
+                        "sqlite:///runs/s/study.db or postgresql://user:pass@host/db (default: DIR/study.db)")
+    _manual_dir_argument(search)
+    search.set_defaults(handler=commands.search)
+
     inspect = sub.add_parser(
         "inspect", help="shapes, parameters, MACs and receptive fields per layer (no data, no training)",
         description="Build the model of a config and show, per layer: output shape, parameters, "

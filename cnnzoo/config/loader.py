@@ -68,6 +68,10 @@ def validate_config(data: Any, marks: Marks, sources: tuple[str, ...]) -> Config
     config._defaults = layer_defaults(config)
     config._items = resolve_items(config, config._defaults)
     config._declared_input = declared_input(config)
+    if config.search is not None and config.search.parameters:
+        from cnnzoo.config.search_check import check_search
+
+        check_search(config, data, marks, sources)
     return config
 
 

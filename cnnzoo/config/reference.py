@@ -30,7 +30,7 @@ def markdown_reference() -> str:
         parts.append("| key | default | meaning |\n| --- | --- | --- |")
         for name, field in model.model_fields.items():
             if _nested(field.annotation) is None or name in ("blocks",):
-                parts.append(f"| `{name}` | {_default(field)} | {_clean(field.description or '')} |")
+                parts.append(f"| `{field.alias or name}` | {_default(field)} | {_clean(field.description or '')} |")
     parts.append("\n## `model.blocks.<name>`\n")
     parts.append(f"{_clean(BlockConfig.__doc__)}\n\n| key | default | meaning |\n| --- | --- | --- |")
     for name, field in BlockConfig.model_fields.items():
@@ -43,7 +43,7 @@ def _sections(model: type[BaseModel], prefix: str = "") -> list[tuple[str, type[
     for name, field in model.model_fields.items():
         nested = _nested(field.annotation)
         if nested is not None and name != "blocks":
-            path = f"{prefix}{name}"
+            path = f"{prefix}{name}" + (".<key>" if getattr(field.annotation, "__origin__", None) is dict else "")
             found.append((path, nested))
             found += _sections(nested, path + ".")
     return found

@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, PositiveInt, PrivateAttr, field_validator
 
+from cnnzoo.config.search_schema import SearchConfig
 from cnnzoo.config.sections import CallItem, Section
 from cnnzoo.config.train_schema import TrainConfig
 from cnnzoo.config.yaml_io import dump_yaml, nearest_mark
@@ -236,6 +237,7 @@ class Config(Section):
         {}, description="For `cnnzoo sweep`: override key -> values; every combination is one run, "
         "e.g. `model.params.n: [3, 9]`. `cnnzoo train` ignores it."
     )
+    search: Optional[SearchConfig] = Field(None, description="For `cnnzoo search` (docs/search.md).")
 
     _marks: dict = PrivateAttr(default_factory=dict)
     _sources: tuple = PrivateAttr(default=())
@@ -272,7 +274,13 @@ class Config(Section):
 
         `resolved` adds, for reading only, the layer list the model is built from.
         """
-        text = dump_yaml(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json", by_alias=True)
+        if data.get("search") is None:
+            data.pop("search", None)  # written only where there is one
+        else:
+            data["search"]["parameters"] = {key: {k: v for k, v in spec.items() if v is not None and v is not False}
+                                            for key, spec in data["search"]["parameters"].items()}
+        text = dump_yaml(data)
         if not resolved:
             return text
         from cnnzoo.config.resolve import resolved_yaml

@@ -23,11 +23,10 @@ from cnnzoo.config.loader import load_config
 from cnnzoo.config.yaml_io import parse_value
 from cnnzoo.errors import CnnzooError, ConfigError, Location, TrainingError
 from cnnzoo.training.checkpoints import has_saved_state
+from cnnzoo.training.hparams import write_experiment, write_session
 from cnnzoo.training.run_dir import RunDir, is_run, write_json
 from cnnzoo.training.trainer import TrainingInterrupted, train
 
-METRICS = [("epoch_loss", "train"), ("epoch_accuracy", "train"), ("epoch_loss", "validation"),
-           ("epoch_accuracy", "validation")]
 FAILED = "failed.json"  # marks a sweep folder whose run never started
 
 
@@ -75,7 +74,7 @@ def sweep(config_path: str, overrides: list[str], grid_options: list[str], outpu
     root = Path(output_dir or f"runs/sweep-{base.model.name}-{digest}")
     runs = combinations(grid)
     log(f"cnnzoo: sweep of {len(runs)} runs over {', '.join(grid)} in {root}")
-    _write_hparams_config(root, grid)
+    write_experiment(root, grid)
     rows = []
     for i, values in enumerate(runs, start=1):
         name = folder_name(i, values)
@@ -120,9 +119,9 @@ def _one_run(folder: Path, values: dict[str, Any], config_path: str, overrides: 
         if not is_run(folder):
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / FAILED, {"error": message})
-        _write_hparams(folder, values, folder.name, failed=True)
+        write_session(folder, values, folder.name, failed=True)
         return _row(folder, values, None, time.perf_counter() - start, f"failed: {message.splitlines()[0]}")
-    _write_hparams(folder, values, folder.name, failed=False)
+    write_session(folder, values, folder.name, failed=False)
     return _row(folder, values, metrics, time.perf_counter() - start, "completed")
 
 
@@ -159,33 +158,3 @@ def _cell(column: str, value: Any) -> str:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _write_hparams_config(root: Path, grid: dict[str, list[Any]]) -> None:
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-
-    hparams = [hp.HParam(key, hp.Discrete(sorted({_hp_value(v) for v in values}, key=str)))
-               for key, values in grid.items()]
-    metrics = [hp.Metric(tag, group=group, display_name=f"{group} {tag.removeprefix('epoch_')}")
-               for tag, group in METRICS]
-    root.mkdir(parents=True, exist_ok=True)
-    with tf.summary.create_file_writer(str(root)).as_default():
-        hp.hparams_config(hparams=hparams, metrics=metrics)
-
-
-def _write_hparams(folder: Path, values: dict[str, Any], name: str, *, failed: bool) -> None:
-    """The run's settings as an HParams session in its logs/ (metrics are read from logs/train, logs/validation),
-    ended with TensorBoard's success or failure status."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-    from tensorboard.plugins.hparams import api_pb2, summary
-
-    status = api_pb2.STATUS_FAILURE if failed else api_pb2.STATUS_SUCCESS
-    with tf.summary.create_file_writer(str(folder / "logs")).as_default():
-        hp.hparams({key: _hp_value(v) for key, v in values.items()}, trial_id=name)
-        tf.summary.experimental.write_raw_pb(summary.session_end_pb(status).SerializeToString(), step=0)
-
-
-def _hp_value(value: Any) -> Any:
-    return value if isinstance(value, (bool, int, float, str)) else json.dumps(value)

@@ -1,0 +1,100 @@
+"""The Optuna side of a search: the study in its storage, samplers and pruners as `search:` names them, and
+which trials count towards the number asked for (several processes may share the study)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+from cnnzoo.config.search_schema import SearchConfig
+from cnnzoo.errors import CnnzooError
+
+
+def open_study(optuna, storage: str, name: str, spec: SearchConfig):
+    """The study, created or loaded; processes starting together may race to create the storage's tables."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(6):
+        try:
+            return optuna.create_study(storage=storage, study_name=name, load_if_exists=True, pruner=_pruner(spec),
+                                       direction="maximize" if spec.maximize else "minimize")
+        except SQLAlchemyError:
+            if attempt == 5:
+                raise
+            time.sleep(0.5 + random.random())
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def counted(trials: list) -> list:
+    """The trials that count towards the number asked for: not a failed one retried later, not a surplus one."""
+    retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+    return [t for t in trials if t.number not in retried and not t.user_attrs.get("surplus")]
+
+
+def more_wanted(study, wanted: int | None) -> bool:
+    from optuna.trial import TrialState
+
+    trials = counted(study.get_trials(deepcopy=False))
+    return wanted is None or len(trials) < wanted or any(t.state == TrialState.WAITING for t in trials)
+
+
+def place(study, number: int) -> int:
+    return sum(t.number <= number for t in counted(study.get_trials(deepcopy=False)))
+
+
+def grid_size(spec: SearchConfig) -> int:
+    size = 1
+    for parameter in spec.parameters.values():
+        size *= len(parameter.grid())
+    return size
+
+
+def sampler(spec: SearchConfig, seed: int | None, offset: int, wanted: int | None):
+    import optuna
+
+    if spec.sampler == "grid":  # grid ids index the shuffled grid: every process and rerun must shuffle it alike
+        space = {key: p.grid() if all(isinstance(v, (bool, int, float, str)) for v in p.grid())
+                 else [json.dumps(v) for v in p.grid()] for key, p in spec.parameters.items()}
+        return _grid_sampler(optuna)(space, seed=seed or 0)
+    seed = None if seed is None else (seed + offset) % 2**32
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    startup = 10 if wanted is None else max(3, min(10, wanted // 3))  # TPE learns after these random trials
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
+def _grid_sampler(optuna):
+    class Grid(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:
+            pass  # the search counts its trials itself (Optuna's stops `optimize`, which asking and telling is not)
+
+    return Grid
+
+
+def _pruner(spec: SearchConfig):
+    import optuna
+
+    return {"hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
+            "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+            "none": optuna.pruners.NopPruner}[spec.pruner]()
+
+
+def import_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise CnnzooError("`cnnzoo search` needs Optuna, which is not installed",
+                          hint="Install it with `pip install 'optuna>=5.1,<6'` (or cnnzoo's `search` extra).") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
