@@ -54,7 +54,7 @@ class TrainStream:
 
     examples: Any  # preprocessed (and cached) examples in the split's order
     data: DataConfig
-    augment: Any  # a function of (image, label), or None
+    augment: Any  # `augment_fn`'s function of (image, label, seed), or None
     drop_remainder: bool
     batches: int  # batches in one pass over the split
     seed: int = 0  # the run's seed
@@ -149,8 +149,8 @@ def build_pipeline(ds, preprocess, data: DataConfig, *, training: bool, cache: b
     import tensorflow as tf
 
     ds = ds.with_options(_options(data))
-    examples = ds.cardinality()
     if batched:  # unbatch cannot know its length: say it, so Keras counts an epoch's steps from the start
+        examples = ds.cardinality()
         ds = ds.batch(1024).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
         ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
     else:

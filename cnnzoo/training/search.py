@@ -31,7 +31,8 @@ from cnnzoo.training.run_dir import RunDir, is_run, write_json
 from cnnzoo.training.search_study import (alive, grid_size, import_optuna, more_wanted, open_study, place,
                                           sampler)
 from cnnzoo.training.sweep import folder_name
-from cnnzoo.training.trainer import TrainingInterrupted, train
+from cnnzoo.training.fitting import TrainingInterrupted
+from cnnzoo.training.trainer import train
 
 DEFAULT_TRIALS = 20
 

@@ -25,7 +25,8 @@ from cnnzoo.errors import CnnzooError, ConfigError, Location, TrainingError
 from cnnzoo.training.checkpoints import has_saved_state
 from cnnzoo.training.hparams import write_experiment, write_session
 from cnnzoo.training.run_dir import RunDir, is_run, write_json
-from cnnzoo.training.trainer import TrainingInterrupted, train
+from cnnzoo.training.fitting import TrainingInterrupted
+from cnnzoo.training.trainer import train
 
 FAILED = "failed.json"  # marks a sweep folder whose run never started
 

@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnnzoo.config.schema import Config
-from cnnzoo.errors import CnnzooError
 from cnnzoo.training import run_dir
-from cnnzoo.training.fitting import TrainingInterrupted  # noqa: F401  (cnnzoo's API raises it)
 from cnnzoo.training.history import read_history, repair_history
 from cnnzoo.training.run_dir import RunDir, write_json
 from cnnzoo.training.summaries import weights_digest, write_start_summaries
