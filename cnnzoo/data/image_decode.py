@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.data.image_files import BadImage, decode_pillow, read_size
+from cnnzoo.data.pipeline import plain
 
 
 def decode(path: Path, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -94,7 +95,7 @@ def _decode_into(out: np.ndarray, files: list[str], graph, progress) -> list[int
     if not files:
         return []
     dataset = (tf.data.Dataset.from_tensor_slices((tf.range(len(files)), files))
-               .map(lambda row, path: (row, graph(path)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .map(plain(lambda row, path: (row, graph(path))), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                .ignore_errors(log_warning=False).batch(256).prefetch(2))
     decoded, shown = np.zeros(len(files), bool), time.monotonic()
     for rows, images in dataset.as_numpy_iterator():
@@ -115,7 +116,7 @@ def _graph(channels: int, size: tuple[int, int] | None):
     """path -> uint8 (rows, cols, channels): read, decode (first frame; colour as 3 channels), convert."""
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)  # no Python control flow
     def load(path):
         data = tf.io.read_file(path)
         image = tf.cond(  # JPEG with libjpeg's accurate integer DCT: the pixels Pillow gives, to the bit

@@ -13,7 +13,7 @@ from cnnzoo.data.cache import choose_cache
 from cnnzoo.data.catalog import dataset_signature, label_names
 from cnnzoo.data.decoded import Kept
 from cnnzoo.data.prepare import Source, locate, manual_dir_of, prepare
-from cnnzoo.data.pipeline import Datasets, augment_fn, build_pipeline, preprocess_fn, split_pipelines
+from cnnzoo.data.pipeline import Datasets, augment_fn, build_pipeline, plain, preprocess_fn, split_pipelines
 from cnnzoo.data.splits import no_split, resolve_splits
 
 
@@ -61,7 +61,7 @@ def _label_counts(builder, split: str, num_classes: int) -> tuple[int, ...]:
 
     ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
     counts = np.zeros(num_classes, np.int64)
-    for batch in tfds.as_numpy(ds.map(lambda e: e["label"]).batch(8192)):
+    for batch in tfds.as_numpy(ds.map(plain(lambda e: e["label"])).batch(8192)):
         counts += np.bincount(batch, minlength=num_classes)
     return tuple(int(n) for n in counts)
 
