@@ -1,4 +1,5 @@
-"""evaluate, predict and export on a real trained run; exports load in a process that never imports cnnzoo."""
+"""evaluate, predict and export on a real trained run; exports load in a process that never imports cnnzoo
+(TFLite with LiteRT's interpreter and ONNX with ONNX Runtime, neither importing TensorFlow)."""
 
 from __future__ import annotations
 
@@ -75,14 +76,28 @@ elif kind == "savedmodel":
     import tensorflow as tf
     loaded = tf.saved_model.load(path)  # keep a reference: its variables live as long as it does
     out = loaded.serve(tf.constant(images)).numpy()
-else:
-    import tensorflow as tf
-    interpreter = tf.lite.Interpreter(model_path=path)
-    runner = interpreter.get_signature_runner()
+elif kind == "tflite":
+    from ai_edge_litert.interpreter import Interpreter
+    runner = Interpreter(model_path=path).get_signature_runner()
     out = next(iter(runner(pixels=images).values()))
+else:
+    import onnxruntime
+    out = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"pixels": images})[0]
 assert not any(name.startswith("cnnzoo") for name in sys.modules), "imported cnnzoo"
+assert kind in ("keras", "savedmodel") or "tensorflow" not in sys.modules, "imported TensorFlow"
 np.save(sys.argv[4], out)
 """
+
+
+def exported_in_a_fresh_process(fmt: str, target, images: np.ndarray, tmp_path) -> np.ndarray:
+    """What the export at `target` gives for raw `images` (N, rows, cols), loaded without cnnzoo."""
+    np.save(tmp_path / "images.npy", images)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    fresh = subprocess.run([sys.executable, "-c", FRESH_PROCESS, fmt, str(target), str(tmp_path / "images.npy"),
+                            str(tmp_path / "out.npy")], capture_output=True, text=True, timeout=300, env=env,
+                           cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    return np.load(tmp_path / "out.npy")
 
 
 def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images, tmp_path):
@@ -93,8 +108,9 @@ def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images,
     done = cli("export", str(trained.run_dir.path), "--format", "tflite", "-o", str(target))
     assert done.returncode == 0, done.stderr[-2000:]  # TFLite cannot convert bfloat16 layers: the export is float32
     images = test_images[0].astype("float32")[..., None]
-    runner = tf.lite.Interpreter(model_path=str(target)).get_signature_runner()
-    exported = next(iter(runner(pixels=images).values()))
+    from ai_edge_litert.interpreter import Interpreter
+
+    exported = next(iter(Interpreter(model_path=str(target)).get_signature_runner()(pixels=images).values()))
     ours = trained.model.predict(preprocess_images(test_images[0], config.data), verbose=0)
     assert np.abs(exported - ours).max() < 0.05  # float32 against bfloat16 arithmetic
     assert (exported.argmax(1) == ours.argmax(1)).mean() >= 0.95
@@ -102,22 +118,93 @@ def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images,
 
 @pytest.mark.parametrize("fmt,extra,atol", [
     ("keras", [], 1e-6), ("savedmodel", [], 1e-5), ("tflite", [], 1e-4), ("tflite", ["--quantize"], None),
+    ("onnx", [], 1e-4),
 ])
 def test_exports_match_cnnzoo_in_a_fresh_process(run, test_images, tmp_path, fmt, extra, atol):
     images, labels = test_images
-    target = tmp_path / f"model-{fmt}{'.keras' if fmt == 'keras' else '.tflite' if fmt == 'tflite' else ''}"
+    target = tmp_path / f"model-{fmt}{'' if fmt == 'savedmodel' else '.' + fmt}"
     done = cli("export", str(run.run_dir.path), "--format", fmt, *extra, "-o", str(target))
     assert done.returncode == 0, done.stderr[-2000:]
-    np.save(tmp_path / "images.npy", images)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    fresh = subprocess.run([sys.executable, "-c", FRESH_PROCESS, fmt, str(target), str(tmp_path / "images.npy"),
-                            str(tmp_path / "out.npy")], capture_output=True, text=True, timeout=300, env=env,
-                           cwd=tmp_path)
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
-    exported = np.load(tmp_path / "out.npy")
+    exported = exported_in_a_fresh_process(fmt, target, images, tmp_path)
     ours = run.model.predict(preprocess_images(images, load_config(run.run_dir.config).data), verbose=0)
     if atol is not None:
         np.testing.assert_allclose(exported, ours, atol=atol)
     else:  # int8 weights: probabilities move a little, the decisions hardly
         assert np.abs(exported - ours).max() < 0.1
         assert (exported.argmax(1) == ours.argmax(1)).mean() >= 0.97
+
+
+@pytest.fixture(scope="module")
+def all_test_images():
+    with resources.files("cnnzoo.data").joinpath("sample", "mnist_sample.npz").open("rb") as f:
+        return np.load(f)["x_test"]
+
+
+def test_onnx_vs_keras_export_on_real_test_images(run, all_test_images, tmp_path):
+    """ONNX Runtime (in a process without cnnzoo or TensorFlow) against Keras' export, on every test image."""
+    import keras
+
+    for fmt in ("keras", "onnx"):
+        done = cli("export", run.run_dir.path, "--format", fmt, "-o", tmp_path / f"model.{fmt}")
+        assert done.returncode == 0, done.stderr[-2000:]
+    onnx_out = exported_in_a_fresh_process("onnx", tmp_path / "model.onnx", all_test_images, tmp_path)
+    pixels = all_test_images.astype("float32")[..., None]
+    keras_out = keras.models.load_model(tmp_path / "model.keras").predict(pixels, verbose=0)
+    assert onnx_out.shape == keras_out.shape == (len(all_test_images), 10)
+    assert np.array_equal(onnx_out.argmax(1), keras_out.argmax(1))
+    assert np.abs(onnx_out - keras_out).max() <= 1e-4
+    np.testing.assert_allclose(onnx_out.sum(1), 1.0, atol=1e-5)  # probabilities
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_predict_runs_an_export_without_its_run(run, test_images, tmp_path, fmt):
+    """`cnnzoo predict model.onnx|model.tflite`: the export alone (moved out of its run) gives the run's results."""
+    images = test_images[0][:5]
+    for i in range(2):
+        tf.io.write_file(str(tmp_path / f"digit{i}.png"), tf.io.encode_png(images[i][..., None]))
+    np.save(tmp_path / "batch.npy", images)
+    inputs = [tmp_path / "digit0.png", tmp_path / "digit1.png", tmp_path / "batch.npy"]
+    target = tmp_path / "alone" / f"model.{fmt}"
+    assert cli("export", run.run_dir.path, "--format", fmt, "-o", target).returncode == 0
+    from_run = cli("predict", run.run_dir.path, *inputs, "--json", "--top-k", "10")
+    from_export = cli("predict", target, *inputs, "--json", "--top-k", "10")
+    assert from_export.returncode == 0, from_export.stderr[-2000:]
+    ours, theirs = json.loads(from_run.stdout), json.loads(from_export.stdout)
+    assert [r["input"] for r in theirs] == [r["input"] for r in ours] and len(theirs) == 7
+    for a, b in zip(ours, theirs):
+        assert b["top"][0]["class"] == a["top"][0]["class"]
+        assert sorted((t["class"], t["name"]) for t in b["top"]) == sorted((t["class"], t["name"]) for t in a["top"])
+        by_class = {t["class"]: t["probability"] for t in a["top"]}
+        assert max(abs(t["probability"] - by_class[t["class"]]) for t in b["top"]) <= 1e-4
+    config = cli("predict", target, inputs[0], "--config", run.run_dir.config)
+    assert config.returncode == 2 and "--config goes with a .keras file" in config.stderr
+    if fmt == "onnx":  # an ONNX file from elsewhere: its input size is unknown
+        import onnx
+
+        proto = onnx.load(str(target))
+        del proto.metadata_props[:]
+        onnx.save(proto, str(tmp_path / "other.onnx"))
+        other = cli("predict", tmp_path / "other.onnx", inputs[0])
+        assert other.returncode == 2 and "has no cnnzoo metadata" in other.stderr
+
+
+@pytest.mark.parametrize("module,command,fmt", [
+    ("tf2onnx", "export", "onnx"), ("onnxruntime", "export", "onnx"),
+    ("onnxruntime", "predict", "onnx"), ("ai_edge_litert", "predict", "tflite"),
+])
+def test_a_missing_optional_package_is_named_with_its_extra(run, test_images, tmp_path, monkeypatch, module, command,
+                                                            fmt):
+    """Without the optional packages, `export --format onnx` and `predict` of an export say what to install."""
+    target = tmp_path / f"model.{fmt}"
+    np.save(tmp_path / "images.npy", test_images[0][:2])
+    if command == "predict":
+        assert cli("export", run.run_dir.path, "--format", fmt, "-o", target).returncode == 0
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError, as when not installed
+    if command == "predict":
+        done = cli("predict", target, tmp_path / "images.npy")
+    else:
+        done = cli("export", run.run_dir.path, "--format", fmt, "-o", target)
+        assert not target.exists()
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    extra = "litert" if module == "ai_edge_litert" else "onnx"
+    assert f"needs {module}" in done.stderr and f"pip install 'cnnzoo[{extra}]'" in done.stderr

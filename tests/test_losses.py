@@ -53,3 +53,9 @@ def test_a_model_trained_on_logits_predicts_and_exports_probabilities(tmp_path):
     assert cli("export", run, "--format", "keras", "-o", tmp_path / "m.keras").returncode == 0
     exported = np.asarray(keras.models.load_model(tmp_path / "m.keras")(images[..., None].astype("float32")))
     np.testing.assert_allclose(exported, ours, atol=1e-5)
+    assert cli("export", run, "--format", "onnx", "-o", tmp_path / "m.onnx").returncode == 0
+    done = cli("predict", tmp_path / "m.onnx", tmp_path / "x.npy", "--json", "--top-k", "10")  # ONNX Runtime
+    assert done.returncode == 0, done.stderr
+    onnx = np.array([[t["probability"] for t in sorted(r["top"], key=lambda t: t["class"])]
+                     for r in json.loads(done.stdout)])
+    np.testing.assert_allclose(onnx, ours, atol=1e-5)

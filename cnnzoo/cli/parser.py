@@ -12,8 +12,9 @@ def _config_arguments(parser: argparse.ArgumentParser, overrides_help: str = "do
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=overrides_help)
 
 
-def _trained_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run directory, or a .keras file with --config")
+def _trained_model_arguments(parser: argparse.ArgumentParser, exports: bool = False) -> None:
+    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run directory, or a .keras file with --config"
+                        + (", or an .onnx or .tflite file `cnnzoo export` wrote" if exports else ""))
     parser.add_argument("--config", help="the config the model was trained with (default: the run's)")
 
 
@@ -131,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
         description="Classify image files (JPEG, PNG, BMP, GIF; any size and colour: converted and resized as "
         "training does), every image in folders (recursively; hidden files skipped) and .npy arrays of raw pixels "
         "(0-255). A file that cannot be read is reported with its reason and does not stop the others.")
-    _trained_model_arguments(predict)
+    _trained_model_arguments(predict, exports=True)
     predict.add_argument("images", nargs="+", metavar="PATH", help="image files, folders of images, .npy arrays")
     predict.add_argument("--top-k", type=int, default=3, metavar="K", help="classes per image (default: 3)")
     predict.add_argument("--csv", metavar="FILE", help="write one row per image: "
@@ -144,7 +145,8 @@ def parser() -> argparse.ArgumentParser:
                             "pixels 0-255 of any rows and cols (3 channels for runs on your own photos, converted "
                             "to the model's colour), resizes them and returns class probabilities.")
     _trained_model_arguments(export)
-    export.add_argument("--format", default="keras", choices=["keras", "savedmodel", "tflite"])
+    export.add_argument("--format", default="keras", choices=["keras", "savedmodel", "tflite", "onnx"],
+                        help="onnx needs the extra: pip install 'cnnzoo[onnx]'")
     export.add_argument("--quantize", action="store_true", help="tflite: int8 weights (dynamic-range quantisation)")
     export.add_argument("--output", "-o", help="where to write (default: RUN_DIR/export/...)")
     export.set_defaults(handler=commands.export)

@@ -1,4 +1,4 @@
-"""`cnnzoo export`: a trained model with its preprocessing built in, as .keras, SavedModel or TFLite.
+"""`cnnzoo export`: a trained model with its preprocessing built in, as .keras, SavedModel, TFLite or ONNX.
 
 The exported model takes raw pixels, 0-255 (any float or integer values), of any rows and cols,
 and applies the run's whole preprocessing itself with standard Keras layers: colour conversion (a
@@ -6,7 +6,9 @@ run on your own photos takes 3 channels, converted to the model's as training co
 bilinear `Resizing` to the model's input size (as `tf.image.resize`; an identity at that size),
 `Rescaling` and `Normalization`. So a deployment needs no cnnzoo and no knowledge of the training
 statistics or input size: it gives `cnnzoo predict`'s probabilities for the same photo (to ~1e-3:
-predict rounds the resized pixels to uint8 as training does, the export does not).
+predict rounds the resized pixels to uint8 as training does, the export does not). TFLite and ONNX
+files also carry the model's input size and class names as metadata (`runtimes.export_metadata`), so
+`cnnzoo predict` runs them without their run.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from cnnzoo.config.schema import DataConfig
-from cnnzoo.deploy.runs import load_trained
+from cnnzoo.deploy.runs import class_names_of, load_trained
+from cnnzoo.deploy.runtimes import METADATA, export_metadata
 from cnnzoo.models.compile import outputs_logits
 from cnnzoo.errors import CnnzooError
 
-FORMATS = ("keras", "savedmodel", "tflite")
+FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 
 
 def raw_channels(data: DataConfig, channels: int) -> int:
@@ -40,7 +45,6 @@ def with_preprocessing(model, data: DataConfig, logits: bool = False):
         A model taking raw pixels 0-255 of shape (None, None, raw_channels) and returning `model`'s outputs.
     """
     import keras
-    import numpy as np
 
     rows, cols, channels = model.input_shape[1:]
     inputs = keras.Input(shape=(None, None, raw_channels(data, channels)), name="pixels")
@@ -67,7 +71,6 @@ def _to_channels(x, channels: int):
     `tf.image.rgb_to_grayscale`'s weighted sum as a frozen, bias-free 1x1 convolution (a plain Keras
     layer, so the export loads without cnnzoo)."""
     import keras
-    import numpy as np
 
     from cnnzoo.data.preprocessing import GRAY_WEIGHTS
 
@@ -105,18 +108,26 @@ def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = 
         raise CnnzooError(f"unknown export format `{fmt}`", hint=f"Choose one of: {', '.join(FORMATS)}.")
     if quantize and fmt != "tflite":
         raise CnnzooError("--quantize applies to --format tflite only")
+    if fmt == "onnx":
+        from cnnzoo.deploy.onnx_export import require_onnx, write_onnx
+
+        require_onnx()  # before the model is loaded: a missing package is said at once
     config, model = load_trained(run_path, config_path)
     inference = with_preprocessing(in_float32(model), config.data, outputs_logits(config))
     run = Path(run_path) if Path(run_path).is_dir() else Path(run_path).parent
-    suffix = {"keras": ".keras", "savedmodel": "", "tflite": "_int8.tflite" if quantize else ".tflite"}[fmt]
+    suffix = {"keras": ".keras", "savedmodel": "", "tflite": "_int8.tflite" if quantize else ".tflite",
+              "onnx": ".onnx"}[fmt]
     target = Path(output) if output else run / "export" / f"{model.name}{suffix}"
     target.parent.mkdir(parents=True, exist_ok=True)
+    metadata = export_metadata(model.input_shape[1:], class_names_of(run_path, config))
     if fmt == "keras":
         inference.save(target)
     elif fmt == "savedmodel":
         inference.export(str(target), format="tf_saved_model", verbose=False)
+    elif fmt == "onnx":
+        write_onnx(inference, target, metadata, model.input_shape[1:3])
     else:
-        target.write_bytes(_tflite(inference, quantize))
+        target.write_bytes(_with_metadata(_tflite(inference, quantize), metadata))
     return target
 
 
@@ -132,3 +143,18 @@ def _tflite(inference, quantize: bool) -> bytes:
         return converter.convert()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _with_metadata(flatbuffer: bytes, metadata: str) -> bytes:
+    """The TFLite model with `metadata` added as its `cnnzoo` metadata entry (read by `runtimes.LiteRtModel`)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(metadata.encode(), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA, len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

@@ -1,8 +1,9 @@
 """`cnnzoo predict`: top-k classes for image files, folders of them and `.npy` arrays, with the run's preprocessing.
 
 Each image is decoded as training decodes files (`cnnzoo.data.image_decode.decode`: colour converted
-and resized to the model's input, rounded to uint8), then goes through `preprocess_images`, the
-run's own preprocessing. Images are read and predicted `CHUNK` at a time, so a folder of any size
+and resized to the model's input, rounded to uint8), then goes to the model (`cnnzoo.deploy.runtimes`):
+a run's Keras model after `preprocess_images`, the run's own preprocessing, or an `.onnx` or
+`.tflite` export (preprocessing inside) run by ONNX Runtime or LiteRT. Images are read and predicted `CHUNK` at a time, so a folder of any size
 never sits in memory as float32. A file that cannot be read gets a result saying why instead of
 classes, and never stops the others.
 """
@@ -16,8 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from cnnzoo.deploy.runs import class_names_of, load_trained
-from cnnzoo.models.compile import outputs_logits
+from cnnzoo.deploy.runtimes import open_model
 from cnnzoo.errors import CnnzooError
 
 CHUNK = 256  # images decoded, preprocessed and predicted together
@@ -34,10 +34,11 @@ class Source:
 
 
 class Prediction:
-    """The images named on the command line, and the run that classifies them; iterate for the results.
+    """The images named on the command line, and the model that classifies them; iterate for the results.
 
     Args:
-        model_path: A run directory, or a `.keras` file (in a run, or with `config_path`).
+        model_path: A run directory, a `.keras` file (in a run, or with `config_path`), or an `.onnx` or
+            `.tflite` export.
         paths: Image files, folders of images (searched recursively) and `.npy` arrays.
         top_k: Classes per image, best first.
         config_path: The config the model was trained with (default: the run's).
@@ -50,10 +51,10 @@ class Prediction:
     def __init__(self, model_path: str, paths: list[str], top_k: int = 3, config_path: str | None = None):
         if top_k < 1:
             raise CnnzooError(f"--top-k must be at least 1, not {top_k}")
-        self.config, self.model = load_trained(model_path, config_path)
-        self.shape = tuple(self.model.input_shape[1:])
-        self.k = min(top_k, int(self.model.output_shape[-1]))
-        self.names = class_names_of(model_path, self.config)
+        self.model = open_model(model_path, config_path)
+        self.shape = self.model.shape
+        self.k = min(top_k, self.model.classes)
+        self.names = self.model.names
         self.sources = [source for given in paths for source in gather(given, self.shape)]
         if self.shape[-1] not in (1, 3) and any(s.array is None and s.error is None for s in self.sources):
             raise CnnzooError(f"the model takes {self.shape[-1]}-channel images: image files become 1 or 3 channels",
@@ -65,12 +66,9 @@ class Prediction:
             yield from self._chunk(self.sources[start:start + CHUNK])
 
     def _chunk(self, sources: list[Source]) -> list[dict[str, Any]]:
-        from cnnzoo.data.preprocessing import preprocess_images
-
         read = [_pixels(source, self.shape) for source in sources]
         good = [pixels for pixels, _ in read if pixels is not None]
-        scores = self.model.predict(preprocess_images(np.stack(good), self.config.data), verbose=0) if good else []
-        probabilities = iter(_softmax(scores) if len(scores) and outputs_logits(self.config) else scores)
+        probabilities = iter(self.model.probabilities(np.stack(good)) if good else [])
         return [self._result(source.label, next(probabilities)) if pixels is not None
                 else {"input": source.label, "top": [], "error": error}
                 for source, (pixels, error) in zip(sources, read)]
@@ -159,8 +157,3 @@ def csv_row(result: dict[str, Any], k: int) -> list[str]:
     cells = [cell for top in result["top"] for cell in (top["name"], f"{top['probability']:.6f}")]
     return [result["input"], *cells, *[""] * (2 * k - len(cells)), result["error"] or ""]
 
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities from a model trained on logits (`from_logits: true`), computed once, here."""
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
