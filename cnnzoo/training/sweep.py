@@ -75,10 +75,13 @@ def sweep(config_path: str, overrides: list[str], grid_options: list[str], outpu
                  manual_dir=manual_dir, log=log, callbacks=list(callbacks or []), epochs=base.train.epochs,
                  seeded=base.runtime.seed is not None, command="sweep", trials_dir="", points=points,
                  earlier=frozenset({"summary.json", "summary.md", *(folder_name(i, p) for i, p in enumerate(points, 1))}))
-    run(job, name, len(points), seed=base.runtime.seed)
-    rows = summary_rows(job)
-    write_json(job.root / "summary.json", rows)
-    (job.root / "summary.md").write_text(summary_table(rows))
+    try:
+        run(job, name, len(points), seed=base.runtime.seed)
+    finally:  # Ctrl-C too: the summary of the runs so far
+        rows = summary_rows(job) if job.study is not None else []
+        if rows:
+            write_json(job.root / "summary.json", rows)
+            (job.root / "summary.md").write_text(summary_table(rows))
     log(summary_table(rows))
     failed = [row["run"] for row in rows if row["status"] != "completed"]
     if failed:
