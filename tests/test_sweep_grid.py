@@ -48,6 +48,26 @@ def test_a_sweeps_grid_is_a_search_section_with_the_grid_sampler_taking_its_poin
     assert shuffled != combinations(grid) and sorted(map(str, shuffled)) == sorted(map(str, combinations(grid)))
 
 
+@pytest.mark.parametrize("grid, message", [
+    ("data.batchsize: [32, 64]", "sweep key `data.batchsize`: the value 32 is refused: unknown key `batchsize`. "
+     "Did you mean `batch_size`?"),
+    ("model.params.width: [8, 16]", "sweep key `model.params.width`: the model has no parameter `width`"),
+    ("data.batch_size: []", "sweep key `data.batch_size` lists no values"),
+])
+def test_a_bad_sweep_value_is_refused_at_its_line_when_the_config_loads_as_a_search_parameter_is(
+        tmp_path, grid, message):
+    config = write(tmp_path / "sweep.yaml", f"extends: {QUICK}\nsweep:\n  train.epochs: [1, 2]\n  {grid}\n")
+    for command in ("validate", "sweep"):
+        done = cli(command, config, "--output-dir", tmp_path / "s") if command == "sweep" else cli(command, config)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith(f"{config}:4:3: error: {message}"), done.stderr
+    bad = cli("sweep", QUICK, "--grid", "train.epochs=1,2", "--grid", "data.batch_size=32,big", "--output-dir",
+              tmp_path / "s")
+    assert bad.returncode == 2 and bad.stderr.startswith("<command line> (--grid): error: sweep key `data.batch_size`: "
+                                                         "the value \"big\" is refused"), bad.stderr
+    assert not (tmp_path / "s").exists()  # refused before anything was written
+
+
 @pytest.fixture(scope="module")
 def sweep_and_search(tmp_path_factory):
     """A sweep over two learning rates and the search of the same grid, from the same base config."""

@@ -48,7 +48,7 @@ def write_report(job) -> list[dict[str, Any]]:
         writer.writerows(table)
     shown = [{k: float(f"{v:.4g}") if isinstance(v, float) and k != "seconds" else v for k, v in row.items()}
              for row in table]
-    (job.root / "trials.md").write_text(summary_table(shown))
+    (job.root / "trials.md").write_text(markdown_table(shown))
     best = _best(job)
     if best is not None:
         from cnnzoo.training.resume import effective_config
@@ -69,12 +69,12 @@ def _best(job):
 
 
 def _state(trial, retried: dict[int, int]) -> str:
-    if trial.number in retried:
-        return f"interrupted: retried as trial {retried[trial.number] + 1}"
     state = {"COMPLETE": "completed", "FAIL": "failed"}.get(trial.state.name, trial.state.name.lower())
+    error = trial.user_attrs.get("error")
+    if trial.number in retried:  # stopped by a kill or Ctrl-C; or failed, and a sweep run again tried it again
+        return f"{f'{state}: {error};' if error else 'interrupted:'} retried as trial {retried[trial.number] + 1}"
     if "same_as" in trial.user_attrs:
         return f"{state}: the values of trial {trial.user_attrs['same_as'] + 1}, not trained again"
-    error = trial.user_attrs.get("error")
     return f"{state}: {error}" if error else state
 
 
@@ -113,7 +113,7 @@ def _values(job, trial) -> dict[str, Any]:
             for key, spec in job.spec.parameters.items()}
 
 
-def summary_table(rows: list[dict[str, Any]]) -> str:
+def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Rows as a Markdown table (every column but run_dir)."""
     columns = [c for c in rows[0] if c != "run_dir"]
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]

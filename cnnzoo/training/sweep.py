@@ -24,7 +24,7 @@ from cnnzoo.config.yaml_io import parse_value
 from cnnzoo.errors import ConfigError, Location, TrainingError
 from cnnzoo.training.run_dir import write_json
 from cnnzoo.training.search import Search, run
-from cnnzoo.training.search_report import summary_rows, summary_table
+from cnnzoo.training.search_report import markdown_table, summary_rows
 from cnnzoo.training.search_trial import folder_name
 
 
@@ -64,10 +64,11 @@ def sweep(config_path: str, overrides: list[str], grid_options: list[str], outpu
     if not grid:
         raise ConfigError("nothing to sweep: the config has no `sweep:` section and no --grid was given",
                           location=Location(str(config_path)), hint="Add e.g. --grid train.optimizer.learning_rate=0.1,1.0")
-    empty = [key for key, values in grid.items() if not values]
-    if empty:
-        raise ConfigError(f"nothing to sweep over {', '.join(empty)}: no values listed", location=Location(str(config_path)),
-                          hint="List at least one value for every key, e.g. `model.params.n: [3, 9]`.")
+    if grid_options:  # checked as the config's own grid is when it loads, before anything is written
+        try:
+            load_config(config_path, [*overrides, f"sweep={json.dumps(grid, default=str)}"])
+        except ConfigError as exc:
+            raise ConfigError(exc.message, location=Location("<command line> (--grid)"), hint=exc.hint) from None
     digest = hashlib.sha256(json.dumps([base.to_yaml(), grid], default=str).encode()).hexdigest()[:8]
     name = f"sweep-{base.model.name}-{digest}"
     points = combinations(grid)
@@ -81,8 +82,8 @@ def sweep(config_path: str, overrides: list[str], grid_options: list[str], outpu
         rows = summary_rows(job) if job.study is not None else []
         if rows:
             write_json(job.root / "summary.json", rows)
-            (job.root / "summary.md").write_text(summary_table(rows))
-    log(summary_table(rows))
+            (job.root / "summary.md").write_text(markdown_table(rows))
+    log(markdown_table(rows))
     failed = [row["run"] for row in rows if row["status"] != "completed"]
     if failed:
         raise TrainingError(f"{len(failed)} of {len(rows)} sweep runs failed: {', '.join(failed)}",
