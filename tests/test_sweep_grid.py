@@ -126,6 +126,7 @@ def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # a fresh process that imports TensorFlow, three short runs and a resume
 def test_a_killed_sweep_run_again_finishes_every_run_and_deletes_none(tmp_path):
     config = write(tmp_path / "base.yaml", f"extends: {QUICK}\n{SHORT}")
     out = tmp_path / "s"
