@@ -60,6 +60,29 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["cnnzoo", *args], code, out.getvalue(), err.getvalue())
 
 
+KILLED_IN_SECOND_RUN = """
+import os, signal, sys
+import keras
+
+class KillInSecondRun(keras.callbacks.Callback):
+    fits = 0
+    def on_train_begin(self, logs=None):
+        KillInSecondRun.fits += 1
+    def on_epoch_end(self, epoch, logs=None):  # after the epoch's state is saved
+        if KillInSecondRun.fits == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+callbacks = [KillInSecondRun()]
+"""
+
+
+def killed_in_second_run(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run `code` (Python, given `callbacks` and sys.argv[1:] = args) in a fresh process that SIGKILLs itself
+    after the first epoch of the second run it trains, as a crash or the OOM killer would."""
+    return subprocess.run([sys.executable, "-c", KILLED_IN_SECOND_RUN + code, *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -3,6 +3,7 @@ written into, saves are atomic and a corrupt one is skipped, and a sweep goes on
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -193,6 +194,10 @@ sweep:
     assert f"{out / names[0]} completed earlier: kept" in again.stdout
     assert f"{out / names[1]} completed earlier: kept" in again.stdout
     assert again.stdout.count("cnnzoo: training") == 2  # only the failed ones ran again
+    with (out / "trials.csv").open() as f:  # the search's table: each attempt, the first ones marked retried
+        states = [row["state"] for row in csv.DictReader(f)]
+    assert len(states) == 6 and states[2].startswith("pruned: ") and "NaN" in states[2]
+    assert states[2].endswith("; retried as trial 5") and states[4].startswith("pruned: ")
 
 
 def test_a_run_interrupted_under_the_earlier_backup_layout_still_resumes(interrupted_run, tmp_path):

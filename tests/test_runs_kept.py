@@ -45,19 +45,21 @@ def test_a_run_refused_after_its_claim_leaves_no_folder(tmp_path):
 
 
 def test_a_sweep_run_again_resumes_a_killed_run_instead_of_deleting_it(tmp_path):
+    """The killed run is in the folder of a sweep from before sweeps kept an Optuna study: the sweep takes
+    the folder over and resumes the run."""
     import json
 
     import keras
 
     from cnnzoo import load_config, train
-    from cnnzoo.training.sweep import _one_run
+    from cnnzoo.training.sweep import sweep
 
     class Kill(keras.callbacks.Callback):  # what SIGKILL leaves: a saved epoch, status still `running`
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:
                 raise KeyboardInterrupt
 
-    folder = tmp_path / "sweep" / "00-epochs=2"
+    folder = tmp_path / "sweep" / "01-epochs=2"
     overrides = ["train.steps_per_epoch=3", "train.pictures=false", "runtime.seed=1"]
     config = load_config(CONFIGS / "quickstart.yaml", [*overrides, "train.epochs=2"])
     with pytest.raises(CnnzooError):
@@ -67,8 +69,9 @@ def test_a_sweep_run_again_resumes_a_killed_run_instead_of_deleting_it(tmp_path)
     first_epoch = (folder / "history.csv").read_text().splitlines()[1]
 
     said = []
-    row = _one_run(folder, {"train.epochs": 2}, str(CONFIGS / "quickstart.yaml"), overrides, None, said.append, 0.0)
-    assert row["status"] == "completed", said
+    [row] = sweep(str(CONFIGS / "quickstart.yaml"), overrides, ["train.epochs=2"], output_dir=str(folder.parent),
+                  log=said.append)
+    assert row["status"] == "completed" and row["run"] == folder.name, said
     assert any("resuming from" in line for line in said), said
     history = (folder / "history.csv").read_text().splitlines()
     assert history[1] == first_epoch and len(history) == 3  # epoch 1 kept, epoch 2 added

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import CONFIGS, REPO, cli, write
+from conftest import CONFIGS, REPO, cli, killed_in_second_run, write
 
 QUICK = CONFIGS / "quickstart.yaml"
 SHORT = "train: {epochs: 2, steps_per_epoch: 4, pictures: false}\nruntime: {seed: 1}\n"
@@ -95,23 +95,6 @@ def test_the_same_search_again_runs_nothing_more_and_more_trials_add_to_it(small
     assert other.returncode == 2 and "holds the trials of another search" in other.stderr, other.stderr
 
 
-KILLER = """
-import os, signal, sys
-import keras
-from cnnzoo.training.search import search
-
-class KillInSecondTrial(keras.callbacks.Callback):
-    fits = 0
-    def on_train_begin(self, logs=None):
-        KillInSecondTrial.fits += 1
-    def on_epoch_end(self, epoch, logs=None):  # after the epoch's state is saved
-        if KillInSecondTrial.fits == 2:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-search(sys.argv[1], output_dir=sys.argv[2], callbacks=[KillInSecondTrial()])
-"""
-
-
 def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -120,8 +103,8 @@ def test_a_search_killed_in_a_trial_goes_on_to_exactly_the_trials_asked_keeping_
     config = _config(tmp_path, "    train.optimizer.learning_rate: {choice: [0.1, 0.3, 1.0]}\n",
                      "trials: 3\n  sampler: grid\n  pruner: none")
     out = tmp_path / "s"
-    proc = subprocess.run([sys.executable, "-c", KILLER, str(config), str(out)], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = killed_in_second_run("from cnnzoo.training.search import search\n"
+                                "search(sys.argv[1], output_dir=sys.argv[2], callbacks=callbacks)", config, out)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     first = next((out / "trials").glob("01-*"))
     killed = next((out / "trials").glob("02-*"))

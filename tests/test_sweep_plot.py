@@ -9,7 +9,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnzoo import ConfigError
-from cnnzoo.training.sweep import combinations, parse_grid, run_name
+from cnnzoo.training.search_trial import run_name
+from cnnzoo.training.sweep import combinations, parse_grid
 from conftest import CONFIGS, run_cli, cli
 
 QUICK = CONFIGS / "quickstart.yaml"

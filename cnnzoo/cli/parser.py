@@ -54,7 +54,8 @@ def parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser(
         "sweep", help="train a grid of overrides, one run each",
         description="Train every combination of the config's `sweep:` grid and --grid options, one after "
-        "the other; compare them in TensorBoard's HParams tab. Run again to finish an interrupted sweep.",
+        "the other: the grid case of `cnnzoo search`, with its trials.csv/.md, best.yaml, plots and HParams tab, "
+        "plus summary.json/.md. Run again to finish an interrupted sweep.",
     )
     _config_arguments(sweep, "overrides for every run")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",

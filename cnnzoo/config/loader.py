@@ -72,6 +72,10 @@ def validate_config(data: Any, marks: Marks, sources: tuple[str, ...]) -> Config
         from cnnzoo.config.search_check import check_search
 
         check_search(config, data, marks, sources)
+    if config.sweep:
+        from cnnzoo.config.search_check import check_sweep
+
+        check_sweep(config, data, marks, sources)
     return config
 
 

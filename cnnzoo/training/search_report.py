@@ -1,16 +1,18 @@
-"""What a search leaves beside its trials: trials.csv and trials.md (one row per trial), best.yaml (the
-best trial's config, which `cnnzoo train` takes as it is) and plots/ (the metric against each parameter,
-and the parameters' importances once enough trials completed)."""
+"""What a search or sweep leaves beside its trials: trials.csv and trials.md (one row per trial), best.yaml
+(the best trial's config, which `cnnzoo train` takes as it is) and plots/ (the metric against each
+parameter, and the parameters' importances once enough trials completed); for a sweep also its summary
+(one row per run, with its final metrics)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 from cnnzoo.training.run_dir import RunDir, is_run
-from cnnzoo.training.sweep import summary_table
+from cnnzoo.training.search_study import plain
 
 MIN_TRIALS_FOR_IMPORTANCE = 4
 
@@ -46,7 +48,7 @@ def write_report(job) -> list[dict[str, Any]]:
         writer.writerows(table)
     shown = [{k: float(f"{v:.4g}") if isinstance(v, float) and k != "seconds" else v for k, v in row.items()}
              for row in table]
-    (job.root / "trials.md").write_text(summary_table(shown))
+    (job.root / "trials.md").write_text(markdown_table(shown))
     best = _best(job)
     if best is not None:
         from cnnzoo.training.resume import effective_config
@@ -67,12 +69,12 @@ def _best(job):
 
 
 def _state(trial, retried: dict[int, int]) -> str:
-    if trial.number in retried:
-        return f"interrupted: retried as trial {retried[trial.number] + 1}"
     state = {"COMPLETE": "completed", "FAIL": "failed"}.get(trial.state.name, trial.state.name.lower())
+    error = trial.user_attrs.get("error")
+    if trial.number in retried:  # stopped by a kill or Ctrl-C; or failed, and a sweep run again tried it again
+        return f"{f'{state}: {error};' if error else 'interrupted:'} retried as trial {retried[trial.number] + 1}"
     if "same_as" in trial.user_attrs:
         return f"{state}: the values of trial {trial.user_attrs['same_as'] + 1}, not trained again"
-    error = trial.user_attrs.get("error")
     return f"{state}: {error}" if error else state
 
 
@@ -80,6 +82,55 @@ def _epochs(job, trial) -> int | None:
     if trial.user_attrs.get("epochs") is not None:
         return trial.user_attrs["epochs"]
     return max(trial.intermediate_values) if trial.intermediate_values else None
+
+
+def summary_rows(job) -> list[dict[str, Any]]:
+    """One row per run folder, as its latest trial left it, in the folders' order: settings, status, final
+    metrics (a sweep's summary.json and summary.md)."""
+    latest = {t.user_attrs["folder"]: t for t in job.study.get_trials(deepcopy=False)
+              if "folder" in t.user_attrs and t.state.name not in ("WAITING", "RUNNING")}
+    found = []
+    for name, t in sorted(latest.items(), key=lambda item: int(Path(item[0]).name.split("-")[0])):
+        folder = job.root / name
+        completed = t.state.name == "COMPLETE"
+        metrics = json.loads(RunDir(folder).metrics.read_text()) if completed else {}
+        history = metrics.get("history", {})
+        seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else 0.0
+        found.append({
+            "run": folder.name, **{key.split(".")[-1]: value for key, value in _values(job, t).items()},
+            "status": "completed" if completed else f"failed: {t.user_attrs.get('error', 'interrupted')}",
+            "train_loss": history.get("loss", [None])[-1], "train_accuracy": history.get("accuracy", [None])[-1],
+            "val_accuracy": metrics.get("validation", {}).get("accuracy"),
+            "test_accuracy": metrics.get("test", {}).get("accuracy"), "params": metrics.get("params"),
+            "epochs": metrics.get("epochs_completed"), "seconds": round(seconds, 1), "run_dir": str(folder),
+        })
+    return found
+
+
+def _values(job, trial) -> dict[str, Any]:
+    """The trial's values as the config takes them (Optuna holds a mapping or list choice as JSON text)."""
+    return {key: json.loads(trial.params[key]) if not plain(spec.choice or []) else trial.params[key]
+            for key, spec in job.spec.parameters.items()}
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as a Markdown table (every column but run_dir)."""
+    columns = [c for c in rows[0] if c != "run_dir"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(c, row[c]) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(column: str, value: Any) -> str:
+    """Metrics to 4 decimals, seconds to 1, counts with separators, settings as given, missing as -."""
+    if value is None:
+        return "-"
+    if column in ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy") and isinstance(value, float):
+        return f"{value:.4f}"
+    if column == "seconds":
+        return f"{value:.1f}"
+    return f"{value:,}" if column == "params" else str(value).replace("|", "\\|")
 
 
 def write_plots(job) -> list[Path]:

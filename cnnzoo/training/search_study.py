@@ -3,6 +3,7 @@ which trials count towards the number asked for (several processes may share the
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -60,13 +61,15 @@ def grid_size(spec: SearchConfig) -> int:
     return size
 
 
-def sampler(spec: SearchConfig, seed: int | None, offset: int, wanted: int | None):
+def sampler(spec: SearchConfig, seed: int | None, offset: int, wanted: int | None, in_order: bool = False):
+    """The sampler `search.sampler` names; `in_order`: a grid's points handed out as written, first key slowest
+    (a sweep), rather than shuffled."""
     import optuna
 
     if spec.sampler == "grid":  # grid ids index the shuffled grid: every process and rerun must shuffle it alike
-        space = {key: p.grid() if all(isinstance(v, (bool, int, float, str)) for v in p.grid())
-                 else [json.dumps(v) for v in p.grid()] for key, p in spec.parameters.items()}
-        return _grid_sampler(optuna)(space, seed=seed or 0)
+        space = {key: p.grid() if plain(p.grid()) else [json.dumps(v) for v in p.grid()]
+                 for key, p in spec.parameters.items()}
+        return _grid_sampler(optuna)(space, seed=seed or 0, in_order=in_order)
     seed = None if seed is None else (seed + offset) % 2**32
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -74,8 +77,25 @@ def sampler(spec: SearchConfig, seed: int | None, offset: int, wanted: int | Non
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
+def plain(values: list) -> bool:
+    """Values Optuna stores as they are (others go through JSON)."""
+    return all(v is None or isinstance(v, (bool, int, float, str)) for v in values)
+
+
 def _grid_sampler(optuna):
     class Grid(optuna.samplers.GridSampler):
+        def __init__(self, search_space: dict, seed: int, in_order: bool):
+            super().__init__(search_space, seed=seed)
+            self.in_order = in_order
+            if in_order:  # Optuna keeps the points as tuples in the order of its sorted parameter names
+                keys = list(search_space)
+                self._all_grids = [tuple(point[keys.index(name)] for name in self._param_names)
+                                   for point in itertools.product(*search_space.values())]
+
+        def _get_unvisited_grid_ids(self, study) -> list[int]:
+            unvisited = super()._get_unvisited_grid_ids(study)
+            return sorted(unvisited)[:1] if self.in_order else unvisited  # in order: the first point not tried
+
         def after_trial(self, study, trial, state, values) -> None:
             pass  # the search counts its trials itself (Optuna's stops `optimize`, which asking and telling is not)
 
@@ -94,7 +114,7 @@ def import_optuna():
     try:
         import optuna
     except ImportError:
-        raise CnnzooError("`cnnzoo search` needs Optuna, which is not installed",
-                          hint="Install it with `pip install 'optuna>=5.1,<6'` (or cnnzoo's `search` extra).") from None
+        raise CnnzooError("`cnnzoo search` and `cnnzoo sweep` need Optuna, which is not installed",
+                          hint="Install it with `pip install 'optuna>=5.1,<6'` (a dependency of cnnzoo).") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
