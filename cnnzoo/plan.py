@@ -108,7 +108,8 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
         return placement.strategy.scope() if placement is not None else contextlib.nullcontext()
 
     with scope():  # the config's own mistakes first; whether the data can be had is the machine's
-        checked = data_needed or config.model.input_shape is None
+        shape = config.model.input_shape
+        checked = data_needed or shape is None or None in shape  # an open size is the resize's
         model = build_model(config, input_shape=signature.image_shape if checked else None,
                             num_classes=signature.num_classes if data_needed else None, dtype=precision.policy)
         loaded = load_weights(model, config.model.weights, application=config.model.application,

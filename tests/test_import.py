@@ -3,6 +3,9 @@ same weights give the same outputs."""
 
 from __future__ import annotations
 
+import importlib
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -113,3 +116,72 @@ def test_flat_import_and_a_dense_chain_of_repeats(tmp_path, monkeypatch):
     assert report["max_difference"] <= 1e-6 and report["params"] == report["params_keras"]
     flat = import_model("units:build", str(tmp_path / "f.yaml"), blocks=False)
     assert (flat["stages"], flat["items"]) == ([], 11)
+
+
+def test_an_open_size_import_keeps_its_size_open_and_trains_at_the_resize(tmp_path, monkeypatch):
+    # keras.applications without its classifier takes any size: Input((None, None, 3)), then global pooling.
+    source = _model_function(tmp_path, monkeypatch, "open_size", "keras.layers.Conv2D(4, 5)(inputs)",
+                             "keras.layers.Dense(3, activation='softmax')(keras.layers.GlobalAveragePooling2D()(x))")
+    (tmp_path / "open_size.py").write_text((tmp_path / "open_size.py").read_text().replace("(8, 8, 1)", "(None, None, 1)"))
+    done = cli("import", source, "-o", tmp_path / "m.yaml", "--check-size", "12")
+    assert done.returncode == 0, done.stderr
+    assert "within 0.0e+00 at 12x12" in done.stdout and "training needs data.preprocessing.resize" in done.stdout
+    text = (tmp_path / "m.yaml").read_text()
+    assert "input_shape: [null, null, 1]" in text
+    rebuilt = build_model(load_config(tmp_path / "m.yaml"))
+    assert rebuilt.input_shape == (None, None, None, 1)
+    original = importlib.import_module("open_size").build()  # the same weights give the same outputs at any size
+    rebuilt.set_weights(original.get_weights())
+    for rows, cols in [(9, 9), (20, 14)]:
+        x = np.random.default_rng(rows).random((2, rows, cols, 1), np.float32)
+        assert np.array_equal(np.asarray(original(x)), np.asarray(rebuilt(x)))
+
+    # Training needs a size: data.preprocessing.resize sets it, or a fixed model.input_shape.
+    config = tmp_path / "train.yaml"
+    config.write_text(f"extends: {tmp_path / 'm.yaml'}\nmodel:\n  name: open\n  num_classes: 10\n  layers:\n"
+                      "    - Conv2D: [4, 5]\n    - GlobalAveragePooling2D\n    - Dense: [10, {activation: softmax}]\n"
+                      "data:\n  name: mnist_sample\n")
+    refused = cli("validate", config)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "error: data.preprocessing.resize: model.input_shape [null, null, 1] leaves the image size open" in refused.stderr
+    assert "Add `data.preprocessing.resize: [28, 28]`" in refused.stderr
+    resized = cli("validate", config, "data.preprocessing.resize=[20,24]")
+    assert resized.returncode == 0, resized.stderr
+    assert "model `open` 20x24x1 -> 10" in resized.stdout
+    fixed = cli("validate", config, "model.input_shape=[28,28,1]")
+    assert fixed.returncode == 0, fixed.stderr
+
+    # Too small for its 5x5 convolution: said, with the option that changes it.
+    small = cli("import", source, "-o", tmp_path / "s.yaml", "--check-size", "3")
+    assert small.returncode == 2 and "Traceback" not in small.stderr
+    assert "cannot run on 3x3x1 images" in small.stderr and "--check-size" in small.stderr
+
+
+def test_only_rows_and_cols_may_be_left_open(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  input_shape: [null, null, null]\n  layers:\n    - GlobalAveragePooling2D\n")
+    with pytest.raises(CnnzooError, match="only rows and cols may be null"):
+        load_config(config)
+
+
+def test_a_keras_ops_operation_is_refused_with_its_place(tmp_path, monkeypatch):
+    # MobileNetV3's hard sigmoid is `ReLU(6.0)(x + 3.0) * (1.0 / 6.0)`: keras.ops on tensors, not layers.
+    source = _model_function(tmp_path, monkeypatch, "with_ops", "keras.layers.ReLU(6.0)(inputs + 3.0) * (1.0 / 6.0)",
+                             "keras.layers.Dense(2)(keras.layers.Flatten()(x))")
+    done = cli("import", source, "-o", tmp_path / "m.yaml")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert re.search(r"layer 1 of 5, `add(_\d+)?` is the keras.ops operation keras.src.ops.numpy.Add applied to tensors",
+                     done.stderr), done.stderr
+    assert "1 more of these: ops.Multiply x1" in done.stderr and "nothing was written" in done.stderr
+    assert not (tmp_path / "m.yaml").exists()
+
+
+@pytest.mark.parametrize("source, message", [
+    ("keras.applications.MobileNetV2(include_top=Fals)", "cannot read `keras.applications.MobileNetV2(include_top=Fals)`"),
+    ("keras.applications.MobileNetV2(alpha=0.35, depth=3)", "Keras refuses it: "),
+    ("keras.applications.MobileNetV9", "keras.applications has no `MobileNetV9`"),
+])
+def test_keras_applications_arguments_are_checked(source, message, tmp_path):
+    done = cli("import", source, "-o", tmp_path / "m.yaml")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert message in done.stderr, done.stderr

@@ -138,11 +138,16 @@ def evaluate(args: argparse.Namespace) -> int:
 def import_model(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.keras_import import import_model
 
-    r = import_model(args.source, args.output, blocks=not args.flat)
+    size = {"check_size": args.check_size} if args.check_size is not None else {}
+    r = import_model(args.source, args.output, blocks=not args.flat, **size)
     found = (f"; {_count(len(r['stages']), 'stage')} of {_count(r['blocks'], 'block')} ("
              + ", ".join(f"{s['name']} x{s['repeat']}" for s in r["stages"]) + ")") if r["stages"] else ""
+    at = f" at {'x'.join(map(str, r['checked_at'][:2]))}" if r["open"] else ""
     print(f"{r['output']}: {r['layers']} layers as {r['items']} items{found}, {r['params']:,} parameters (Keras: "
-          f"{r['params_keras']:,}); same weights give outputs within {r['max_difference']:.1e}; {r['seconds']:.1f} s")
+          f"{r['params_keras']:,}); same weights give outputs within {r['max_difference']:.1e}{at}; "
+          f"{r['seconds']:.1f} s")
+    if r["open"]:
+        print("input size open (input_shape: [null, null, ...]): training needs data.preprocessing.resize")
     return 0
 
 

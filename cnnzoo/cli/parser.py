@@ -113,9 +113,13 @@ def parser() -> argparse.ArgumentParser:
         "used by stages. The config is then built, the weights copied over and the outputs compared, and the "
         "largest difference printed.")
     importer.add_argument("source", help="a .keras file, a model.to_json() file, a Keras 2 .h5 file, "
-                          "keras.applications.NAME, or package.module:function returning a model")
+                          "keras.applications.NAME (or NAME(include_top=False, ...): keyword arguments with literal values), "
+                          "or package.module:function returning a model")
     importer.add_argument("--output", "-o", required=True, metavar="CONFIG", help="the YAML file to write")
     importer.add_argument("--flat", action="store_true", help="one item per layer: no blocks or stages")
+    importer.add_argument("--check-size", type=int, metavar="N",
+                          help="a model whose input size is open (None rows and cols) keeps it open in the config; "
+                          "its outputs are compared on NxN images (default 224)")
     importer.set_defaults(handler=commands.import_model)
 
     pictures = sub.add_parser(

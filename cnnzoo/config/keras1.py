@@ -89,9 +89,10 @@ def translate(name: str, args: list[Any], kwargs: dict[str, Any], location: Loca
 
 
 def channels_last(shape: list[int] | tuple[int, ...], location: Location | None) -> tuple[int, ...]:
-    """Convert a Keras-1 channels-first image shape like (1, 28, 28) to (28, 28, 1)."""
+    """Convert a Keras-1 channels-first image shape like (1, 28, 28) to (28, 28, 1) (an open size,
+    with null rows and cols, is channels last already)."""
     shape = tuple(shape)
-    if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] > 4 and shape[1] > 4:
+    if len(shape) == 3 and None not in shape and shape[0] in (1, 3, 4) and shape[2] > 4 and shape[1] > 4:
         converted = shape[1:] + shape[:1]
         where = f"{location}: " if location else ""
         warnings.warn(

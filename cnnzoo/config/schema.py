@@ -54,10 +54,12 @@ class BlockConfig(Section):
 class ModelConfig(Section):
     name: str = Field("model", description="Model name; also names the run directory. Letters, digits, `_`, "
                       "`.` and `-` (TensorFlow's name scopes allow no others).")
-    input_shape: Optional[list[PositiveInt]] = Field(
+    input_shape: Optional[list[Optional[PositiveInt]]] = Field(
         None,
         description="Input image shape, channels last: [rows, cols, channels]. "
         "Channels-first Keras-1 shapes like [1, 28, 28] are converted with a warning. "
+        "`[null, null, 3]` leaves the size open (a model that ends in global pooling, as `cnnzoo import` writes "
+        "for one): training then needs `data.preprocessing.resize`, which sets it. "
         "Default: the dataset's image shape.",
     )
     num_classes: Optional[int] = Field(
@@ -95,6 +97,14 @@ class ModelConfig(Section):
         "(their statistics stay). `cnnzoo inspect` shows trainable and frozen parameters.",
     )
 
+
+    @field_validator("input_shape")
+    @classmethod
+    def _open_size(cls, value: Optional[list[Optional[int]]]) -> Optional[list[Optional[int]]]:
+        if value is not None and None in value and (len(value) < 2 or value[-1] is None):
+            raise ValueError("only rows and cols may be null (an open size, e.g. [null, null, 3]); "
+                             "the channels must be given")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -1,7 +1,7 @@
 """`cnnzoo import`: an existing Keras model -> a cnnzoo config that builds the same graph.
 
-Sources: a `.keras` file, a Keras JSON architecture (`model.to_json()`), a Keras 2 `.h5` file,
-`keras.applications.NAME`, or `package.module:function` returning a model. The config is a
+Sources: see `import_source` (files, `keras.applications.NAME(...)`, `package.module:function`).
+An input size left open (None rows and cols) stays open: `input_shape: [null, null, 3]`. The config is a
 flat list of named items (one per layer, `inputs:` where a layer does not take the one before
 it): always correct, and the same layers, arguments and weight order, so
 `new.set_weights(old.get_weights())` gives the same outputs. Arguments equal to the layer's
@@ -13,42 +13,17 @@ from __future__ import annotations
 from cnnzoo import keras_internals
 
 import copy
-import importlib
 import inspect
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cnnzoo.errors import CnnzooError
+from cnnzoo.deploy.import_source import load_source
+from cnnzoo.errors import CnnzooError, keras_message
 
+CHECK_SIZE = 224  # rows and cols of the images an open-size model's outputs are compared on: ImageNet's
 DROPPED = ("name", "dtype", "trainable")  # the item's `name`; the run's precision; trainable unless False
-
-
-def load_source(source: str):
-    """The Keras model a SOURCE names (random weights for keras.applications: nothing is downloaded)."""
-    import keras
-
-    if source.startswith("keras.applications."):
-        factory = getattr(keras.applications, source.rsplit(".", 1)[1], None)
-        if factory is None:
-            raise CnnzooError(f"keras.applications has no `{source.rsplit('.', 1)[1]}`",
-                              hint="List them with: python -c 'import keras; print(dir(keras.applications))'.")
-        return factory(weights=None)
-    if ":" in source and not Path(source).exists():
-        module, _, function = source.partition(":")
-        try:
-            return getattr(importlib.import_module(module), function)()
-        except (ImportError, AttributeError) as exc:
-            raise CnnzooError(f"cannot call {source}: {exc}", hint="Write it as package.module:function.") from None
-    path = Path(source)
-    if not path.is_file():
-        raise CnnzooError(f"{source} is neither a file nor keras.applications.NAME nor package.module:function")
-    try:
-        if path.suffix == ".json":
-            return keras.models.model_from_json(path.read_text())
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many kinds for a file it cannot read
-        raise CnnzooError(f"Keras cannot read {source}: {str(exc).splitlines()[0]}") from None
 
 
 def config_of(model) -> dict[str, Any]:
@@ -77,19 +52,45 @@ def config_of(model) -> dict[str, Any]:
 
 
 def _check_plain(model, layers) -> None:
-    """Only standard keras.layers classes, each used once, can be written as items."""
+    """Only standard keras.layers classes, each used once, can be written as items: not a Lambda, a
+    custom layer, a model used as a layer, nor a keras.ops operation applied to tensors (`x + 3.0`)."""
     import keras
 
+    operations = [op for op in model.operations if not isinstance(op, keras.layers.InputLayer)]
+    refused = [(place, op) for place, op in enumerate(operations, start=1) if _unlike_items(op)]
+    if refused:
+        place, op = refused[0]
+        others = Counter(("" if isinstance(other, keras.layers.Layer) else "ops.") + type(other).__name__
+                         for _, other in refused[1:])
+        more = (f"; {len(refused) - 1} more of these: " + ", ".join(f"{name} x{n}" for name, n in others.items())
+                if others else "")
+        raise CnnzooError(
+            f"layer {place} of {len(operations)}, `{op.name}` is {_unlike_items(op)}: a config can only name "
+            f"keras.layers classes{more}; nothing was written",
+            hint="Replace it by standard layers in the model (keras.layers.Add, Multiply, Rescaling, Activation, ...).")
     for place, layer in enumerate(layers, start=1):
-        where = f"layer {place} of {len(layers)}, `{layer.name}`"
-        if getattr(keras.layers, type(layer).__name__, None) is not type(layer) or isinstance(layer, keras.layers.Lambda):
-            raise CnnzooError(
-                f"{where} is a {type(layer).__module__}.{type(layer).__name__}, not a keras.layers class: "
-                "a config can only name keras.layers classes; nothing was written",
-                hint="Replace it by standard layers in the model (a Lambda's code cannot be written as YAML).")
         if keras_internals.call_count(layer) != 1:
-            raise CnnzooError(f"{where} is called {keras_internals.call_count(layer)} times (shared weights); "
+            raise CnnzooError(f"layer {place} of {len(layers)}, `{layer.name}` is called "
+                              f"{keras_internals.call_count(layer)} times (shared weights); "
                               "each cnnzoo item is one layer call; nothing was written")
+
+
+def _unlike_items(op) -> str:
+    """Why an operation of a model cannot be a config item ("" when it can)."""
+    import keras
+
+    cls = type(op)
+    qualified = f"{cls.__module__}.{cls.__name__}"
+    if isinstance(op, keras.layers.Lambda):
+        return f"a {qualified}, not a keras.layers class (a Lambda's Python code cannot be written as YAML)"
+    if isinstance(op, keras.Model):
+        return f"a model used as a layer ({qualified}), not a keras.layers class"
+    if not isinstance(op, keras.layers.Layer):
+        return (f"the keras.ops operation {qualified} applied to tensors (arithmetic such as `x + 3.0` written "
+                "in the model's code), not a layer")
+    if getattr(keras.layers, cls.__name__, None) is not cls:
+        return f"a custom layer, {qualified}, not a keras.layers class"
+    return ""
 
 
 def tidy(layer) -> dict[str, Any]:
@@ -143,20 +144,25 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
 
 
-def import_model(source: str, output: str, *, blocks: bool = True) -> dict[str, Any]:
+def import_model(source: str, output: str, *, blocks: bool = True, check_size: int = CHECK_SIZE) -> dict[str, Any]:
     """Write the config of SOURCE to `output`, then build it, copy the weights over and compare the
     outputs on random images. Repeated structure becomes blocks and stages (`import_blocks`); if
     that form does not rebuild the same network, the flat list, always correct, is written instead.
-    Returns what was checked (parameters, the largest difference, stages found)."""
+    An open input size (None rows and cols) stays open in the config, and the outputs are compared
+    on `check_size` x `check_size` images.
+    Returns what was checked (parameters, the largest difference, stages found, the size checked)."""
     import time
 
     import numpy as np
 
+    if check_size < 1:
+        raise CnnzooError(f"--check-size must be a positive number of pixels, not {check_size}")
     start = time.perf_counter()
     original = load_source(source)
     flat = config_of(original)
-    images = np.random.default_rng(0).random((2, *original.input_shape[1:]), np.float32)
-    expected = np.asarray(original(images))
+    shape = tuple(check_size if d is None else d for d in original.input_shape[1:])
+    images = np.random.default_rng(0).random((2, *shape), np.float32)
+    expected = _outputs(original, images, source)
 
     def check(config: dict[str, Any]) -> tuple[Any, float]:
         _write(config, source, output)
@@ -179,7 +185,21 @@ def import_model(source: str, output: str, *, blocks: bool = True) -> dict[str, 
     return {"source": source, "output": output, "layers": len(original.layers) - 1,
             "items": len(config["model"]["layers"]), "blocks": len(config["model"].get("blocks", {})),
             "stages": stages, "params": rebuilt.count_params(), "params_keras": original.count_params(),
-            "max_difference": difference, "seconds": time.perf_counter() - start}
+            "max_difference": difference, "checked_at": shape, "open": None in original.input_shape[1:],
+            "seconds": time.perf_counter() - start}
+
+
+def _outputs(original, images, source: str):
+    """The original model's outputs on the check's images; a size it cannot take is the user's to change."""
+    import numpy as np
+
+    try:
+        return np.asarray(original(images))
+    except Exception as exc:  # noqa: BLE001 - Keras or TensorFlow: e.g. a window larger than the map at this size
+        raise CnnzooError(
+            f"`{source}` cannot run on {'x'.join(map(str, images.shape[1:]))} images, the size its outputs are "
+            f"checked at: {keras_message(exc)}",
+            hint="Its input size is open: give one it takes with --check-size (e.g. 224).") from None
 
 
 def _structured(flat: dict[str, Any]) -> dict[str, Any] | None:
@@ -195,8 +215,11 @@ def _structured(flat: dict[str, Any]) -> dict[str, Any] | None:
 def _write(config: dict[str, Any], source: str, output: str) -> None:
     from cnnzoo.config.yaml_io import dump_yaml
 
+    open_size = ("# Its input size is open (rows and cols null): training needs data.preprocessing.resize.\n"
+                 if None in config["model"]["input_shape"] else "")
     Path(output).write_text(f"# Imported by `cnnzoo import {source}`: the same layers, arguments and weight order\n"
-                            f"# as the Keras model (arguments at their defaults are left out).\n" + dump_yaml(config))
+                            f"# as the Keras model (arguments at their defaults are left out).\n{open_size}"
+                            + dump_yaml(config))
 
 
 def _rebuilt(output: str, original):

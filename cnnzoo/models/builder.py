@@ -61,10 +61,14 @@ def build_model(config: Config, *, input_shape: Sequence[int] | None = None, num
 
 
 def input_shape_of(config: Config, dataset_shape: Sequence[int] | None = None) -> tuple[int, ...]:
-    """The model's input shape: model.input_shape, else a layer's Keras-1 `input_shape`, else the dataset's."""
+    """The model's input shape: model.input_shape, else a layer's Keras-1 `input_shape`, else the dataset's.
+    An open size (null rows and cols) stays open without a dataset (`build_model(config)`), and is
+    `data.preprocessing.resize` with one."""
     declared = config.declared_input
     if declared is not None:
         shape, where = declared
+        if None in shape and dataset_shape is not None:
+            shape = _open_size_set(config, shape, where, dataset_shape)
         if dataset_shape is not None and tuple(shape) != tuple(dataset_shape):
             raise BuildError(
                 f"the model takes {shapes.fmt_dims(shape)} inputs but `{config.data.name}` images are "
@@ -81,6 +85,23 @@ def input_shape_of(config: Config, dataset_shape: Sequence[int] | None = None) -
         path="model.input_shape",
         hint="Add `input_shape: [28, 28, 1]` (rows, cols, channels) under `model:`.",
     )
+
+
+def _open_size_set(config: Config, shape: Sequence[int | None], where, dataset_shape: Sequence[int]) -> tuple[int, ...]:
+    """An open input size (null rows and cols) trains at `data.preprocessing.resize`, and only then:
+    images of one size per batch, the size the user chose rather than whatever the data holds."""
+    resize = config.data.preprocessing.resize
+    if resize is None:
+        open_shape = "[" + ", ".join("null" if d is None else str(d) for d in shape) + "]"
+        rows, cols = (224, 224) if None in dataset_shape[:2] else dataset_shape[:2]
+        raise BuildError(
+            f"model.input_shape {open_shape} leaves the image size open, so the size to train at must be "
+            "given: neither `data.preprocessing.resize` nor a fixed `model.input_shape` sets it",
+            location=where, path="data.preprocessing.resize",
+            hint=f"Add `data.preprocessing.resize: [{rows}, {cols}]` under `data:` (the images are "
+                 f"{shapes.fmt_dims(dataset_shape)}), or fix the size: `model.input_shape=[{rows},{cols},{shape[-1]}]`.",
+        )
+    return tuple(size if d is None else d for d, size in zip(shape, (*resize, None)))
 
 
 def float32_output(item: LayerItem) -> LayerItem:

@@ -1,0 +1,89 @@
+"""`cnnzoo import` over every network in keras.applications, as in docs/graphs.md's table.
+
+Each is built without its classifier and with global average pooling, so its input size is open
+(but NASNet's, below), imported, rebuilt from the written config with the same
+weights and compared at a small size; or refused with the reason the table gives.
+`python tests/test_import_applications.py` prints the table's rows as measured here.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pytest
+
+from cnnzoo.deploy.keras_import import import_model
+from cnnzoo.errors import CnnzooError
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "graphs.md"
+ARGUMENTS = 'include_top=False, pooling="avg"'
+NAMES = sorted(n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n)))
+SMALLEST = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}  # what their valid convolutions and pools need
+# Keras' NASNet lines its cells up by the size it is built for: built open, NASNetLarge runs at no size
+# (and NASNetMobile fixes 224 itself), so both are imported at a fixed size.
+FIXED = {"NASNetLarge": ", input_shape=(32, 32, 3)", "NASNetMobile": ", input_shape=(32, 32, 3)"}
+REASONS = ("custom layer", "keras.ops operation", "model used as a layer", "Lambda")
+
+
+def round_trip(name: str, folder: Path) -> dict:
+    """The import of keras.applications.NAME without its classifier: the import's report, or the refusal."""
+    keras.utils.clear_session()  # the networks before it are not kept
+    start = time.perf_counter()
+    try:
+        report = import_model(f"keras.applications.{name}({ARGUMENTS}{FIXED.get(name, '')})", str(folder / f"{name}.yaml"),
+                              check_size=SMALLEST.get(name, 32))
+    except CnnzooError as exc:
+        return {"refused": exc.message, "seconds": time.perf_counter() - start}
+    return report
+
+
+def documented() -> dict[str, str]:
+    """docs/graphs.md's table: network -> `imports` or the reason it is refused."""
+    rows = re.findall(r"^\| (\w+) \| (imports|refused: [^|]+?) \|", DOC.read_text(), re.M)
+    return {name: outcome for name, outcome in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_every_keras_application_imports_or_is_refused_as_documented(name, tmp_path):
+    table = documented()
+    assert name in table, f"docs/graphs.md has no row for keras.applications.{name}"
+    result = round_trip(name, tmp_path)
+    if table[name] == "imports":
+        assert "refused" not in result, result.get("refused")
+        assert result["params"] == result["params_keras"]
+        assert result["max_difference"] <= 1e-4
+        assert result["open"] == (name not in FIXED)
+        if result["open"]:
+            assert "input_shape: [null, null, 3]" in (tmp_path / f"{name}.yaml").read_text()
+    else:
+        assert "refused" in result, f"{name} imported, but docs/graphs.md says {table[name]}"
+        assert "Traceback" not in result["refused"] and "nothing was written" in result["refused"]
+        reason = next(r for r in REASONS if r in table[name])
+        assert reason in result["refused"], result["refused"]
+        assert not (tmp_path / f"{name}.yaml").exists()
+
+
+def _row(name: str, result: dict) -> str:
+    if "refused" in result:
+        first = re.search(r"`([^`]+)` is (.*?): a config", result["refused"])
+        more = re.search(r"; (\d+) more of these: ([^;]+);", result["refused"])
+        return (f"| {name} | refused: {first.group(2)} | `{first.group(1)}`" + (f", and {more.group(1)} more "
+                f"({more.group(2)})" if more else "") + f" | {result['seconds']:.0f} |")
+    stages = ", ".join(f"{s['name']} x{s['repeat']}" for s in result["stages"]) or "none"
+    size = "x".join(map(str, result["checked_at"][:2]))
+    return (f"| {name} | imports | {result['layers']} layers -> {result['items']} items, {result['params']:,} "
+            f"parameters, outputs within {result['max_difference']:.0e} at {size}; stages: {stages} | "
+            f"{result['seconds']:.0f} |")
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name in sys.argv[1:] or NAMES:
+            print(_row(name, round_trip(name, Path(folder))), flush=True)
