@@ -69,16 +69,21 @@ def test_every_keras_application_imports_or_is_refused_as_documented(name, tmp_p
 
 
 def _row(name: str, result: dict) -> str:
+    """The network's row in docs/graphs.md's tables."""
     if "refused" in result:
-        first = re.search(r"`([^`]+)` is (.*?): a config", result["refused"])
-        more = re.search(r"; (\d+) more of these: ([^;]+);", result["refused"])
-        return (f"| {name} | refused: {first.group(2)} | `{first.group(1)}`" + (f", and {more.group(1)} more "
-                f"({more.group(2)})" if more else "") + f" | {result['seconds']:.0f} |")
+        first, cls = re.search(r"`([^`]+)` is .*?(keras\.src\.[\w.]+)", result["refused"]).groups()
+        reason = next(r for r in REASONS if r in result["refused"])
+        more = re.search(r"; (\d+ more) of these: ([^;]+);", result["refused"])
+        return (f"| {name} | refused: a {reason} | `{first}`, a {cls}" + (f"; {more.group(1)}: {more.group(2)}" if more else "")
+                + f" | {result['seconds']:.0f} |")
     stages = ", ".join(f"{s['name']} x{s['repeat']}" for s in result["stages"]) or "none"
-    size = "x".join(map(str, result["checked_at"][:2]))
-    return (f"| {name} | imports | {result['layers']} layers -> {result['items']} items, {result['params']:,} "
-            f"parameters, outputs within {result['max_difference']:.0e} at {size}; stages: {stages} | "
-            f"{result['seconds']:.0f} |")
+    size = "x".join(map(str, result["checked_at"][:2])) + ("" if result["open"] else " (fixed input, below)")
+    return (f"| {name} | imports | {result['layers']} -> {result['items']} | {stages} | {result['params']:,} | "
+            f"{_difference(result['max_difference'])} at {size} | {result['seconds']:.0f} |")
+
+
+def _difference(value: float) -> str:
+    return "0.0" if value == 0 else f"{value:.0e}"
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ BAD = [
     ("quickstart.yaml", "model.layers.4.MaxPooling2D=30"),
     ("quickstart.yaml", "model.layers.10=Dense: 7"),
     ("quickstart.yaml", "model.input_shape=[32, 32, 3]"),
+    ("quickstart.yaml", "model.input_shape=[null, null, 1]"),  # an open size and no data.preprocessing.resize
     ("quickstart.yaml", "data.name=mnits"),
     ("quickstart.yaml", "data.validation_split=valid"),
     ("quickstart.yaml", "data.train_split=train[:70000]"),
