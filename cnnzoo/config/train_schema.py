@@ -10,7 +10,9 @@ from cnnzoo.config.sections import CallItem, Named, Section
 
 
 class OptimizerConfig(Named):
-    """`name` is a class of `keras.optimizers`; other keys are its constructor arguments."""
+    """`name` is a class of `keras.optimizers`; other keys are its constructor arguments. `use_ema: true` (with
+    `ema_momentum`, default 0.99) keeps a moving average of the weights: validation, checkpoints, the test and
+    model.keras use it (docs/runs.md)."""
 
     name: str = Field("adadelta", description="Optimizer class, e.g. adadelta, sgd, adam.")
 

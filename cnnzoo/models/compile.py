@@ -33,6 +33,7 @@ def make_optimizer(config: Config, steps_per_epoch: int | None = None):
     """
     cls, kwargs = _resolve(config, "optimizer", registry.optimizers())
     where = config.where("train", "optimizer")
+    check_averaging(config, kwargs)
     if cls.__name__ == "Adadelta" and "learning_rate" not in kwargs and config.train.lr_schedule is None:
         warnings.warn(
             f"{where}: Adadelta without learning_rate uses Keras 3's default 0.001; the lecture's Keras 1 "
@@ -49,6 +50,21 @@ def make_optimizer(config: Config, steps_per_epoch: int | None = None):
             path="train.lr_schedule",
         )
     return construct(cls, kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer")
+
+
+def check_averaging(config: Config, kwargs: dict) -> None:
+    """`use_ema` is a boolean, and the moving average's settings come with `use_ema: true` (Keras ignores them
+    otherwise, so a run would silently train without the average its config asks for)."""
+    use = kwargs.get("use_ema", False)
+    if not isinstance(use, bool):
+        raise BuildError(f"`use_ema` must be true or false, got {use!r}",
+                         location=config.where("train", "optimizer", "use_ema"), path="train.optimizer.use_ema")
+    lone = [key for key in ("ema_momentum", "ema_overwrite_frequency") if key in kwargs and not use]
+    if lone:
+        raise BuildError(f"`{lone[0]}` sets the optimizer's moving average of the weights, which is off",
+                         location=config.where("train", "optimizer", lone[0]), path=f"train.optimizer.{lone[0]}",
+                         hint="Add `use_ema: true` to train.optimizer: validation, checkpoints, the test and "
+                         "model.keras then use the averaged weights.")
 
 
 def in_steps(kwargs: dict, steps_per_epoch: int) -> dict:

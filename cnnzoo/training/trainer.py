@@ -132,9 +132,12 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
 
 
 def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunResult:
-    """Evaluate once on the test split, save model.keras and metrics.json, mark the run completed."""
+    """Evaluate once on the test split, save model.keras and metrics.json, mark the run completed.
+    With `use_ema`, the model keeps the optimizer's averaged weights from here on."""
+    from cnnzoo.training.averaging import put_averages
     from cnnzoo.training.checkpoints import save_model_atomically
 
+    put_averages(model)
     test = model.evaluate(data.test, return_dict=True, verbose=0)
     save_model_atomically(model, run.model)
     history = read_history(run)
