@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cnnzoo.config.sections import CallItem, Named, Section
 
@@ -94,10 +94,34 @@ class TrainConfig(Section):
         "global_average_pooling2d}, {epochs: 5, freeze: [], optimizer: {name: adam, learning_rate: 1.0e-5}}]`. "
         "train.epochs becomes the phases' sum.",
     )
+    test_time_augmentation: list[Union[str, dict[str, Any]]] = Field(
+        [], description="Also test on augmented views of each test image and average the class probabilities of "
+        "the views (after a softmax for a model trained on logits): `horizontal_flip` adds the mirrored image, "
+        "`{translate: N}` the image shifted N pixels down-right and N up-left (zeros fill in, as `pad_crop`), "
+        "and the views are all combinations, e.g. `[horizontal_flip, {translate: 2}]`: 6 views. metrics.json "
+        "gets `accuracy_tta` beside the plain test's `accuracy`.",
+    )
     pictures: PicturesConfig = Field(
         default_factory=PicturesConfig,
         description="Filters, feature maps, confusion matrix and mistakes in TensorBoard; `pictures: false` turns them off.",
     )
+
+    @field_validator("test_time_augmentation")
+    @classmethod
+    def _views(cls, value: list) -> list:
+        names = []
+        for item in value:
+            if item == "horizontal_flip":
+                names.append(item)
+            elif (isinstance(item, dict) and list(item) == ["translate"] and isinstance(item["translate"], int)
+                  and not isinstance(item["translate"], bool) and item["translate"] > 0):
+                names.append("translate")
+            else:
+                raise ValueError(f"{item!r} is not a test-time augmentation: write `horizontal_flip` or "
+                                 "`{translate: N}` with N pixels > 0")
+        if len(set(names)) < len(names):
+            raise ValueError("each test-time augmentation may be listed once")
+        return value
 
     @model_validator(mode="before")
     @classmethod

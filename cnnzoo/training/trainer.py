@@ -136,9 +136,11 @@ def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunRes
     With `use_ema`, the model keeps the optimizer's averaged weights from here on."""
     from cnnzoo.training.averaging import put_averages
     from cnnzoo.training.checkpoints import save_model_atomically
+    from cnnzoo.training.tta import augmented_test
 
     put_averages(model)
-    test = model.evaluate(data.test, return_dict=True, verbose=0)
+    test = {k: float(v) for k, v in model.evaluate(data.test, return_dict=True, verbose=0).items()}
+    tta, views = augmented_test(model, data.test, config)
     save_model_atomically(model, run.model)
     history = read_history(run)
     seconds = history.pop("epoch_seconds", [])
@@ -152,13 +154,15 @@ def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunRes
         "params": model.count_params(),
         "epochs_completed": len(epochs),
         "validation": {k[4:]: v[-1] for k, v in history.items() if k.startswith("val_") and k != "val_epoch_seconds"},
-        "test": {k: float(v) for k, v in test.items()},
+        "test": {**test, **tta},
         "history": history,
         "epoch_seconds": seconds,
         "train_examples": data.train_examples,
         "test_examples": data.splits.size(data.splits.test),  # all of them, also in a TPU's full batches
         "weights_sha256": weights_digest(model),
     }
+    if views:
+        metrics["test_time_augmentation"] = views
     run.complete(metrics)
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
     log(f"cnnzoo: test {summary}; weights sha256 {metrics['weights_sha256'][:16]}; "
