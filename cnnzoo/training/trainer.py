@@ -18,6 +18,7 @@ from typing import Any, Callable
 from cnnzoo.config.schema import Config
 from cnnzoo.training import run_dir
 from cnnzoo.training.history import read_history, repair_history
+from cnnzoo.training.initialize import initialize_from_data
 from cnnzoo.training.run_dir import RunDir, write_json
 from cnnzoo.training.summaries import weights_digest, write_start_summaries
 
@@ -77,6 +78,7 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
             run.config.write_text(planned.config.to_yaml())
             write_data_records(run, data, log)
             write_start_summaries(run, planned.config, planned.model)
+            initialize_from_data(run, planned.model, data, planned.config, worker_log(log, placement))
             return execute(run, planned, data, placement, 0, worker_log(log, placement), callbacks or [], "training")
 
 
