@@ -12,7 +12,9 @@ from cnnzoo.config.sections import CallItem, Named, Section
 class OptimizerConfig(Named):
     """`name` is a class of `keras.optimizers`; other keys are its constructor arguments. `use_ema: true` (with
     `ema_momentum`, default 0.99) keeps a moving average of the weights: validation, checkpoints, the test and
-    model.keras use it (docs/runs.md)."""
+    model.keras use it (docs/runs.md). One more key, `exclude_from_weight_decay: [bias, gamma, beta]`, exempts
+    the weights whose names contain any of these (biases, BatchNormalization's scales and offsets) from
+    `weight_decay`."""
 
     name: str = Field("adadelta", description="Optimizer class, e.g. adadelta, sgd, adam.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 from cnnzoo import registry
@@ -49,7 +50,32 @@ def make_optimizer(config: Config, steps_per_epoch: int | None = None):
             cls_s, kwargs_s, what=f"schedule {cls_s.__name__}", location=config.where("train", "lr_schedule"),
             path="train.lr_schedule",
         )
-    return construct(cls, kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer")
+    optimizer = construct(cls, kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer")
+    excluded = excluded_from_weight_decay(config, kwargs)
+    if excluded:
+        optimizer.exclude_from_weight_decay(var_names=[re.escape(name) for name in excluded])
+    return optimizer
+
+
+# `train.optimizer` keys that are not constructor arguments but calls on the built optimizer.
+OPTIMIZER_METHODS = ("exclude_from_weight_decay",)
+
+
+def excluded_from_weight_decay(config: Config, kwargs: dict) -> list[str]:
+    """`train.optimizer.exclude_from_weight_decay`: names of weights (`bias`, `gamma`, `beta`, ...) that
+    `weight_decay` leaves alone, checked."""
+    names = config.train.optimizer.kwargs.get("exclude_from_weight_decay")
+    if names is None:
+        return []
+    where = dict(location=config.where("train", "optimizer", "exclude_from_weight_decay"),
+                 path="train.optimizer.exclude_from_weight_decay")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)):
+        raise BuildError(f"`exclude_from_weight_decay` must be a list of weight names, got {names!r}",
+                         hint="E.g. `[bias, gamma, beta]`: biases and BatchNormalization's scales and offsets.", **where)
+    if not kwargs.get("weight_decay"):
+        raise BuildError("`exclude_from_weight_decay` without a `weight_decay` has nothing to exclude from",
+                         hint="Set train.optimizer.weight_decay (e.g. 5.0e-4), or drop the exclusions.", **where)
+    return names
 
 
 def check_averaging(config: Config, kwargs: dict) -> None:
@@ -91,7 +117,8 @@ def _resolve(config: Config, key: str, table: registry.Registry) -> tuple[type, 
     """The class `train.<key>.name` names, and its other keys checked as its arguments."""
     spec = getattr(config.train, key)
     cls = table.get(spec.name, location=config.where("train", key, "name"), path=f"train.{key}.name")
-    kwargs = bind(cls, [], spec.kwargs, what=f"{table.kind} {cls.__name__}", location=config.where("train", key),
+    given = {k: v for k, v in spec.kwargs.items() if key != "optimizer" or k not in OPTIMIZER_METHODS}
+    kwargs = bind(cls, [], given, what=f"{table.kind} {cls.__name__}", location=config.where("train", key),
                   path=f"train.{key}", locate=lambda name: config.where("train", key, name))
     return cls, kwargs
 
