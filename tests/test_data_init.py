@@ -79,6 +79,23 @@ def test_a_runs_whitening_kernel_is_reproducible_from_its_seed_and_recorded(tmp_
     assert records[0]["seed"] == 4 and records[0]["layers"][0]["layer"] == "conv2d_1"
     assert records[0]["layers"][0]["images_used"] == 500
 
+    # a run resumed with nothing saved starts again, and computes the same kernel again
+    import shutil
+
+    from cnnzoo.training.resume import resume
+    from cnnzoo.training.run_dir import RunDir
+
+    again = RunDir(tmp_path / "b")
+    shutil.rmtree(again.checkpoints)
+    again.model.unlink()
+    again.initialization.unlink()
+    again.update_info(status="interrupted")
+    first, lines = First(), []
+    resume(str(again.path), log=lines.append, callbacks=[first])
+    assert any("has no saved state" in line for line in lines) and any("patch_whitening" in line for line in lines)
+    assert np.array_equal(first.kernel, kernels[0])
+    assert json.loads(again.initialization.read_text()) == records[0]
+
     # the images the seed chooses: these, whitened by the run's kernel; another seed chooses others
     config = load_config(QUICK, overrides)
     examples = load_datasets(config, one_hot=True).stream.examples

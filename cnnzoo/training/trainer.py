@@ -210,5 +210,8 @@ def _multi_worker(placement, model):
 
 def disk_needed(model) -> int:
     """Bytes a run's files take at most: model.keras, last/best checkpoints and three resume states,
-    each with the weights and up to two optimizer slots per weight, plus 50 MB for logs."""
-    return 6 * 3 * 4 * model.count_params() + 50 * 2**20
+    each with the weights and up to two optimizer slots per weight (three with `use_ema`'s averages),
+    plus 50 MB for logs."""
+    optimizer = getattr(model, "optimizer", None)
+    averages = bool(getattr(getattr(optimizer, "inner_optimizer", optimizer), "use_ema", False))
+    return 6 * (3 + averages) * 4 * model.count_params() + 50 * 2**20
