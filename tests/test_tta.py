@@ -65,7 +65,8 @@ def test_a_runs_tta_accuracy_is_the_accuracy_of_the_hand_averaged_views(tmp_path
     from cnnzoo.data.tfds_input import load_datasets
 
     config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=4", "runtime.seed=2",
-                                 "train.pictures=false", f"train.test_time_augmentation={json.dumps(FLIP_AND_SHIFT[0])}"])
+                                 "train.pictures=false", f"train.test_time_augmentation={json.dumps(FLIP_AND_SHIFT[0])}",
+                                 "train.validation_tta=true"])
     result = train(config, output_dir=str(tmp_path / "run"), log=lambda _: None)
     metrics = json.loads(result.run_dir.metrics.read_text())
     assert set(metrics["test"]) == {"loss", "accuracy", "accuracy_tta"}
@@ -73,11 +74,18 @@ def test_a_runs_tta_accuracy_is_the_accuracy_of_the_hand_averaged_views(tmp_path
 
     model = keras.models.load_model(result.run_dir.model)
     data = load_datasets(config, one_hot=True)
-    images, labels = (np.concatenate(parts) for parts in zip(*((x.numpy(), y.numpy()) for x, y in data.test)))
-    assert len(images) == metrics["test_examples"]
-    views = [model.predict(_by_hand(images, m, s), verbose=0) for m, s in view_settings(FLIP_AND_SHIFT[0])]
-    by_hand = float(np.mean(np.mean(views, axis=0).argmax(-1) == labels.argmax(-1)))
-    plain = float(np.mean(views[0].argmax(-1) == labels.argmax(-1)))
+
+    def measured(split):
+        images, labels = (np.concatenate(parts) for parts in zip(*((x.numpy(), y.numpy()) for x, y in split)))
+        views = [model.predict(_by_hand(images, m, s), verbose=0) for m, s in view_settings(FLIP_AND_SHIFT[0])]
+        return (len(images), float(np.mean(np.mean(views, axis=0).argmax(-1) == labels.argmax(-1))),
+                float(np.mean(views[0].argmax(-1) == labels.argmax(-1))))
+
+    # validation with the views after each epoch: in history.csv and metrics.json, from the epoch's model
+    assert metrics["validation"]["accuracy_tta"] == pytest.approx(measured(data.validation)[1], abs=1e-9)
+    assert len(metrics["history"]["val_accuracy_tta"]) == 1
+    examples, by_hand, plain = measured(data.test)
+    assert examples == metrics["test_examples"]
     assert metrics["test"]["accuracy_tta"] == pytest.approx(by_hand, abs=1e-9)
     assert metrics["test"]["accuracy"] == pytest.approx(plain, abs=1e-6)
     again = cli("evaluate", result.run_dir.path)  # the run's config carries the views
@@ -95,3 +103,9 @@ def test_unknown_or_repeated_views_are_refused_at_validate(value, message):
     done = cli("validate", QUICK, f"train.test_time_augmentation={value}")
     assert done.returncode == 2
     assert message in done.stderr and "train.test_time_augmentation" in done.stderr
+
+
+def test_validation_with_views_needs_views():
+    done = cli("validate", QUICK, "train.validation_tta=true")
+    assert done.returncode == 2
+    assert "train.validation_tta: validation_tta uses the views of test_time_augmentation" in done.stderr

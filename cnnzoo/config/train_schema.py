@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from cnnzoo.config.sections import CallItem, Named, Section
 
@@ -103,6 +103,11 @@ class TrainConfig(Section):
         "and the views are all combinations, e.g. `[horizontal_flip, {translate: 2}]`: 6 views. metrics.json "
         "gets `accuracy_tta` beside the plain test's `accuracy`.",
     )
+    validation_tta: bool = Field(
+        False, description="Also validate with `test_time_augmentation`'s views after each epoch: "
+        "`val_accuracy_tta` in history.csv, TensorBoard and metrics.json (best.keras is still chosen by the plain "
+        "validation). Costs one validation pass per view.",
+    )
     pictures: PicturesConfig = Field(
         default_factory=PicturesConfig,
         description="Filters, feature maps, confusion matrix and mistakes in TensorBoard; `pictures: false` turns them off.",
@@ -123,6 +128,14 @@ class TrainConfig(Section):
                                  "`{translate: N}` with N pixels > 0")
         if len(set(names)) < len(names):
             raise ValueError("each test-time augmentation may be listed once")
+        return value
+
+    @field_validator("validation_tta")
+    @classmethod
+    def _validation_views(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not info.data.get("test_time_augmentation"):
+            raise ValueError("validation_tta uses the views of test_time_augmentation, which lists none: add e.g. "
+                             "`test_time_augmentation: [horizontal_flip]`")
         return value
 
     @model_validator(mode="before")

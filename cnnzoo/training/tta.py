@@ -84,3 +84,26 @@ def augmented_test(model, dataset, config: Config) -> tuple[dict[str, float], di
         return {}, {}
     result = tta_accuracy(model, dataset, augmentations, outputs_logits(config))
     return {"accuracy_tta": result["accuracy_tta"]}, {"views": result["views"], "augmentations": augmentations}
+
+
+def validation_views(config: Config, data) -> list:
+    """With `train.validation_tta`: the callback adding `val_accuracy_tta` to each epoch's logs."""
+    if not (config.train.validation_tta and config.train.test_time_augmentation and data.validation is not None):
+        return []
+    import keras
+
+    from cnnzoo.models.compile import outputs_logits
+    from cnnzoo.training.averaging import averaged
+
+    augmentations, logits = list(config.train.test_time_augmentation), outputs_logits(config)
+
+    class ValidationViews(keras.callbacks.Callback):
+        """`val_accuracy_tta` at each epoch's end (with the averaged weights under `use_ema`, as validation)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                with averaged(self.model):
+                    logs["val_accuracy_tta"] = tta_accuracy(self.model, data.validation, augmentations,
+                                                            logits)["accuracy_tta"]
+
+    return [ValidationViews()]
