@@ -61,3 +61,16 @@ def call_count(layer) -> int:
         return len(layer._inbound_nodes)
     except (AttributeError, TypeError) as exc:
         raise changed("Layer._inbound_nodes", exc) from None
+
+
+def moving_averages(optimizer) -> list[tuple]:
+    """(weight, its moving average) for each weight an optimizer built with `use_ema=True` averages; []
+    without `use_ema` or before the optimizer is built. A LossScaleOptimizer's are its inner optimizer's."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    if optimizer is None or not getattr(optimizer, "use_ema", False) or not getattr(optimizer, "built", False):
+        return []
+    try:
+        pairs = zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)
+        return [(weight, average) for weight, average in pairs if average is not None]
+    except (AttributeError, TypeError) as exc:
+        raise changed("Optimizer._trainable_variables / _model_variables_moving_average", exc) from None

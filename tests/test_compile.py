@@ -133,3 +133,36 @@ def test_extending_with_another_loss_class_drops_the_old_arguments(tmp_path):
     loss = make_loss(load_config(child))
     assert isinstance(loss, keras.losses.CategoricalFocalCrossentropy) and loss.gamma == 3.0
     assert loss.label_smoothing == 0.0
+
+
+def test_weights_excluded_from_weight_decay_keep_their_values_under_a_decay_step():
+    """A step with zero gradients: only the decay moves weights; the excluded ones (biases, BatchNormalization's
+    gamma and beta) stay, the kernels shrink by learning_rate * weight_decay."""
+    config = load_config(SLIDE, ["train.optimizer={name: sgd, learning_rate: 0.1, weight_decay: 0.5, "
+                                 "exclude_from_weight_decay: [bias, gamma, beta]}"])
+    model = keras.Sequential([keras.Input((3, 3, 2)), keras.layers.Conv2D(4, 2), keras.layers.BatchNormalization(),
+                              keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.layers[1].gamma.assign(np.full(4, 2.0, "float32"))
+    model.layers[1].beta.assign(np.full(4, 0.5, "float32"))
+    for bias in (model.layers[0].bias, model.layers[3].bias):
+        bias.assign(np.ones(bias.shape, "float32"))
+    before = {v.path: v.numpy().copy() for v in model.trainable_variables}
+    optimizer = make_optimizer(config)
+    optimizer.apply_gradients([(keras.ops.zeros(v.shape), v) for v in model.trainable_variables])
+    for v in model.trainable_variables:
+        expected = before[v.path] * (1 - 0.1 * 0.5) if v.name == "kernel" else before[v.path]
+        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6, err_msg=v.path)
+    plain = make_optimizer(load_config(SLIDE, ["train.optimizer={name: sgd, learning_rate: 0.1, weight_decay: 0.5}"]))
+    plain.apply_gradients([(keras.ops.zeros(v.shape), v) for v in model.trainable_variables])
+    assert np.all(np.abs(model.layers[0].bias.numpy()) < 1)  # without the exclusions, biases decay too
+
+
+@pytest.mark.parametrize("optimizer, message", [
+    ("{name: sgd, exclude_from_weight_decay: [bias]}", "without a `weight_decay` has nothing to exclude from"),
+    ("{name: sgd, weight_decay: 0.1, exclude_from_weight_decay: bias}", "must be a list of weight names"),
+    ("{name: sgd, weight_decay: 0.1, exclude_from_weight_decay: []}", "must be a list of weight names"),
+])
+def test_weight_decay_exclusions_are_checked(optimizer, message):
+    with pytest.raises(BuildError, match=message) as err:
+        make_optimizer(load_config(SLIDE, [f"train.optimizer={optimizer}"]))
+    assert "train.optimizer.exclude_from_weight_decay" in str(err.value)

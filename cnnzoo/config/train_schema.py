@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from cnnzoo.config.sections import CallItem, Named, Section
 
 
 class OptimizerConfig(Named):
-    """`name` is a class of `keras.optimizers`; other keys are its constructor arguments."""
+    """`name` is a class of `keras.optimizers`; other keys are its constructor arguments. `use_ema: true` (with
+    `ema_momentum`, default 0.99) keeps a moving average of the weights: validation, checkpoints, the test and
+    model.keras use it (docs/runs.md). One more key, `exclude_from_weight_decay: [bias, gamma, beta]`, exempts
+    the weights whose names contain any of these (biases, BatchNormalization's scales and offsets) from
+    `weight_decay`."""
 
     name: str = Field("adadelta", description="Optimizer class, e.g. adadelta, sgd, adam.")
 
@@ -92,10 +96,47 @@ class TrainConfig(Section):
         "global_average_pooling2d}, {epochs: 5, freeze: [], optimizer: {name: adam, learning_rate: 1.0e-5}}]`. "
         "train.epochs becomes the phases' sum.",
     )
+    test_time_augmentation: list[Union[str, dict[str, Any]]] = Field(
+        [], description="Also test on augmented views of each test image and average the class probabilities of "
+        "the views (after a softmax for a model trained on logits): `horizontal_flip` adds the mirrored image, "
+        "`{translate: N}` the image shifted N pixels down-right and N up-left (zeros fill in, as `pad_crop`), "
+        "and the views are all combinations, e.g. `[horizontal_flip, {translate: 2}]`: 6 views. metrics.json "
+        "gets `accuracy_tta` beside the plain test's `accuracy`.",
+    )
+    validation_tta: bool = Field(
+        False, description="Also validate with `test_time_augmentation`'s views after each epoch: "
+        "`val_accuracy_tta` in history.csv, TensorBoard and metrics.json (best.keras is still chosen by the plain "
+        "validation). Costs one validation pass per view.",
+    )
     pictures: PicturesConfig = Field(
         default_factory=PicturesConfig,
         description="Filters, feature maps, confusion matrix and mistakes in TensorBoard; `pictures: false` turns them off.",
     )
+
+    @field_validator("test_time_augmentation")
+    @classmethod
+    def _views(cls, value: list) -> list:
+        names = []
+        for item in value:
+            if item == "horizontal_flip":
+                names.append(item)
+            elif (isinstance(item, dict) and list(item) == ["translate"] and isinstance(item["translate"], int)
+                  and not isinstance(item["translate"], bool) and item["translate"] > 0):
+                names.append("translate")
+            else:
+                raise ValueError(f"{item!r} is not a test-time augmentation: write `horizontal_flip` or "
+                                 "`{translate: N}` with N pixels > 0")
+        if len(set(names)) < len(names):
+            raise ValueError("each test-time augmentation may be listed once")
+        return value
+
+    @field_validator("validation_tta")
+    @classmethod
+    def _validation_views(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not info.data.get("test_time_augmentation"):
+            raise ValueError("validation_tta uses the views of test_time_augmentation, which lists none: add e.g. "
+                             "`test_time_augmentation: [horizontal_flip]`")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -12,6 +12,7 @@ def evaluate(path: str, split: str | None = None, config_path: str | None = None
     """{"split", "examples", "metrics": {name: value}} for the run's test split or `split`."""
     from cnnzoo.data.tfds_input import load_datasets
     from cnnzoo.models.compile import compile_model, uses_one_hot_labels
+    from cnnzoo.training.tta import augmented_test
 
     config, model = load_trained(path, config_path)
     if split:
@@ -19,6 +20,7 @@ def evaluate(path: str, split: str | None = None, config_path: str | None = None
     data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
     if not model.compiled:
         compile_model(model, config)
-    metrics = model.evaluate(data.test, return_dict=True, verbose=0)
+    metrics = {k: float(v) for k, v in model.evaluate(data.test, return_dict=True, verbose=0).items()}
+    tta, _ = augmented_test(model, data.test, config)  # with train.test_time_augmentation: accuracy_tta
     return {"model": model.name, "dataset": config.data.name, "split": config.data.test_split,
-            "metrics": {k: float(v) for k, v in metrics.items()}}
+            "metrics": {**metrics, **tta}}

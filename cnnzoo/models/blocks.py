@@ -16,7 +16,7 @@ from typing import Any
 from cnnzoo.config.block_items import default_projection
 from cnnzoo.config.items import BlockItem, LayerItem, construct_layer
 from cnnzoo.errors import BuildError, keras_message
-from cnnzoo.models import shapes
+from cnnzoo.models import data_init, shapes
 from cnnzoo.models.weights_budget import WeightsBudget
 
 
@@ -31,10 +31,13 @@ class Graph:
 
     def apply(self, item: LayerItem, x):
         """Create one layer and call it on `x` (a list for a merge), with the lecture-level shape checks first."""
+        item, initializer = data_init.split(item)  # computed from training images later, not by Keras
         layer = construct_layer(item, self.policy)
         merge = isinstance(x, list)
         if not merge:
             shapes.check_window_fits(item, layer, x.shape)
+        if initializer is not None:
+            data_init.check(item, layer, tuple(x[0].shape if merge else x.shape), initializer)
         self.applied.append((item, tuple(x[0].shape if merge else x.shape)))
         try:
             return self.budget.call(layer, x, item)

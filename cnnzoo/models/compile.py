@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 from cnnzoo import registry
@@ -33,6 +34,7 @@ def make_optimizer(config: Config, steps_per_epoch: int | None = None):
     """
     cls, kwargs = _resolve(config, "optimizer", registry.optimizers())
     where = config.where("train", "optimizer")
+    check_averaging(config, kwargs)
     if cls.__name__ == "Adadelta" and "learning_rate" not in kwargs and config.train.lr_schedule is None:
         warnings.warn(
             f"{where}: Adadelta without learning_rate uses Keras 3's default 0.001; the lecture's Keras 1 "
@@ -48,7 +50,47 @@ def make_optimizer(config: Config, steps_per_epoch: int | None = None):
             cls_s, kwargs_s, what=f"schedule {cls_s.__name__}", location=config.where("train", "lr_schedule"),
             path="train.lr_schedule",
         )
-    return construct(cls, kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer")
+    optimizer = construct(cls, kwargs, what=f"optimizer {cls.__name__}", location=where, path="train.optimizer")
+    excluded = excluded_from_weight_decay(config, kwargs)
+    if excluded:
+        optimizer.exclude_from_weight_decay(var_names=[re.escape(name) for name in excluded])
+    return optimizer
+
+
+# `train.optimizer` keys that are not constructor arguments but calls on the built optimizer.
+OPTIMIZER_METHODS = ("exclude_from_weight_decay",)
+
+
+def excluded_from_weight_decay(config: Config, kwargs: dict) -> list[str]:
+    """`train.optimizer.exclude_from_weight_decay`: names of weights (`bias`, `gamma`, `beta`, ...) that
+    `weight_decay` leaves alone, checked."""
+    names = config.train.optimizer.kwargs.get("exclude_from_weight_decay")
+    if names is None:
+        return []
+    where = dict(location=config.where("train", "optimizer", "exclude_from_weight_decay"),
+                 path="train.optimizer.exclude_from_weight_decay")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)):
+        raise BuildError(f"`exclude_from_weight_decay` must be a list of weight names, got {names!r}",
+                         hint="E.g. `[bias, gamma, beta]`: biases and BatchNormalization's scales and offsets.", **where)
+    if not kwargs.get("weight_decay"):
+        raise BuildError("`exclude_from_weight_decay` without a `weight_decay` has nothing to exclude from",
+                         hint="Set train.optimizer.weight_decay (e.g. 5.0e-4), or drop the exclusions.", **where)
+    return names
+
+
+def check_averaging(config: Config, kwargs: dict) -> None:
+    """`use_ema` is a boolean, and the moving average's settings come with `use_ema: true` (Keras ignores them
+    otherwise, so a run would silently train without the average its config asks for)."""
+    use = kwargs.get("use_ema", False)
+    if not isinstance(use, bool):
+        raise BuildError(f"`use_ema` must be true or false, got {use!r}",
+                         location=config.where("train", "optimizer", "use_ema"), path="train.optimizer.use_ema")
+    lone = [key for key in ("ema_momentum", "ema_overwrite_frequency") if key in kwargs and not use]
+    if lone:
+        raise BuildError(f"`{lone[0]}` sets the optimizer's moving average of the weights, which is off",
+                         location=config.where("train", "optimizer", lone[0]), path=f"train.optimizer.{lone[0]}",
+                         hint="Add `use_ema: true` to train.optimizer: validation, checkpoints, the test and "
+                         "model.keras then use the averaged weights.")
 
 
 def in_steps(kwargs: dict, steps_per_epoch: int) -> dict:
@@ -75,7 +117,8 @@ def _resolve(config: Config, key: str, table: registry.Registry) -> tuple[type, 
     """The class `train.<key>.name` names, and its other keys checked as its arguments."""
     spec = getattr(config.train, key)
     cls = table.get(spec.name, location=config.where("train", key, "name"), path=f"train.{key}.name")
-    kwargs = bind(cls, [], spec.kwargs, what=f"{table.kind} {cls.__name__}", location=config.where("train", key),
+    given = {k: v for k, v in spec.kwargs.items() if key != "optimizer" or k not in OPTIMIZER_METHODS}
+    kwargs = bind(cls, [], given, what=f"{table.kind} {cls.__name__}", location=config.where("train", key),
                   path=f"train.{key}", locate=lambda name: config.where("train", key, name))
     return cls, kwargs
 

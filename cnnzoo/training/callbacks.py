@@ -9,6 +9,7 @@ import time
 
 import keras
 
+from cnnzoo.training.averaging import AveragedWeights
 from cnnzoo.training.checkpoints import Backup, Checkpoints
 from cnnzoo.training.run_dir import RunDir
 
@@ -117,21 +118,26 @@ class StopOnSignal(keras.callbacks.Callback):
 
 
 def standard_callbacks(run: RunDir, monitor: str, backup_every_steps: int | None = None,
-                       watched: list | None = None) -> list[keras.callbacks.Callback]:
-    """NaN guard, timer, CSV history, resume state, TensorBoard, checkpoints: in the order they must run.
+                       watched: list | None = None, measures: list | None = None) -> list[keras.callbacks.Callback]:
+    """NaN guard, timer, CSV history, resume state, averaged weights, TensorBoard, checkpoints: in the
+    order they must run.
 
     The NaN guard comes first so no NaN weights are ever saved. The CSV row is written before
     the resume state, so a kill between the two makes the resumed run write that epoch again
-    (the later row wins when read), never lose it.
+    (the later row wins when read), never lose it. The resume state holds the raw weights; with
+    `use_ema`, everything after it at an epoch's end sees the averaged ones. `measures` add figures
+    to the epoch's logs (validation with test-time augmentation), before they are written.
     """
     backup = Backup(run, backup_every_steps)
     backup.watched = list(watched or [])
     return [
         NanGuard(),
         EpochTimer(),
+        *(measures or []),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         backup,
         StopOnSignal(backup),
+        AveragedWeights(),
         keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=True, update_freq="epoch"),
         Checkpoints(run, monitor),
     ]

@@ -45,11 +45,13 @@ def fit(model, data, config: Config, run: RunDir, start: Start, callbacks: list,
     (they also feed a phase's schedule)."""
     from cnnzoo.training.callbacks import standard_callbacks
     from cnnzoo.training.checkpoints import WATCHED, RestoreCounters
+    from cnnzoo.training.tta import validation_views
 
     monitor = "loss" if data.validation is None else (
         "val_accuracy" if "accuracy" in config.train.metrics else "val_loss")
     watched = [c for c in callbacks if type(c).__name__ in WATCHED]  # EarlyStopping, ReduceLROnPlateau
-    standard = standard_callbacks(run, monitor, config.runtime.backup_every_steps, watched=watched)
+    standard = standard_callbacks(run, monitor, config.runtime.backup_every_steps, watched=watched,
+                                  measures=validation_views(config, data))
     restore = RestoreCounters(watched, start.counters)
     callbacks = [*callbacks, restore]  # after them: their on_train_begin resets them
     try:

@@ -17,6 +17,7 @@ from cnnzoo.config.schema import Config
 from cnnzoo.errors import CnnzooError, CnnzooWarning
 from cnnzoo.training import checkpoints, trainer
 from cnnzoo.training.history import read_history
+from cnnzoo.training.initialize import initialize_from_data
 from cnnzoo.training.run_dir import RunDir, existing_run_dir
 
 
@@ -50,6 +51,7 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
             log = trainer.worker_log(log, placement)
             if state.source is None:
                 log(f"cnnzoo: {run.path} has no saved state; training starts again from epoch 1")
+                initialize_from_data(run, planned.model, data, planned.config, log)
             else:
                 at = f", batch {state.batch} of epoch {state.epoch + 1}" if state.batch else ""
                 log(f"cnnzoo: resuming from {state.source} after epoch {state.epoch}{at}")

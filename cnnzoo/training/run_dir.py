@@ -10,6 +10,7 @@
       model.keras      the final model (plain Keras: loads without cnnzoo)
       classes.json     the class names the outputs stand for (what predict and the pictures show)
       skipped_files.csv  files of a `data.path` folder that were not used, and why
+      initialization.json  kernels computed from training images before the first step (`patch_whitening`)
       metrics.json     per-epoch history, epoch times, final validation and test metrics
 
 A folder that holds anything but a cnnzoo run is never written into; an earlier run is
@@ -52,6 +53,7 @@ class RunDir:
     metrics = property(lambda self: self.path / "metrics.json")
     classes = property(lambda self: self.path / "classes.json")
     skipped = property(lambda self: self.path / "skipped_files.csv")
+    initialization = property(lambda self: self.path / "initialization.json")
 
     def read_info(self) -> dict[str, Any]:
         try:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from cnnzoo.config.schema import Config
 from cnnzoo.training import run_dir
 from cnnzoo.training.history import read_history, repair_history
+from cnnzoo.training.initialize import initialize_from_data
 from cnnzoo.training.run_dir import RunDir, write_json
 from cnnzoo.training.summaries import weights_digest, write_start_summaries
 
@@ -77,6 +78,7 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
             run.config.write_text(planned.config.to_yaml())
             write_data_records(run, data, log)
             write_start_summaries(run, planned.config, planned.model)
+            initialize_from_data(run, planned.model, data, planned.config, worker_log(log, placement))
             return execute(run, planned, data, placement, 0, worker_log(log, placement), callbacks or [], "training")
 
 
@@ -132,10 +134,15 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
 
 
 def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunResult:
-    """Evaluate once on the test split, save model.keras and metrics.json, mark the run completed."""
+    """Evaluate once on the test split, save model.keras and metrics.json, mark the run completed.
+    With `use_ema`, the model keeps the optimizer's averaged weights from here on."""
+    from cnnzoo.training.averaging import put_averages
     from cnnzoo.training.checkpoints import save_model_atomically
+    from cnnzoo.training.tta import augmented_test
 
-    test = model.evaluate(data.test, return_dict=True, verbose=0)
+    put_averages(model)
+    test = {k: float(v) for k, v in model.evaluate(data.test, return_dict=True, verbose=0).items()}
+    tta, views = augmented_test(model, data.test, config)
     save_model_atomically(model, run.model)
     history = read_history(run)
     seconds = history.pop("epoch_seconds", [])
@@ -149,13 +156,15 @@ def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunRes
         "params": model.count_params(),
         "epochs_completed": len(epochs),
         "validation": {k[4:]: v[-1] for k, v in history.items() if k.startswith("val_") and k != "val_epoch_seconds"},
-        "test": {k: float(v) for k, v in test.items()},
+        "test": {**test, **tta},
         "history": history,
         "epoch_seconds": seconds,
         "train_examples": data.train_examples,
         "test_examples": data.splits.size(data.splits.test),  # all of them, also in a TPU's full batches
         "weights_sha256": weights_digest(model),
     }
+    if views:
+        metrics["test_time_augmentation"] = views
     run.complete(metrics)
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
     log(f"cnnzoo: test {summary}; weights sha256 {metrics['weights_sha256'][:16]}; "
@@ -201,5 +210,8 @@ def _multi_worker(placement, model):
 
 def disk_needed(model) -> int:
     """Bytes a run's files take at most: model.keras, last/best checkpoints and three resume states,
-    each with the weights and up to two optimizer slots per weight, plus 50 MB for logs."""
-    return 6 * 3 * 4 * model.count_params() + 50 * 2**20
+    each with the weights and up to two optimizer slots per weight (three with `use_ema`'s averages),
+    plus 50 MB for logs."""
+    optimizer = getattr(model, "optimizer", None)
+    averages = bool(getattr(getattr(optimizer, "inner_optimizer", optimizer), "use_ema", False))
+    return 6 * (3 + averages) * 4 * model.count_params() + 50 * 2**20
