@@ -21,7 +21,7 @@ from cnnzoo.data.catalog import DatasetSignature, dataset_signature
 from cnnzoo.data.folder_input import described, folder_splits
 from cnnzoo.data.folder_source import assign
 from cnnzoo.data.prepare import Source, locate, manual_dir_of
-from cnnzoo.data.splits import Splits, resolve_splits
+from cnnzoo.data.splits import Splits, check_splits, known_splits, resolve_splits
 from cnnzoo.errors import CnnzooWarning, DataError
 from cnnzoo.models.builder import build_model
 from cnnzoo.models.compile import compile_model, config_callbacks, steps_per_epoch
@@ -127,6 +127,8 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
         source = Source(signature.builder, signature.builder, None, f"not available here ({exc.message})")
     prepared = source.writer is None
     splits = resolve_splits(config, source.reader.info.splits if prepared else {})
+    if not prepared:  # a split named wrong is the config's mistake wherever the sizes are known
+        check_splits(config, known_splits(source.reader))
     cache = choose_cache(config, splits, signature.image_shape) if prepared else None
     result = Plan(config, strategy, precision, signature, source, splits, cache, config.train.steps_per_epoch,
                   model, callbacks, pictures_wanted(config.train.pictures, model.count_params(), strategy.kind),

@@ -36,10 +36,14 @@ class MnistSample(tfds.core.GeneratorBasedBuilder):
             citation="LeCun, Cortes and Burges, The MNIST database of handwritten digits.",
         )
 
+    def split_sizes(self) -> dict[str, int]:
+        """Examples per split, known before preparing (so a plan checks split names before a run writes)."""
+        arrays = _arrays()
+        return {"train": len(arrays["y_train"]), "test": len(arrays["y_test"])}
+
     def _split_generators(self, dl_manager):
         del dl_manager  # nothing to download: the data ships with the package
-        with resources.files("cnnzoo.data").joinpath("sample", SAMPLE_FILE).open("rb") as f:
-            arrays = dict(np.load(f))
+        arrays = _arrays()
         return {
             "train": self._generate_examples(arrays["x_train"], arrays["y_train"]),
             "test": self._generate_examples(arrays["x_test"], arrays["y_test"]),
@@ -48,3 +52,8 @@ class MnistSample(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, images, labels):
         for i, (image, label) in enumerate(zip(images, labels)):
             yield i, {"image": image[..., None], "label": int(label)}
+
+
+def _arrays() -> dict[str, np.ndarray]:
+    with resources.files("cnnzoo.data").joinpath("sample", SAMPLE_FILE).open("rb") as f:
+        return dict(np.load(f))

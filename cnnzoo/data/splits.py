@@ -47,10 +47,7 @@ def resolve_splits(config: Config, split_infos) -> Splits:
     """The run's splits; `split_infos` is the builder's `info.splits` (empty until the dataset is prepared)."""
     data = config.data
     validation = data.validation_split
-    if split_infos:  # names and slices can be checked once TFDS knows the splits
-        for key in ("train_split", "validation_split", "test_split"):
-            if isinstance(getattr(data, key), str):
-                check_split(config, split_infos, key, getattr(data, key))
+    check_splits(config, split_infos)
     if not isinstance(validation, float):
         return Splits(data.train_split, validation, data.test_split, sizes=_sizes(split_infos, data.train_split,
                                                                                   validation, data.test_split))
@@ -59,6 +56,22 @@ def resolve_splits(config: Config, split_infos) -> Splits:
     train, held = hold_out(config, split_infos, validation)
     return Splits(train, held, data.test_split, held_out=validation,
                   sizes=_sizes(split_infos, train, held, data.test_split))
+
+
+def check_splits(config: Config, split_infos) -> None:
+    """Every split the config names, checked against `split_infos` (nothing to check while it is empty)."""
+    for key in ("train_split", "validation_split", "test_split"):
+        if split_infos and isinstance(getattr(config.data, key), str):
+            check_split(config, split_infos, key, getattr(config.data, key))
+
+
+def known_splits(builder) -> dict:
+    """Split sizes a dataset not prepared yet still knows (the bundled sample's, from its file), as
+    TFDS's `info.splits` gives them once prepared; empty for a catalogue dataset."""
+    from types import SimpleNamespace
+
+    sizes = getattr(builder, "split_sizes", None)
+    return {name: SimpleNamespace(num_examples=n) for name, n in sizes().items()} if sizes else {}
 
 
 def check_split(config: Config, split_infos, key: str, spec: str) -> None:
