@@ -63,6 +63,7 @@ def averaged_run(tmp_path_factory):
     return result, watch
 
 
+@pytest.mark.slow
 def test_validation_checkpoints_test_and_saved_model_use_the_averaged_weights(averaged_run):
     result, watch = averaged_run
     averages = watch.epoch_end_averages[-1]
@@ -84,6 +85,7 @@ def test_validation_checkpoints_test_and_saved_model_use_the_averaged_weights(av
     assert f"{metrics['test']['accuracy']:.4f}" in again.stdout
 
 
+@pytest.mark.slow
 def test_the_exported_model_carries_the_averaged_weights(averaged_run, tmp_path):
     from cnnzoo.deploy.export import export
 

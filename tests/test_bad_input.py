@@ -64,12 +64,14 @@ def test_a_yaml_alias_bomb(tmp_path):
     ("${[1] * 10**10}", "makes a list of more than 10,000 items"),
     ("${2.0**10000}", "is larger than 1e+15"),
 ])
+@pytest.mark.slow
 def test_expressions_that_would_hang_or_exhaust_memory(tmp_path, expression, message):
     path = write(tmp_path / "c.yaml", f"extends: {SLIDE}\nmodel:\n  layers:\n    - Dense: \"{expression}\"\n")
     done = _cli("validate", str(path))
     _assert_user_error(done, f"{path}:4:7: error: layer 1", message)
 
 
+@pytest.mark.slow
 def test_a_layer_too_large_for_memory_is_refused_before_allocation():
     done = _cli("validate", str(SLIDE), "model.layers.7.Dense=1000000000000")
     _assert_user_error(done, "layer 8 (Dense) makes the model", "parameters", "a typo")
@@ -81,6 +83,7 @@ def test_a_huge_integer_literal(tmp_path):
     _assert_user_error(done, f"{path}:3:11: error:", "more than 20 digits")
 
 
+@pytest.mark.slow
 def test_the_checks_themselves_are_immediate(tmp_path):
     """In-process, without TensorFlow's start-up: each bad document is refused at once (milliseconds
     here), where it used to hang or exhaust memory."""

@@ -23,6 +23,7 @@ def _run(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_throughput_prints_both_rates_and_the_ratio():
     out = _run("benchmarks/throughput.py", "--models", "slide", "--steps", "3", "--epochs", "1", "--rounds", "1",
                "--validation", "data.name=mnist_sample")
@@ -31,6 +32,7 @@ def test_throughput_prints_both_rates_and_the_ratio():
     assert "384 images per epoch, validated" in out
 
 
+@pytest.mark.slow
 def test_runtime_options_prints_each_variant():
     # XLA compilation alone takes ~30 s here; the jit variant is the same code with one more override.
     out = _run("benchmarks/runtime_options.py", "configs/quickstart.yaml", "--steps", "32", "--repeats", "1",
@@ -38,6 +40,7 @@ def test_runtime_options_prints_each_variant():
     assert "default" in out and "steps_per_execution=32" in out and "1.00x" in out
 
 
+@pytest.mark.slow
 def test_time_to_accuracy_reports_each_recipe_and_seed():
     out = _run("benchmarks/time_to_accuracy.py", "--epochs", "2", "--target", "0.5", "--seeds", "1,2",
                "data.name=mnist_sample", "train.steps_per_epoch=20")
@@ -53,6 +56,7 @@ def test_time_to_accuracy_reports_each_recipe_and_seed():
             assert len(line.split("per epoch: ")[1].split()) == epoch, line
 
 
+@pytest.mark.slow
 def test_reproduce_trains_reads_back_and_estimates(tmp_path):
     out = tmp_path / "table"
     _run("benchmarks/reproduce.py", "--budget", "laptop", "--only", "lenet5", "--output-dir", str(out),
@@ -79,18 +83,21 @@ def test_reproduce_trains_reads_back_and_estimates(tmp_path):
     assert f"python train.py --config configs/resnet/plain20.yaml --manual-dir {cifar}" in table
 
 
+@pytest.mark.slow
 def test_pictures_cost_times_both_sides():
     out = _run("benchmarks/pictures_cost.py", "configs/quickstart.yaml", "--epochs", "1", "--rounds", "1",
                "train.steps_per_epoch=5")
     assert "round 1: pictures off" in out and "median on/off" in out
 
 
+@pytest.mark.slow
 def test_pipeline_prints_both_rates_and_the_ratio():
     out = _run("benchmarks/pipeline.py", "--models", "slide", "--steps", "3", "data.name=mnist_sample")
     row = next(line for line in out.splitlines() if line.startswith("slide")).split()
     assert row[3].endswith("x") and float(row[3][:-1]) > 0
 
 
+@pytest.mark.slow
 def test_first_pass_times_the_three_ways_to_the_data():
     out = _run("benchmarks/first_pass.py", "--datasets", "mnist", "--rounds", "1", "data.name=mnist_sample")
     rows = [line.split() for line in out.splitlines() if line.startswith("mnist ")]
@@ -146,6 +153,7 @@ def test_transfer_pretrains_then_fine_tunes_each_variant(tmp_path):
     assert "epoch 2/2" in two_phase and "frozen" in two_phase
 
 
+@pytest.mark.slow
 def test_search_benchmark_compares_the_three_methods_per_seed(tmp_path):
     out = _run("benchmarks/search.py", "--seeds", "1", "--epochs", "2", "--steps", "3", "--learning-rates", "0.1,1.0",
                "--batch-sizes", "64", "--output-dir", str(tmp_path), "data.name=mnist_sample")

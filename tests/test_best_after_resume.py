@@ -16,6 +16,7 @@ from conftest import CONFIGS, cli
 QUICK = ["train.epochs=1", "train.steps_per_epoch=3", "train.pictures=false", "runtime.seed=2"]
 
 
+@pytest.mark.slow
 def test_a_resumed_run_replaces_best_keras_only_with_a_better_model(tmp_path):
     run = tmp_path / "run"
     assert cli("train", CONFIGS / "quickstart.yaml", *QUICK, "--output-dir", run).returncode == 0
@@ -57,6 +58,7 @@ def test_early_stopping_and_reduce_lr_counters_survive_a_resume():
     assert (again[1].wait, again[1].cooldown_counter, again[1].best) == (2, 1, 0.5)
 
 
+@pytest.mark.slow
 def test_the_resume_state_holds_the_counters(tmp_path):
     class Stop(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -71,6 +73,7 @@ def test_the_resume_state_holds_the_counters(tmp_path):
     assert state["epoch"] == 1 and set(state["callbacks"][0]) == {"wait", "stopped_epoch", "best", "best_epoch"}
 
 
+@pytest.mark.slow
 def test_an_override_that_resume_accepts_takes_effect_from_the_first_resumed_step(tmp_path):
     class Stop(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

@@ -122,6 +122,7 @@ def test_no_augmentation_configured_means_none_in_the_pipeline():
     assert _augment(pad_crop=0, horizontal_flip=False) is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_CIFAR.is_dir(), reason="needs ../shared/data/cifar10 (present on the team's machines and CI)")
 def test_one_epoch_of_resnet20_on_a_real_cifar_slice_learns(tmp_path):
     first = np.load(SHARED_CIFAR / "cifar10_train_1of5.npz")

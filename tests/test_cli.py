@@ -17,6 +17,7 @@ def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> Non
         assert fragment in done.stderr, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_validate_ok_prints_the_model_summary():
     done = run_cli("validate", str(CONFIGS / "lenet5.yaml"), "data.name=mnist_sample")
     assert done.returncode == 0, done.stderr
@@ -48,12 +49,14 @@ def test_validate_checks_optimizer_loss_and_callbacks():
                       "unknown callback `EarlyStoping`", "`EarlyStopping`")
 
 
+@pytest.mark.slow
 def test_adadelta_without_learning_rate_warns_about_the_keras3_default():
     done = run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "train.optimizer={name: adadelta}", "data.name=mnist_sample")
     assert done.returncode == 0
     assert "warning:" in done.stderr and "Keras 3's default 0.001" in done.stderr
 
 
+@pytest.mark.slow
 def test_train_py_is_an_alias_of_cnnzoo_train(tmp_path):
     done = subprocess.run(
         [sys.executable, str(REPO / "train.py"), "--config", str(CONFIGS / "slide_cnn.yaml"), "--print-config",
@@ -104,6 +107,7 @@ def test_resume_rejects_flags_that_do_not_apply(tmp_path):
     assert_user_error(done, "--output-dir cannot go with it")
 
 
+@pytest.mark.slow
 def test_training_prints_one_line_per_epoch_when_not_a_terminal(tmp_path):
     done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "--output-dir", str(tmp_path / "r"),
                    "train.epochs=2", "train.steps_per_epoch=3")
@@ -147,6 +151,7 @@ def test_offline_and_unprepared_fails_fast_with_instructions(tmp_path, monkeypat
         assert name in text
 
 
+@pytest.mark.slow
 def test_list_prints_the_names_a_config_may_use():
     done = run_cli("list", "layers")
     assert done.returncode == 0 and {"Conv2D", "MaxPooling2D", "Dense"} <= set(done.stdout.split())

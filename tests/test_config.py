@@ -180,6 +180,7 @@ def test_every_item_is_resolved_and_checked_when_the_config_loads(tmp_path):
         load_config(path)
 
 
+@pytest.mark.slow
 def test_print_config_resolved_shows_the_expanded_layers():
     from conftest import run_cli
 

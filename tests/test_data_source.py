@@ -19,6 +19,7 @@ def _no_dns(*_, **__):
     raise socket.gaierror(-2, "Name or service not known")
 
 
+@pytest.mark.slow
 def test_the_first_line_of_a_run_names_the_source(tmp_path):
     done = cli("train", CONFIGS / "quickstart.yaml", "train.epochs=1", "train.steps_per_epoch=1",
                "train.pictures=false", "--output-dir", tmp_path / "run")

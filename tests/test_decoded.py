@@ -3,6 +3,8 @@ or damaged, and a disk that refuses the file costs only the time."""
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import shutil
 from pathlib import Path
@@ -49,6 +51,7 @@ def decodings(monkeypatch) -> list[str]:
     return calls
 
 
+@pytest.mark.slow
 def test_a_cached_split_is_decoded_once_then_read_with_the_examples_and_order_of_tfds(monkeypatch):
     data, _, _ = first_epoch([])
     builder, path = kept_file(data)

@@ -28,6 +28,7 @@ def default_run(tmp_path_factory):
     return result, lines
 
 
+@pytest.mark.slow
 def test_validation_is_the_last_tenth_of_train_and_the_first_line_says_so(default_run):
     result, lines = default_run
     metrics = result.metrics
@@ -39,6 +40,7 @@ def test_validation_is_the_last_tenth_of_train_and_the_first_line_says_so(defaul
     assert metrics["validation"]["accuracy"] != metrics["test"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_validating_on_the_test_split_is_allowed_with_a_warning(tmp_path):
     done = run_cli("validate", str(QUICK), "data.validation_split=test")
     assert done.returncode == 0, done.stderr
@@ -48,6 +50,7 @@ def test_validating_on_the_test_split_is_allowed_with_a_warning(tmp_path):
     assert slide.data.validation_split == "test" and load_config(CONFIGS / "lenet5.yaml").data.validation_split == 0.1
 
 
+@pytest.mark.slow
 def test_float32_is_the_default_and_recorded(default_run):
     result, lines = default_run
     assert load_config(QUICK).runtime.precision == "float32"
@@ -104,6 +107,7 @@ def test_cache_only_what_fits_in_memory():
     assert not choose_cache(load_config(QUICK, ["data.cache=false"]), mnist, (28, 28, 1)).cache
 
 
+@pytest.mark.slow
 def test_the_pipeline_caches_as_decided():
     import tensorflow as tf
 
@@ -129,6 +133,7 @@ def test_the_pipeline_caches_as_decided():
     (["runtime.strategy=default", "runtime.devices=[CPU:0]"], "runtime.devices applies to the one_device and mirrored"),
     (["runtime.precision=mixed_float16"], "mixed_float16, which needs a GPU"),
 ])
+@pytest.mark.slow
 def test_a_device_strategy_or_precision_that_cannot_be_had_is_an_error_before_any_data(tmp_path, overrides, message):
     # mnist is neither prepared nor downloadable here: reaching the data would be a different error
     done = run_cli("train", str(CONFIGS / "slide_cnn.yaml"), "--output-dir", str(tmp_path / "r"), *overrides)
@@ -145,6 +150,7 @@ def test_devices_named_with_auto_choose_the_strategy_and_say_so():
         choose_strategy(load_config(QUICK, ["runtime.strategy=mirrored"]))
 
 
+@pytest.mark.slow
 def test_metrics_json_of_a_run_without_validation(tmp_path):
     config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=2", "data.validation_split=null"])
     result = train(config, output_dir=str(tmp_path / "r"), log=lambda _: None)

@@ -37,6 +37,7 @@ def test_images():
         return arrays["x_test"][:100], arrays["y_test"][:100]
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_runs_test_metrics(run):
     done = cli("evaluate", str(run.run_dir.path), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -47,6 +48,7 @@ def test_evaluate_reproduces_the_runs_test_metrics(run):
     assert table.returncode == 0 and "quickstart on mnist_sample train[:500]:" in table.stdout
 
 
+@pytest.mark.slow
 def test_predict_png_and_npy_with_the_runs_preprocessing(run, test_images, tmp_path):
     images, labels = test_images
     for i in range(3):
@@ -100,6 +102,7 @@ def exported_in_a_fresh_process(fmt: str, target, images: np.ndarray, tmp_path) 
     return np.load(tmp_path / "out.npy")
 
 
+@pytest.mark.slow
 def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images, tmp_path):
     config = load_config(CONFIGS / "quickstart.yaml", ["train.epochs=1", "train.steps_per_epoch=30", "runtime.seed=5",
                                                        "runtime.precision=mixed_bfloat16"])
@@ -120,6 +123,7 @@ def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images,
     ("keras", [], 1e-6), ("savedmodel", [], 1e-5), ("tflite", [], 1e-4), ("tflite", ["--quantize"], None),
     ("onnx", [], 1e-4),
 ])
+@pytest.mark.slow
 def test_exports_match_cnnzoo_in_a_fresh_process(run, test_images, tmp_path, fmt, extra, atol):
     images, labels = test_images
     target = tmp_path / f"model-{fmt}{'' if fmt == 'savedmodel' else '.' + fmt}"
@@ -140,6 +144,7 @@ def all_test_images():
         return np.load(f)["x_test"]
 
 
+@pytest.mark.slow
 def test_onnx_vs_keras_export_on_real_test_images(run, all_test_images, tmp_path):
     """ONNX Runtime (in a process without cnnzoo or TensorFlow) against Keras' export, on every test image."""
     import keras
@@ -156,6 +161,7 @@ def test_onnx_vs_keras_export_on_real_test_images(run, all_test_images, tmp_path
     np.testing.assert_allclose(onnx_out.sum(1), 1.0, atol=1e-5)  # probabilities
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
 def test_predict_runs_an_export_without_its_run(run, test_images, tmp_path, fmt):
     """`cnnzoo predict model.onnx|model.tflite`: the export alone (moved out of its run) gives the run's results."""
@@ -192,6 +198,7 @@ def test_predict_runs_an_export_without_its_run(run, test_images, tmp_path, fmt)
     ("tf2onnx", "export", "onnx"), ("onnxruntime", "export", "onnx"),
     ("onnxruntime", "predict", "onnx"), ("ai_edge_litert", "predict", "tflite"),
 ])
+@pytest.mark.slow
 def test_a_missing_optional_package_is_named_with_its_extra(run, test_images, tmp_path, monkeypatch, module, command,
                                                             fmt):
     """Without the optional packages, `export --format onnx` and `predict` of an export say what to install."""

@@ -43,6 +43,7 @@ def _cli(*args: str) -> list[str]:
 PORT_TAKEN = "already in use"  # gRPC's words when another process took a port between our check and the bind
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_train_the_same_weights_and_only_the_chief_writes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for attempt in range(3):  # a free port can be taken by another process before the workers bind it
@@ -71,6 +72,7 @@ def test_two_workers_on_localhost_train_the_same_weights_and_only_the_chief_writ
     assert worker_dir != str(out) and not Path(worker_dir).exists()
 
 
+@pytest.mark.slow
 def test_a_lost_worker_stops_the_other_with_a_clear_message_and_resume_finishes_the_run(tmp_path):
     """SIGKILL worker 1 in the middle of training: the chief stops within TensorFlow's heartbeat timeout
     (about 10 s) with exit code 3 and the command to continue; both workers then resume the run."""
@@ -124,6 +126,7 @@ print("LOSSES " + json.dumps(losses))
 """
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
     # LeNet-5 has no dropout, so both runs see the same data, weights and updates;
     # only the order of floating-point sums differs, which float32 keeps within 1e-4.
@@ -182,6 +185,7 @@ def test_multi_worker_without_tf_config_says_how_to_set_it(monkeypatch):
     assert "TF_CONFIG" in str(err.value) and "--workers" in str(err.value)
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_trains_without_nan_and_outputs_float32(tmp_path):
     config = load_config(QUICK, ["runtime.precision=mixed_bfloat16", "train.epochs=1", "train.steps_per_epoch=15",
                                  "runtime.seed=2"])
@@ -214,6 +218,7 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert cpu_flags(tmp_path / "missing") == set()
 
 
+@pytest.mark.slow
 def test_auto_precision_trains_in_the_chosen_policy_and_leaves_the_callers_policy_alone(tmp_path):
     config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=3", "runtime.seed=2", "runtime.precision=auto"])
     result = train(config, output_dir=str(tmp_path / "auto"), log=lambda _: None)
@@ -239,6 +244,7 @@ def test_mixed_float16_scales_the_loss_and_a_final_block_output_is_cast():
 DETERMINISM_OVERRIDES = ["train.epochs=1", "train.steps_per_epoch=10", "runtime.seed=9", "runtime.deterministic=true"]
 
 
+@pytest.mark.slow
 def test_two_deterministic_runs_give_identical_weights(tmp_path):
     digests = []
     for name in ("a", "b"):
@@ -250,6 +256,7 @@ def test_two_deterministic_runs_give_identical_weights(tmp_path):
     assert digests[0] == digests[1]
 
 
+@pytest.mark.slow
 def test_run_json_and_config_record_the_runtime(tmp_path):
     config = load_config(QUICK, ["train.epochs=1", "train.steps_per_epoch=2", "runtime.strategy=default"])
     result = train(config, output_dir=str(tmp_path / "r"), log=lambda _: None)

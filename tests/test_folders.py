@@ -129,6 +129,7 @@ def test_mixed_sizes_need_a_resize_and_say_which_sizes(tmp_path):
     assert "16x16x1, 3 classes" in done.stdout
 
 
+@pytest.mark.slow
 def test_bad_files_are_skipped_listed_and_hidden_ones_ignored(tmp_path):
     root = folder(tmp_path / "pets", per_class=8)
     (root / "cat" / "empty.jpg").write_bytes(b"")
@@ -220,6 +221,7 @@ def test_the_config_in_docs_data_md_validates_on_a_folder(tmp_path):
     assert "data: flowers 64x64x3, 3 classes" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_path_beside_the_config_is_found_and_recorded_whole_for_resume(tmp_path):
     folder(tmp_path / "pets", per_class=12)
     file = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: pets\n  data_dir: {tmp_path / 'tfds'}\n")
@@ -232,6 +234,7 @@ def test_a_path_beside_the_config_is_found_and_recorded_whole_for_resume(tmp_pat
     assert json.loads((run / "metrics.json").read_text())["epochs_completed"] == 2
 
 
+@pytest.mark.slow
 def test_a_folder_run_exported_agrees_with_predict_on_a_raw_photo_of_another_size(tmp_path):
     from test_predict_folder import agree, deployed, predicted
 

@@ -104,6 +104,7 @@ def _validate(path) -> tuple[int, str]:
     return code, out.getvalue() + err.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 @settings(max_examples=EXAMPLES, deadline=None, derandomize="CNNZOO_FUZZ_EXAMPLES" not in os.environ,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], database=None)

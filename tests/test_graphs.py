@@ -185,6 +185,7 @@ runtime:
 """
 
 
+@pytest.mark.slow
 def test_a_graph_trains_inspects_exports_and_draws(tmp_path):
     from cnnzoo import train
     from cnnzoo.models.inspect import analyse

@@ -33,6 +33,7 @@ def _same_outputs(original: keras.Model, config_path) -> float:
     return float(np.max(np.abs(np.asarray(original(x)) - np.asarray(rebuilt(x)))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["MobileNetV2", "InceptionV3"])
 def test_keras_applications_import_with_equal_outputs(name, tmp_path):
     report = import_model(f"keras.applications.{name}", str(tmp_path / "m.yaml"))
@@ -85,6 +86,7 @@ def test_a_lambda_layer_is_named_with_its_place_and_nothing_is_written(tmp_path,
     assert not target.exists()
 
 
+@pytest.mark.slow
 def test_resnet50_imports_as_stages_of_one_bottleneck_block(tmp_path):
     done = cli("import", "keras.applications.ResNet50", "-o", tmp_path / "r.yaml")
     assert done.returncode == 0, done.stderr

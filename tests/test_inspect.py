@@ -19,6 +19,7 @@ SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
 BUILDABLE = [p for p in SHIPPED if p.name not in ("blocks.yaml", "plain.yaml", "imagenet_data.yaml")]  # mixins
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", BUILDABLE, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_inspect_totals_equal_keras_count_params(path):
     model = build_model(load_config(path))

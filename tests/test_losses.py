@@ -29,6 +29,7 @@ def test_a_loss_validate_accepts_trains(loss, tmp_path):
                [l for l in trained.stderr.splitlines() if "error:" in l]
 
 
+@pytest.mark.slow
 def test_mean_squared_error_and_hinge_train_on_one_hot_labels(tmp_path):
     for loss in ("mean_squared_error", "{name: Hinge}"):
         done = cli("train", CONFIGS / "quickstart.yaml", f"train.loss={loss}", *SHORT,
@@ -36,6 +37,7 @@ def test_mean_squared_error_and_hinge_train_on_one_hot_labels(tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_logits_predicts_and_exports_probabilities(tmp_path):
     config = write(tmp_path / "logits.yaml", f"extends: {CONFIGS / 'quickstart.yaml'}\n"
                    "model:\n  layers:\n    - Conv2D: [8, 3, {activation: relu}]\n    - Flatten\n    - Dense: 10\n"

@@ -22,6 +22,7 @@ class Boom(keras.callbacks.Callback):
         raise RuntimeError("boom")
 
 
+@pytest.mark.slow
 def test_a_failed_run_restores_signal_handlers_and_unpatches_the_model(tmp_path):
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     boom = Boom()
@@ -32,6 +33,7 @@ def test_a_failed_run_restores_signal_handlers_and_unpatches_the_model(tmp_path)
     assert "compute_metrics" not in boom.seen.__dict__
 
 
+@pytest.mark.slow
 def test_a_run_trains_from_a_thread(tmp_path):
     outcome = {}
 

@@ -31,6 +31,7 @@ def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "error:" in line]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_validate_and_a_dry_run_give_the_same_answer_for_every_shipped_config(name):
     args = [str(CONFIGS / name), *_data_args(name)]
@@ -42,6 +43,7 @@ def test_validate_and_a_dry_run_give_the_same_answer_for_every_shipped_config(na
         assert validate[0] == 0 or not _data_args(name), validate[2]  # shipped configs validate where data is at hand
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["quickstart.yaml", "slide_cnn_keras1.yaml", "lenet5.yaml"])
 def test_a_config_that_validates_trains(name, tmp_path):
     """Full MNIST among them: TFDS's own mnist builder, prepared offline from the canonical files."""

@@ -23,6 +23,7 @@ def images_of(run, tb_run: str = "pictures") -> dict[str, list[np.ndarray]]:
             for tag in events.Tags()[TENSORS]}
 
 
+@pytest.mark.slow
 def test_a_run_writes_filters_feature_maps_confusion_and_mistakes_each_epoch(pictures_run):
     pictures = images_of(pictures_run)
     assert sorted(pictures) == ["confusion_matrix", "feature_maps/01_conv2d_1", "feature_maps/02_conv2d_3",
@@ -37,11 +38,13 @@ def test_a_run_writes_filters_feature_maps_confusion_and_mistakes_each_epoch(pic
         assert pictures[tag][-1].std() > 10, tag  # drawn, not blank
 
 
+@pytest.mark.slow
 def test_the_same_test_images_every_epoch(pictures_run):
     first, second = images_of(pictures_run)["feature_maps/01_conv2d_1"]
     assert np.array_equal(first[:, :50], second[:, :50])  # column 0: the input images
 
 
+@pytest.mark.slow
 def test_pictures_cli_writes_png_files(pictures_run, tmp_path):
     from matplotlib.image import imread
 
@@ -67,6 +70,7 @@ def test_a_model_without_convolutions_says_so_once_and_still_judges(tmp_path):
     assert sorted(images_of(tmp_path / "run")) == ["confusion_matrix", "mistakes"]
 
 
+@pytest.mark.slow
 def test_pictures_off_writes_none(tmp_path):
     done = cli("train", CONFIGS / "quickstart.yaml", "--output-dir", tmp_path / "run", "train.epochs=1",
                "train.steps_per_epoch=3", "train.pictures=false")

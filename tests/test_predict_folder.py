@@ -87,6 +87,7 @@ def expected(run, path: Path) -> np.ndarray:
     return run.model.predict(preprocess_images(pixels, load_config(run.run_dir.config).data), verbose=0)[0]
 
 
+@pytest.mark.slow
 def test_a_folder_gives_one_csv_row_per_image_bad_files_with_their_reason(run, photos, tmp_path):
     out = tmp_path / "out.csv"
     done = cli("predict", run.run_dir.path, photos, "--csv", out, "--top-k", "2")
@@ -107,6 +108,7 @@ def test_a_folder_gives_one_csv_row_per_image_bad_files_with_their_reason(run, p
         np.testing.assert_allclose([float(v) for v in row[2:5:2]], p[best], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_text_and_json_output_name_bad_files_and_keep_going(run, photos):
     text = cli("predict", run.run_dir.path, photos / "bad.jpg", photos / "b.png", "--top-k", "1")
     assert text.returncode == 0, text.stderr[-2000:]
@@ -118,6 +120,7 @@ def test_text_and_json_output_name_bad_files_and_keep_going(run, photos):
     assert all(len(r["top"]) == 3 for r in results if r["error"] is None)
 
 
+@pytest.mark.slow
 def test_chunks_change_nothing(run, photos, monkeypatch):
     """A folder is predicted CHUNK images at a time (bad files included in the count): same results."""
     import cnnzoo.deploy.predict
@@ -132,6 +135,7 @@ def test_chunks_change_nothing(run, photos, monkeypatch):
                                    atol=1e-6)
 
 
+@pytest.mark.slow
 def test_nothing_predicted_is_an_error_without_a_traceback(run, photos, tmp_path):
     only_bad = cli("predict", run.run_dir.path, photos / "bad.jpg", photos / "empty.png")
     assert only_bad.returncode == 2 and "none of the 2 images could be read" in only_bad.stderr
@@ -144,6 +148,7 @@ def test_nothing_predicted_is_an_error_without_a_traceback(run, photos, tmp_path
         assert done.returncode == 2 and "Traceback" not in done.stderr and done.stderr.startswith("error:")
 
 
+@pytest.mark.slow
 def test_class_names_come_from_classes_json_else_the_catalogue(run, tmp_path):
     config = load_config(run.run_dir.config)
     assert class_names_of(str(run.run_dir.path), config) == NAMES
@@ -206,6 +211,7 @@ def agree(exported: np.ndarray, ours: np.ndarray) -> None:
     np.testing.assert_allclose(exported, ours, atol=2e-3)  # predict rounds resized pixels to uint8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["keras", "savedmodel", "tflite", "onnx"])
 def test_an_export_fed_a_raw_photo_of_another_size_agrees_with_predict(run, photos, tmp_path, fmt):
     target = tmp_path / ("model" if fmt == "savedmodel" else f"model.{fmt}")
@@ -215,6 +221,7 @@ def test_an_export_fed_a_raw_photo_of_another_size_agrees_with_predict(run, phot
     agree(deployed(fmt, target, photo, tmp_path), predicted(run.run_dir.path, photo))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["keras", "tflite", "onnx"])
 def test_a_run_on_own_photos_exports_a_model_taking_rgb_photos(run, photos, tmp_path, fmt):
     """A `data.path` run with `color_mode: grayscale`: the export takes 3 channels and converts them as

@@ -52,6 +52,7 @@ def quiet(_):
     pass
 
 
+@pytest.mark.slow
 def test_frozen_layers_and_their_batchnorm_statistics_stay_bit_for_bit(tmp_path):
     config = load_config(write(tmp_path / "net.yaml", NET), ["model.freeze=activation_3"])
     seen = Weights()
@@ -71,6 +72,7 @@ def test_inspect_counts_frozen_parameters_and_a_wrong_name_is_refused(tmp_path):
     assert done.returncode == 2 and "no layer named `conv2d_9` to freeze" in done.stderr, done.stderr
 
 
+@pytest.mark.slow
 def test_weights_from_a_run_load_by_name_and_a_new_classifier_is_skipped_and_said(tmp_path):
     first = train(load_config(write(tmp_path / "net.yaml", NET)), output_dir=str(tmp_path / "first"), log=quiet)
     model = build_model(load_config(write(tmp_path / "five.yaml", NET.replace("Dense: 10", "Dense: 5"))))
@@ -120,6 +122,7 @@ PHASES = ("train.phases=[{epochs: 1, freeze: activation_3}, "
           "{epochs: 2, freeze: [], optimizer: {name: adam, learning_rate: 0.01}}]")
 
 
+@pytest.mark.slow
 def test_two_phases_in_one_run_and_resume_continues_in_the_second(tmp_path):
     config = load_config(write(tmp_path / "net.yaml", NET), [PHASES, "runtime.backup_every_steps=2"])
     assert config.train.epochs == 3
@@ -142,6 +145,7 @@ def test_two_phases_in_one_run_and_resume_continues_in_the_second(tmp_path):
     assert not same(seen.at_start["conv2d_1"], first)  # trained in the second phase
 
 
+@pytest.mark.slow
 def test_a_phase_that_freezes_keeps_those_weights_through_it(tmp_path):
     config = load_config(write(tmp_path / "net.yaml", NET), ["train.phases=[{epochs: 2, freeze: activation_3}, "
                                                                "{epochs: 1, freeze: [dense_8]}]"])
@@ -157,6 +161,7 @@ def test_a_phase_that_freezes_keeps_those_weights_through_it(tmp_path):
         assert not same(seen.ends[0][name], seen.ends[1][name])  # trained in phase 2
 
 
+@pytest.mark.slow
 def test_a_zoo_model_on_new_classes_keeps_every_pretrained_layer_but_the_classifier(tmp_path):
     imagenet = keras.applications.MobileNetV2(weights=None)
     imagenet.save(tmp_path / "mobilenet_v2.keras")
@@ -193,6 +198,7 @@ def test_imagenet_offline_names_the_file_and_where_to_put_it(tmp_path, monkeypat
     assert "put mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5" in message and "~/.keras/models/" in message
 
 
+@pytest.mark.slow
 def test_a_classifier_for_other_classes_is_not_loaded_even_when_its_shape_fits(tmp_path):
     from test_folders import folder
 

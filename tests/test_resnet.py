@@ -39,6 +39,7 @@ def _build(name: str, *overrides: str):
     return build_model(load_config(RESNET / f"{name}.yaml", list(overrides)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth,n", [(20, 3), (32, 5), (44, 7), (56, 9), (110, 18)])
 def test_cifar_resnet_and_plain_twin_parameter_counts(depth, n):
     resnet, plain = _build(f"resnet{depth}"), _build(f"plain{depth}")
@@ -70,6 +71,7 @@ def test_resnet20_shapes_follow_the_paper_table():
     ("resnet50", keras.applications.ResNet50),
     ("resnet50v2", keras.applications.ResNet50V2),
 ])
+@pytest.mark.slow
 def test_keras_imagenet_weights_transfer_with_identical_outputs(name, reference):
     ours, theirs = _build(name), reference(weights=None)
     assert ours.count_params() == theirs.count_params()
@@ -87,6 +89,7 @@ def test_keras_imagenet_weights_transfer_with_identical_outputs(name, reference)
 @pytest.mark.parametrize("name,expected", [
     ("resnet50", 25_636_712), ("resnet101", 44_707_176), ("resnet152", 60_419_944), ("resnet50v2", 25_613_800),
 ])
+@pytest.mark.slow
 def test_imagenet_counts_equal_keras_applications(name, expected):
     assert _build(name).count_params() == expected
 
@@ -94,6 +97,7 @@ def test_imagenet_counts_equal_keras_applications(name, expected):
 @pytest.mark.parametrize("name,reference", [
     ("resnet101v2", keras.applications.ResNet101V2), ("resnet152v2", keras.applications.ResNet152V2),
 ])
+@pytest.mark.slow
 def test_deeper_v2_counts_equal_keras_applications(name, reference):
     assert _build(name).count_params() == reference(weights=None).count_params()
 
@@ -112,6 +116,7 @@ def test_preactivation_basic_block_builds():
     assert first.input.shape[1:] == (32, 32, 16)
 
 
+@pytest.mark.slow
 def test_option_a_model_loads_without_cnnzoo_in_a_fresh_process(tmp_path):
     model = _build("resnet20")
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)

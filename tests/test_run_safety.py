@@ -54,6 +54,7 @@ def _snapshot(run: RunDir) -> dict[str, bytes]:
     ("model.layers.0.Conv2D.filters=16", "model.layers.0.Conv2D.filters"),
     ("model.layers.7.Dense=64", "model.layers.7.Dense"),
 ])
+@pytest.mark.slow
 def test_resume_refuses_an_override_that_changes_the_weights_and_writes_nothing(interrupted_run, tmp_path,
                                                                                  override, key):
     run = _copy(interrupted_run, tmp_path)
@@ -65,6 +66,7 @@ def test_resume_refuses_an_override_that_changes_the_weights_and_writes_nothing(
     assert _snapshot(run) == before
 
 
+@pytest.mark.slow
 def test_resume_validates_the_whole_config_before_writing(interrupted_run, tmp_path):
     run = _copy(interrupted_run, tmp_path)
     before = _snapshot(run)
@@ -73,6 +75,7 @@ def test_resume_validates_the_whole_config_before_writing(interrupted_run, tmp_p
     assert _snapshot(run) == before
 
 
+@pytest.mark.slow
 def test_resume_keeps_config_yaml_and_records_each_resume(interrupted_run, tmp_path):
     run = _copy(interrupted_run, tmp_path)
     original = run.config.read_text()
@@ -91,6 +94,7 @@ def test_resume_keeps_config_yaml_and_records_each_resume(interrupted_run, tmp_p
     (["backup/current/state.json", "backup/previous/model.weights.h5"], "checkpoints/last.keras after epoch 2",
      ["backup/current", "backup/previous"]),
 ])
+@pytest.mark.slow
 def test_a_truncated_save_is_named_and_the_newest_intact_state_is_used(interrupted_run, tmp_path, damage, used,
                                                                        skipped):
     run = _copy(interrupted_run, tmp_path)
@@ -106,6 +110,7 @@ def test_a_truncated_save_is_named_and_the_newest_intact_state_is_used(interrupt
     assert json.loads(run.metrics.read_text())["epochs_completed"] == 2
 
 
+@pytest.mark.slow
 def test_no_intact_state_is_a_clear_error_that_changes_nothing(interrupted_run, tmp_path):
     run = _copy(interrupted_run, tmp_path)
     for path in [*run.backup.glob("*/model.weights.h5"), run.checkpoints / "last.keras"]:
@@ -148,6 +153,7 @@ def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path):
     assert here.returncode == 2 and "--output-dir . is not empty" in here.stderr
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_an_earlier_run_only(tmp_path):
     out = tmp_path / "run"
     args = ("train", str(QUICK), "--output-dir", str(out), "train.epochs=1", "train.steps_per_epoch=2")
@@ -160,6 +166,7 @@ def test_overwrite_replaces_an_earlier_run_only(tmp_path):
     assert len(RunDir(out).read_info().get("resumes", [])) == 0
 
 
+@pytest.mark.slow
 def test_a_sweep_records_a_diverged_run_goes_on_and_a_rerun_skips_what_completed(tmp_path):
     config = write(tmp_path / "sweep.yaml", f"""\
 extends: {QUICK}
@@ -200,6 +207,7 @@ sweep:
     assert states[2].endswith("; retried as trial 5") and states[4].startswith("pruned: ")
 
 
+@pytest.mark.slow
 def test_a_run_interrupted_under_the_earlier_backup_layout_still_resumes(interrupted_run, tmp_path):
     """Runs interrupted before this version hold Keras' BackupAndRestore files and no last.json."""
     run = _copy(interrupted_run, tmp_path)
@@ -215,6 +223,7 @@ def test_a_run_interrupted_under_the_earlier_backup_layout_still_resumes(interru
     assert json.loads(run.metrics.read_text())["epochs_completed"] == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("per_execution", [1, 8])
 def test_backup_every_steps_holds_when_keras_reports_batches_in_groups(tmp_path, monkeypatch, per_execution):
     """runtime.steps_per_execution N makes Keras report every N-th batch; saves still come every backup_every_steps."""

@@ -44,6 +44,7 @@ def test_a_run_refused_after_its_claim_leaves_no_folder(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_a_sweep_run_again_resumes_a_killed_run_instead_of_deleting_it(tmp_path):
     """The killed run is in the folder of a sweep from before sweeps kept an Optuna study: the sweep takes
     the folder over and resumes the run."""

@@ -64,6 +64,7 @@ def small_search(tmp_path_factory):
     return tmp / "s"
 
 
+@pytest.mark.slow
 def test_a_search_writes_its_table_hparams_plots_and_a_best_yaml_that_trains(small_search, tmp_path):
     rows = _rows(small_search)
     assert [r["trial"] for r in rows] == ["1", "2", "3"] and all(r["state"] in ("completed", "pruned") for r in rows)
@@ -84,6 +85,7 @@ def test_a_search_writes_its_table_hparams_plots_and_a_best_yaml_that_trains(sma
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_the_same_search_again_runs_nothing_more_and_more_trials_add_to_it(small_search):
     config = small_search.parent / "search.yaml"
     again = cli("search", config, "--output-dir", small_search)
@@ -99,6 +101,7 @@ def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_a_search_killed_in_a_trial_goes_on_to_exactly_the_trials_asked_keeping_what_completed(tmp_path):
     config = _config(tmp_path, "    train.optimizer.learning_rate: {choice: [0.1, 0.3, 1.0]}\n",
                      "trials: 3\n  sampler: grid\n  pruner: none")
@@ -121,6 +124,7 @@ def test_a_search_killed_in_a_trial_goes_on_to_exactly_the_trials_asked_keeping_
     assert len(list((out / "trials").iterdir())) == 3
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_storage_run_the_trials_asked_between_them(tmp_path):
     config = _config(tmp_path, "    train.optimizer.learning_rate: {float: [0.05, 1.0], log: true}\n",
                      "trials: 4\n  pruner: none")
@@ -142,6 +146,7 @@ def test_two_processes_on_one_storage_run_the_trials_asked_between_them(tmp_path
     assert len(_rows(tmp_path / "s")) == 4
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_is_recorded_and_the_search_goes_on(tmp_path):
     config = _config(tmp_path, "    train.optimizer.learning_rate: {choice: [0.01, 1.0e+12]}\n",
                      "sampler: grid\n  pruner: none")
@@ -154,6 +159,7 @@ def test_a_diverging_trial_is_recorded_and_the_search_goes_on(tmp_path):
     assert (tmp_path / "s" / "best.yaml").read_text().count("learning_rate: 0.01") == 1
 
 
+@pytest.mark.slow
 def test_a_search_stopped_by_ctrl_c_goes_on_inside_the_stopped_trial(tmp_path):
     import keras
 
@@ -181,6 +187,7 @@ def test_a_search_stopped_by_ctrl_c_goes_on_inside_the_stopped_trial(tmp_path):
     assert [r["state"] for r in _rows(out)] == ["completed", "interrupted: retried as trial 3", "completed"]
 
 
+@pytest.mark.slow
 def test_values_drawn_again_under_a_seed_are_not_trained_again(tmp_path):
     config = _config(tmp_path, "    train.optimizer.learning_rate: {choice: [0.1]}\n", "trials: 2\n  sampler: random")
     done = cli("search", config, "--output-dir", tmp_path / "s")

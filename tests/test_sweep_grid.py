@@ -82,6 +82,7 @@ def sweep_and_search(tmp_path_factory):
     return tmp / "sweep", tmp / "search"
 
 
+@pytest.mark.slow
 def test_a_sweep_trains_the_runs_a_grid_search_trains_and_writes_the_same_table(sweep_and_search):
     sweep, search = sweep_and_search
     swept, searched = _rows(sweep / "trials.csv"), _rows(search / "trials.csv")
@@ -103,6 +104,7 @@ def test_a_sweep_trains_the_runs_a_grid_search_trains_and_writes_the_same_table(
         (r["run"], r["state"], r["val_accuracy"]) for r in swept]
 
 
+@pytest.mark.slow
 def test_a_sweep_logs_the_hparams_a_search_logs(sweep_and_search):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2

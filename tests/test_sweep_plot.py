@@ -35,6 +35,7 @@ def sweep_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_sweep_trains_each_combination_and_writes_a_summary(sweep_dir):
     rows = json.loads((sweep_dir / "summary.json").read_text())
     assert [r["run"] for r in rows] == ["01-learning_rate=0.1", "02-learning_rate=1.0"]
@@ -47,6 +48,7 @@ def test_sweep_trains_each_combination_and_writes_a_summary(sweep_dir):
         assert f"learning_rate: {row['learning_rate']}" in saved and "sweep: {}" in saved
 
 
+@pytest.mark.slow
 def test_sweep_logs_hparams_sessions_tensorboard_can_read(sweep_dir):
     config = EventAccumulator(str(sweep_dir))
     config.Reload()
@@ -56,6 +58,7 @@ def test_sweep_logs_hparams_sessions_tensorboard_can_read(sweep_dir):
     assert "_hparams_/session_start_info" in session.summary_metadata
 
 
+@pytest.mark.slow
 def test_plot_overlays_runs_into_a_png(sweep_dir, tmp_path):
     png = tmp_path / "curves.png"
     done = cli("plot", str(sweep_dir / "01-learning_rate=0.1"), str(sweep_dir / "02-learning_rate=1.0"), "-o", str(png))

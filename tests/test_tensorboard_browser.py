@@ -76,6 +76,7 @@ def _tags(base: str, plugin: str) -> dict:
         return {}
 
 
+@pytest.mark.slow
 def test_tensorboard_shows_the_loss_and_the_pictures_in_chromium(tensorboard):
     # The data API the page itself calls: the run's scalars and images, and a real PNG behind a card.
     assert "epoch_loss" in _tags(tensorboard, "scalars")["train"]

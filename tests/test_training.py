@@ -34,6 +34,7 @@ def one_epoch_run(tmp_path_factory):
     return train(config, output_dir=str(out), log=lambda _: None)
 
 
+@pytest.mark.slow
 def test_one_epoch_beats_chance_by_far(one_epoch_run):
     metrics = one_epoch_run.metrics
     assert metrics["params"] == 600_810 and metrics["epochs_completed"] == 1
@@ -57,6 +58,7 @@ def test_tf_data_autotuning_is_off_unless_configured_and_batches_still_reshuffle
     assert np.array_equal(second, again)  # the same order for the same epoch: what a resumed run reads
 
 
+@pytest.mark.slow
 def test_run_directory_contents(one_epoch_run):
     run = one_epoch_run.run_dir
     for path in (run.config, run.info, run.model, run.metrics, run.history,
@@ -76,6 +78,7 @@ def _events(path):
     return acc
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_scalars_config_text_and_graph(one_epoch_run):
     logs = one_epoch_run.run_dir.logs
     train_events, val_events = _events(logs / "train"), _events(logs / "validation")
@@ -90,6 +93,7 @@ def test_tensorboard_logs_scalars_config_text_and_graph(one_epoch_run):
     assert any("conv2d" in node.name for node in graph.node)
 
 
+@pytest.mark.slow
 def test_saved_model_loads_without_cnnzoo(one_epoch_run, tmp_path):
     """model.keras loads with plain Keras in a fresh process that never imports cnnzoo."""
     images = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
@@ -106,6 +110,7 @@ def test_saved_model_loads_without_cnnzoo(one_epoch_run, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_completed_run_trains_further_from_its_final_state(one_epoch_run, tmp_path):
     """`--resume RUN train.epochs=2` on a completed 1-epoch run adds one epoch, optimizer state included."""
     copy = shutil.copytree(one_epoch_run.run_dir.path, tmp_path / "copy")  # leave the shared run as it was
@@ -120,6 +125,7 @@ def test_a_completed_run_trains_further_from_its_final_state(one_epoch_run, tmp_
     assert [r["overrides"] for r in json.loads(run.info.read_text())["resumes"]] == [["train.epochs=2"]]
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_path):
     """Epoch 1 trains normally; a huge learning rate from epoch 2 on makes the loss NaN."""
     import keras
@@ -151,6 +157,7 @@ def _start_and_wait_for_first_backup(out, *overrides):
     return proc, marker
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_saves_state_mid_epoch_and_says_how_to_resume(tmp_path, signum, code):
     out = tmp_path / "interrupted"
@@ -172,6 +179,7 @@ def test_ctrl_c_or_sigterm_saves_state_mid_epoch_and_says_how_to_resume(tmp_path
     assert (out / "backup" / "current" / "model.weights.h5").exists() and (out / "checkpoints" / "last.keras").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(tmp_path):
     """runtime.backup_every_steps: a SIGKILL mid-epoch loses at most N steps; --resume finishes the run."""
     import keras
@@ -210,6 +218,7 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.8  # 180 steps of 32: it learned
 
 
+@pytest.mark.slow
 def test_a_run_stopped_inside_an_epoch_and_resumed_ends_with_the_uninterrupted_runs_weights(tmp_path):
     """Resume goes on from the next unseen batch, in the same order, with the same dropout masks and
     augmentation draws: its final weights equal those of a run never stopped, bit for bit. Epochs of 30
@@ -241,6 +250,7 @@ def test_a_run_stopped_inside_an_epoch_and_resumed_ends_with_the_uninterrupted_r
     assert resumed.metrics["history"]["val_loss"] == whole.metrics["history"]["val_loss"]
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_dir_fails_before_training(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -263,6 +273,7 @@ def test_a_full_disk_fails_before_training_and_leaves_no_run(tmp_path, monkeypat
     assert not (tmp_path / "full").exists()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_epochs_and_optimizer_state(tmp_path):
     """SIGKILL a real training process after its first epoch, then --resume finishes the run."""
     out = tmp_path / "killed"

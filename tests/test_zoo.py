@@ -18,6 +18,7 @@ from cnnzoo import build_model, load_config
     ("zoo/inception_v3.yaml", "InceptionV3"),
     ("zoo/efficientnet_b0.yaml", "EfficientNetB0"),
 ])
+@pytest.mark.slow
 def test_keras_applications_weights_load_with_equal_outputs(config, application):
     ours = build_model(load_config(CONFIGS / config))
     theirs = getattr(keras.applications, application)(weights=None)
@@ -27,6 +28,7 @@ def test_keras_applications_weights_load_with_equal_outputs(config, application)
     assert np.max(np.abs(np.asarray(ours(images)) - np.asarray(theirs(images)))) <= 1e-5
 
 
+@pytest.mark.slow
 def test_list_models_counts_every_zoo_config():
     done = cli("list", "models", "--configs", CONFIGS / "zoo")
     assert done.returncode == 0, done.stderr
