@@ -153,7 +153,7 @@ def _count(n: int, noun: str) -> str:
 def pictures(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.pictures import write_pictures
 
-    for file in write_pictures(args.model, args.output, args.config, args.manual_dir):
+    for file in write_pictures(args.model, args.output, args.config, args.manual_dir, args.image):
         print(file)
     return 0
 
