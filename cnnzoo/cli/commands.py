@@ -128,10 +128,12 @@ def schema(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.evaluate import evaluate
+    from cnnzoo.training.per_class import table
 
     result = evaluate(args.model, args.split, args.config, args.manual_dir)
     lines = [f"{result['model']} on {result['dataset']} {result['split']}:"]
     lines += [f"  {name:<12} {value:.4f}" for name, value in result["metrics"].items()]
+    lines += ["per class:", *table(result["per_class"])]
     return _print(args, result, lines)
 
 

@@ -133,7 +133,9 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
 
 def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunResult:
     """Evaluate once on the test split, save model.keras and metrics.json, mark the run completed."""
+    from cnnzoo.models.compile import outputs_logits
     from cnnzoo.training.checkpoints import save_model_atomically
+    from cnnzoo.training.per_class import split_results
 
     test = model.evaluate(data.test, return_dict=True, verbose=0)
     save_model_atomically(model, run.model)
@@ -155,6 +157,8 @@ def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunRes
         "train_examples": data.train_examples,
         "test_examples": data.splits.size(data.splits.test),  # all of them, also in a TPU's full batches
         "weights_sha256": weights_digest(model),
+        "per_class": split_results(model, data, outputs_logits(config), run.logs,
+                                   int(epochs[-1]) if epochs else 0),
     }
     run.complete(metrics)
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
