@@ -44,15 +44,15 @@ def small_net(dtype=None, head: str = "softmax"):
 def test_the_heat_is_in_the_quadrant_that_carries_the_label():
     import keras
 
-    x, y = quadrant_task(2048, seed=0)
+    x, y = quadrant_task(1152, seed=0)
     keras.utils.set_random_seed(0)
     model = small_net()
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x[:1536], y[:1536], epochs=6, batch_size=64, verbose=0)
-    assert model.evaluate(x[1536:], y[1536:], verbose=0)[1] > 0.95  # it learned the task
+    model.fit(x[:1024], y[:1024], epochs=6, batch_size=64, verbose=0)
+    assert model.evaluate(x[1024:], y[1024:], verbose=0)[1] > 0.95  # it learned the task
     layer = find_layer(model)
     assert layer is model.layers[1]  # the last convolution, before Flatten
-    heat, _ = GradCam(model, layer.name).heat(x[1536:1664], y[1536:1664])
+    heat, _ = GradCam(model, layer.name).heat(x[1024:], y[1024:])
     assert heat.shape == (128, 16, 16) and heat.min() >= 0 and np.allclose(heat.max(axis=(1, 2)), 1)
     quadrants = np.stack([heat[:, :8, :8], heat[:, :8, 8:], heat[:, 8:, :8], heat[:, 8:, 8:]], 1).mean(axis=(2, 3))
     assert (quadrants.argmax(1) == 0).mean() > 0.9  # the hottest quadrant, image by image (a quarter by chance)
