@@ -28,6 +28,7 @@ from cnnzoo.models.compile import compile_model, config_callbacks, steps_per_epo
 from cnnzoo.models.phases import enter, phase_at
 from cnnzoo.models.pretrained import frozen_note, load_weights
 from cnnzoo.models.shapes import fmt_dims
+from cnnzoo.pictures.grad_cam import find_layer
 from cnnzoo.pictures.learned import wanted as pictures_wanted
 from cnnzoo.runtime.precision import PrecisionChoice, choose_precision
 from cnnzoo.runtime.strategy import Placement, StrategyChoice, choose_strategy
@@ -117,6 +118,8 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
             if config.model.weights and data_needed else None
         enter(model, phase_at(config, 0), config.train.steps_per_epoch)
         callbacks = config_callbacks(config)
+    if config.train.pictures.grad_cam_layer is not None:  # a name that is no spatial layer: said now
+        find_layer(model, config.train.pictures.grad_cam_layer, config.where("train", "pictures", "grad_cam_layer"))
     if config.data.path:
         return _folder_plan(config, strategy, precision, signature, model, callbacks, loaded)
     try:
@@ -131,7 +134,7 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
         check_splits(config, known_splits(source.reader))
     cache = choose_cache(config, splits, signature.image_shape) if prepared else None
     result = Plan(config, strategy, precision, signature, source, splits, cache, config.train.steps_per_epoch,
-                  model, callbacks, pictures_wanted(config.train.pictures, model.count_params(), strategy.kind),
+                  model, callbacks, pictures_wanted(config.train.pictures, model.count_params(), strategy.kind, model),
                   loaded=loaded)
     return with_data(result, splits, cache) if prepared else _noted(result)
 
@@ -145,7 +148,7 @@ def _folder_plan(config: Config, strategy, precision, signature: DatasetSignatur
     cache = choose_cache(config, splits, signature.image_shape)
     result = Plan(config, strategy, precision, signature, Source(folder, None, None, folder.description), splits,
                   cache, config.train.steps_per_epoch, model, callbacks,
-                  pictures_wanted(config.train.pictures, model.count_params(), strategy.kind),
+                  pictures_wanted(config.train.pictures, model.count_params(), strategy.kind, model),
                   details=details, source_notes=(notes, warnings_), loaded=loaded)
     return with_data(result, splits, cache)  # steps per epoch known now
 

@@ -87,7 +87,7 @@ def test_reproduce_trains_reads_back_and_estimates(tmp_path):
 def test_pictures_cost_times_both_sides():
     out = _run("benchmarks/pictures_cost.py", "configs/quickstart.yaml", "--epochs", "1", "--rounds", "1",
                "train.steps_per_epoch=5")
-    assert "round 1: pictures off" in out and "median on/off" in out
+    assert "round 1: pictures off" in out and "median on/off" in out and "median with Grad-CAM/on" in out
 
 
 @pytest.mark.slow

@@ -27,15 +27,19 @@ def images_of(run, tb_run: str = "pictures") -> dict[str, list[np.ndarray]]:
 def test_a_run_writes_filters_feature_maps_confusion_and_mistakes_each_epoch(pictures_run):
     pictures = images_of(pictures_run)
     assert sorted(pictures) == ["confusion_matrix", "feature_maps/01_conv2d_1", "feature_maps/02_conv2d_3",
-                                "feature_maps/03_max_pooling2d_5", "filters/conv2d_1", "mistakes"]
+                                "feature_maps/03_max_pooling2d_5", "filters/conv2d_1", "grad_cam", "mistakes"]
     assert all(len(steps) == 2 for steps in pictures.values())  # one per epoch
     filters = pictures["filters/conv2d_1"][-1]
     assert filters.shape == (2 + 2 * 50, 2 + 16 * 50, 3)  # 32 kernels of 3x3, 16 a row, enlarged to 48 px
     maps = pictures["feature_maps/01_conv2d_1"]
     assert maps[0].shape == (2 + 4 * 50, 2 + 17 * 50, 3)  # 4 test images: the image, then 16 maps
     assert not np.array_equal(maps[0], maps[1])  # the maps change as the network learns
-    for tag in ("confusion_matrix", "mistakes"):
+    for tag in ("confusion_matrix", "mistakes", "grad_cam"):
         assert pictures[tag][-1].std() > 10, tag  # drawn, not blank
+    # Grad-CAM: 4 test images and 16 mistakes, two a row of (image, true class's heat, predicted class's heat)
+    cam = pictures["grad_cam"][-1]
+    assert cam.shape == (2 + 10 * (112 + 30 + 2), 2 + 6 * (112 + 2), 3)
+    assert not np.array_equal(pictures["grad_cam"][0], cam)  # the heat changes as the network learns
 
 
 @pytest.mark.slow
@@ -52,7 +56,7 @@ def test_pictures_cli_writes_png_files(pictures_run, tmp_path):
     assert done.returncode == 0, done.stderr
     files = sorted(p.name for p in (tmp_path / "png").iterdir())
     assert files == ["confusion_matrix.png", "feature_maps-01_conv2d_1.png", "feature_maps-02_conv2d_3.png",
-                     "feature_maps-03_max_pooling2d_5.png", "filters-conv2d_1.png", "mistakes.png"]
+                     "feature_maps-03_max_pooling2d_5.png", "filters-conv2d_1.png", "grad_cam.png", "mistakes.png"]
     matrix = imread(tmp_path / "png" / "confusion_matrix.png")
     assert matrix.shape[0] > 300 and matrix.shape[1] > 300 and matrix.std() > 0.05
     # The run recorded its last confusion matrix during Keras' validation pass; `cnnzoo pictures`
@@ -61,12 +65,31 @@ def test_pictures_cli_writes_png_files(pictures_run, tmp_path):
     assert np.array_equal(recorded, (matrix[..., :3] * 255).round().astype(np.uint8))
 
 
+def test_pictures_cli_writes_the_grad_cam_of_your_own_image(pictures_run, tmp_path):
+    """Any image, any size and colour: decoded and preprocessed as the run's data; its two likeliest classes."""
+    from matplotlib.image import imread, imsave
+
+    digit = np.zeros((90, 60, 3), np.float32)
+    digit[10:80, 27:33] = 1.0  # a white "1" on black, RGB and not 28x28
+    imsave(tmp_path / "one.png", digit)
+    done = cli("pictures", pictures_run, "--image", tmp_path / "one.png", "-o", tmp_path / "png")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(tmp_path / "png" / "grad_cam-one.png")]
+    picture = imread(tmp_path / "png" / "grad_cam-one.png")
+    assert picture.shape[:2] == (2 + 112 + 30 + 2, 2 + 3 * (112 + 2)) and picture.std() > 0.05
+    hot = picture[2 + 30:2 + 30 + 112, 2 + 114:2 + 114 + 112, 0]  # the likeliest class's heat: red where hot
+    done = cli("pictures", pictures_run, "--image", tmp_path / "missing.png")
+    assert done.returncode == 2 and "missing.png" in done.stderr
+    assert hot.std() > 0.05
+
+
 def test_a_model_without_convolutions_says_so_once_and_still_judges(tmp_path):
     config = write(tmp_path / "mlp.yaml", f"extends: {CONFIGS / 'quickstart.yaml'}\nmodel:\n  name: mlp\n  layers:\n"
                    "    - Flatten\n    - Dense: [32, {activation: relu}]\n    - Dense: [10, {activation: softmax}]\n")
     done = cli("train", config, "--output-dir", tmp_path / "run", "train.epochs=1", "train.steps_per_epoch=5")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("no convolution or pooling layer") == 1
+    assert done.stdout.count("no convolution or pooling layer") == 1 and "Grad-CAM" not in done.stdout.replace(
+        "no filters, feature maps or Grad-CAM", "")
     assert sorted(images_of(tmp_path / "run")) == ["confusion_matrix", "mistakes"]
 
 

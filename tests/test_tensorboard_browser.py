@@ -81,7 +81,9 @@ def test_tensorboard_shows_the_loss_and_the_pictures_in_chromium(tensorboard):
     # The data API the page itself calls: the run's scalars and images, and a real PNG behind a card.
     assert "epoch_loss" in _tags(tensorboard, "scalars")["train"]
     images = _tags(tensorboard, "images")["pictures"]
-    assert {"filters/conv2d_1", "confusion_matrix", "mistakes"} <= set(images)
+    assert {"filters/conv2d_1", "confusion_matrix", "mistakes", "grad_cam"} <= set(images)
+    curves = _tags(tensorboard, "pr_curves")  # per-class PR curves, TensorBoard's own plugin
+    assert {"pr_curve/0/pr_curves", "pr_curve/9/pr_curves"} <= set(curves["validation"]) & set(curves["test"])
     tag = urllib.parse.quote("filters/conv2d_1", safe="")
     samples = json.loads(get(f"{tensorboard}/data/plugin/images/images?run=pictures&tag={tag}"))
     assert [s["step"] for s in samples] == [0, 1]

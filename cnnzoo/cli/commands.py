@@ -128,10 +128,12 @@ def schema(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.evaluate import evaluate
+    from cnnzoo.training.per_class import table
 
     result = evaluate(args.model, args.split, args.config, args.manual_dir)
     lines = [f"{result['model']} on {result['dataset']} {result['split']}:"]
     lines += [f"  {name:<12} {value:.4f}" for name, value in result["metrics"].items()]
+    lines += ["per class:", *table(result["per_class"])]
     return _print(args, result, lines)
 
 
@@ -158,7 +160,7 @@ def _count(n: int, noun: str) -> str:
 def pictures(args: argparse.Namespace) -> int:
     from cnnzoo.deploy.pictures import write_pictures
 
-    for file in write_pictures(args.model, args.output, args.config, args.manual_dir):
+    for file in write_pictures(args.model, args.output, args.config, args.manual_dir, args.image):
         print(file)
     return 0
 

@@ -123,12 +123,16 @@ def parser() -> argparse.ArgumentParser:
     importer.set_defaults(handler=commands.import_model)
 
     pictures = sub.add_parser(
-        "pictures", help="a run's filters, feature maps, confusion matrix and mistakes as PNG files",
+        "pictures", help="a run's filters, feature maps, confusion matrix, mistakes and Grad-CAM as PNG files",
         description="Write the pictures TensorBoard shows in its Images tab for a run, from the run's saved model: "
-        "first-layer filters, feature maps of a few fixed test images, the validation confusion matrix and the "
-        "most confidently wrong validation images.")
+        "first-layer filters, feature maps of a few fixed test images, the validation confusion matrix, the "
+        "most confidently wrong validation images and the Grad-CAM heat maps of both. With --image, the Grad-CAM "
+        "of your own images instead, for their two likeliest classes.")
     _trained_model_arguments(pictures)
     pictures.add_argument("--output", "-o", metavar="DIR", help="folder for the PNG files (default: RUN/pictures)")
+    pictures.add_argument("--image", action="append", metavar="PATH",
+                          help="an image file or folder (any size and colour; the run's preprocessing): write its "
+                          "Grad-CAM as grad_cam-NAME.png; repeatable")
     _manual_dir_argument(pictures)
     pictures.set_defaults(handler=commands.pictures)
 

@@ -50,6 +50,12 @@ class PicturesConfig(Section):
     images: int = Field(4, ge=1, le=32, description="Test images whose feature maps are shown (the same every epoch, chosen by the seed).")
     channels: int = Field(16, ge=1, le=256, description="Feature maps shown per layer (its first N channels).")
     mistakes: int = Field(16, ge=0, le=100, description="The most confidently wrong validation images shown.")
+    grad_cam: bool = Field(True, description="Grad-CAM heat maps (tag `grad_cam`) of the fixed test images and the "
+                           "mistakes, for the true and the predicted class.")
+    grad_cam_layer: Optional[str] = Field(
+        None, description="The layer whose maps Grad-CAM weighs (default: the last one with spatial output before "
+        "global pooling or flatten, the last convolutional stage).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -9,9 +9,12 @@ from cnnzoo.deploy.runs import load_trained
 
 def evaluate(path: str, split: str | None = None, config_path: str | None = None,
              manual_dir: str | None = None) -> dict[str, Any]:
-    """{"split", "examples", "metrics": {name: value}} for the run's test split or `split`."""
+    """{"model", "dataset", "split", "metrics": {name: value}, "per_class": {class: {precision, recall, f1,
+    support}}} for the run's test split or `split`."""
     from cnnzoo.data.tfds_input import load_datasets
-    from cnnzoo.models.compile import compile_model, uses_one_hot_labels
+    from cnnzoo.deploy.runs import class_names_of
+    from cnnzoo.models.compile import compile_model, outputs_logits, uses_one_hot_labels
+    from cnnzoo.training.per_class import per_class, predict
     from cnnzoo.training.tta import augmented_test
 
     config, model = load_trained(path, config_path)
@@ -22,5 +25,9 @@ def evaluate(path: str, split: str | None = None, config_path: str | None = None
         compile_model(model, config)
     metrics = {k: float(v) for k, v in model.evaluate(data.test, return_dict=True, verbose=0).items()}
     tta, _ = augmented_test(model, data.test, config)  # with train.test_time_augmentation: accuracy_tta
+    predicted = predict(model, data.test, outputs_logits(config))
+    names = class_names_of(path, config) or data.class_names
+    names = names if names and len(names) == predicted.probabilities.shape[1] else \
+        [str(i) for i in range(predicted.probabilities.shape[1])]
     return {"model": model.name, "dataset": config.data.name, "split": config.data.test_split,
-            "metrics": {**metrics, **tta}}
+            "metrics": {**metrics, **tta}, "per_class": per_class(predicted.matrix, names)}

@@ -4,37 +4,71 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from cnnzoo.deploy.runs import load_trained
 from cnnzoo.errors import CnnzooError
 
 
 def write_pictures(path: str, output: str | None = None, config_path: str | None = None,
-                   manual_dir: str | None = None) -> list[Path]:
-    """Render the run's filters, feature maps, confusion matrix and mistakes; returns the files written.
+                   manual_dir: str | None = None, images: list[str] | None = None) -> list[Path]:
+    """Render the run's filters, feature maps, confusion matrix, mistakes and Grad-CAM; returns the files written.
 
     The fixed images and settings are the run's (`train.pictures`, `runtime.seed`), so the files
-    match what TensorBoard shows for its last epoch.
+    match what TensorBoard shows for its last epoch. With `images` (files or folders of them), only
+    their Grad-CAM is written, one `grad_cam-<name>.png` each, and the dataset is not read.
     """
     from matplotlib.image import imsave
 
-    from cnnzoo.data.tfds_input import load_datasets
-    from cnnzoo.models.compile import outputs_logits, uses_one_hot_labels
-    from cnnzoo.pictures.learned import Pictures
-
     config, model = load_trained(path, config_path)
-    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
-    pictures = Pictures.of_run(model, config.train.pictures, data, config.runtime.seed or 0, outputs_logits(config))
+    pictures = _own_images(path, config, model, images) if images else _run_pictures(config, model, manual_dir)
     folder = Path(output) if output else _default_folder(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CnnzooError(f"cannot create {folder}: {exc.strerror}", hint="Pick another folder with -o DIR.") from None
     written = []
-    for tag, (picture, _) in pictures.render(data.validation).items():
+    for tag, picture in pictures:
         file = folder / (tag.replace("/", "-") + ".png")
         imsave(file, picture)
         written.append(file)
     return written
+
+
+def _run_pictures(config, model, manual_dir: str | None) -> list[tuple[str, np.ndarray]]:
+    from cnnzoo.data.tfds_input import load_datasets
+    from cnnzoo.models.compile import outputs_logits, uses_one_hot_labels
+    from cnnzoo.pictures.learned import Pictures
+
+    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
+    pictures = Pictures.of_run(model, config.train.pictures, data, config.runtime.seed or 0, outputs_logits(config))
+    return [(tag, picture) for tag, (picture, _) in pictures.render(data.validation).items()]
+
+
+def _own_images(path: str, config, model, given: list[str]) -> list[tuple[str, np.ndarray]]:
+    """Grad-CAM of each image file (decoded and preprocessed as `cnnzoo predict` does), for its two likeliest classes."""
+    from cnnzoo.data.preprocessing import preprocess_images
+    from cnnzoo.deploy.predict import _pixels, gather
+    from cnnzoo.deploy.runs import class_names_of
+    from cnnzoo.pictures.grad_cam import GradCam, find_layer
+    from cnnzoo.pictures.learned import own_images_grad_cam
+
+    layer = find_layer(model, config.train.pictures.grad_cam_layer)
+    if layer is None:
+        raise CnnzooError(f"the model `{model.name}` has no layer with spatial output: Grad-CAM cannot be drawn")
+    cam, names, shape = GradCam(model, layer.name), class_names_of(path, config), tuple(model.input_shape[1:])
+    out, used = [], set()
+    for source in (source for image in given for source in gather(image, shape)):
+        pixels, error = _pixels(source, shape)
+        if pixels is None:
+            raise CnnzooError(f"cannot read {source.label}: {error}")
+        name = f"grad_cam-{Path(source.label).stem or 'image'}"
+        while name in used:  # photo.jpg and photo.png, or two folders' photo.jpg
+            name += "_"
+        used.add(name)
+        images = np.asarray(preprocess_images(pixels[None], config.data), np.float32)
+        out.append((name, own_images_grad_cam(cam, images, names)))
+    return out
 
 
 def _default_folder(path: str) -> Path:

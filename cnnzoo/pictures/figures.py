@@ -49,15 +49,31 @@ def confusion_picture(matrix: np.ndarray, names: list[str], title: str) -> np.nd
 
 
 def mistakes_picture(images: np.ndarray, captions: list[str], columns: int = 4) -> np.ndarray:
-    """Images in a grid, each with its caption (e.g. `7 → 1 (0.98)`) above it.
+    """Images in a grid, each with its caption (e.g. `7 → 1 (0.98)`) above it."""
+    return captioned_picture([grids.fit(grids.rgb(grids.contrast(image)), TILE) for image in images], captions, columns)
 
-    One axes holding the tiled grid, captions as text: much faster to draw than an axes per image.
+
+def grad_cam_picture(images: np.ndarray, heats: list[np.ndarray], captions: list[list[str]]) -> np.ndarray:
+    """Per image: the image, then each of its heat maps over it, each tile with its caption; two images a row."""
+    tiles, texts = [], []
+    for index, image in enumerate(images):
+        tiles.append(grids.fit(grids.rgb(grids.contrast(image)), TILE))
+        tiles += [grids.fit(grids.heat_overlay(image, heat[index]), TILE) for heat in heats]
+        texts += captions[index]
+    return captioned_picture(tiles, texts, 2 * (1 + len(heats)) if len(images) > 1 else 1 + len(heats))
+
+
+TILE, BAND = 112, 30  # pixels of a captioned tile, and of the white space above it for the caption
+
+
+def captioned_picture(tiles: list[np.ndarray], captions: list[str], columns: int) -> np.ndarray:
+    """(TILE, TILE, 3) tiles in a grid, each with its caption above it.
+
+    One axes holding the tiled grid, captions as text: much faster to draw than an axes per tile.
     """
-    tile, band = 112, 30  # band: white space above each image for its caption
-    if not len(images):
-        return grids.grid([[np.full((tile, tile, 3), grids.BACKGROUND, np.uint8)]])
-    tiles = [np.pad(grids.fit(grids.rgb(grids.contrast(image)), tile), ((band, 0), (0, 0), (0, 0)), constant_values=255)
-             for image in images]
+    if not len(tiles):
+        return grids.grid([[np.full((TILE, TILE, 3), grids.BACKGROUND, np.uint8)]])
+    tiles = [np.pad(tile, ((BAND, 0), (0, 0), (0, 0)), constant_values=255) for tile in tiles]
     rows = [tiles[i:i + columns] for i in range(0, len(tiles), columns)]
     rows[-1] += [np.full_like(tiles[0], 255)] * (columns - len(rows[-1]))
     picture = grids.grid(rows)
@@ -67,8 +83,8 @@ def mistakes_picture(images: np.ndarray, captions: list[str], columns: int = 4) 
     axes.axis("off")
     for index, caption in enumerate(captions):
         row, col = divmod(index, columns)
-        x = grids.PAD + col * (tile + grids.PAD) + tile / 2
-        y = grids.PAD + row * (tile + band + grids.PAD) + band / 2
+        x = grids.PAD + col * (TILE + grids.PAD) + TILE / 2
+        y = grids.PAD + row * (TILE + BAND + grids.PAD) + BAND / 2
         axes.text(x, y, caption.replace(" → ", " →\n") if len(caption) > 18 else caption,
                   ha="center", va="center", fontsize=7.5, linespacing=1.0)
     return _pixels(figure)

@@ -72,6 +72,15 @@ def feature_map_grid(inputs: np.ndarray, activations: np.ndarray, channels: int)
     return grid(rows)
 
 
+def heat_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """A heat map in [0, 1] (the image's rows and columns) over the image in grey: blue cold, red hot."""
+    from matplotlib import colormaps
+
+    grey = contrast(np.asarray(image, np.float32).mean(axis=-1)).astype(np.float32)
+    colour = colormaps["jet"](np.clip(heat, 0, 1))[..., :3] * 255
+    return ((1 - opacity) * grey[..., None] + opacity * colour).round().astype(np.uint8)
+
+
 def fit(tile: np.ndarray, size: int) -> np.ndarray:
     """Enlarge (nearest neighbour) or shrink (striding) to `size` x `size`: all tiles of a grid agree."""
     rows = (np.arange(size) * tile.shape[0] // size).clip(0, tile.shape[0] - 1)

@@ -17,8 +17,18 @@ SIZE_LIMIT = 5_000_000  # `enabled: auto` draws pictures for models under this m
 SAMPLE_POOL = 256  # the fixed images are chosen among the first this many test images
 
 
-def wanted(settings, params: int, strategy_kind: str) -> tuple[bool, str]:
-    """Whether a run draws pictures, and why (for the plan's line)."""
+def wanted(settings, params: int, strategy_kind: str, model=None) -> tuple[bool, str]:
+    """Whether a run draws pictures, and why (for the plan's line); with the `model`, which layer Grad-CAM reads."""
+    on, why = _wanted(settings, params, strategy_kind)
+    if on and model is not None and settings.grad_cam:
+        from cnnzoo.pictures.grad_cam import find_layer
+
+        layer = find_layer(model, settings.grad_cam_layer)
+        why += f"; Grad-CAM of `{layer.name}`" if layer is not None else "; no Grad-CAM (no layer with spatial output)"
+    return on, why
+
+
+def _wanted(settings, params: int, strategy_kind: str) -> tuple[bool, str]:
     if strategy_kind in ("multi_worker", "tpu"):
         return False, f"off under the {strategy_kind} strategy (they read the model outside the training step)"
     if settings.enabled is True:
@@ -44,16 +54,23 @@ def choose_images(batches, count: int, seed: int, read_all: bool = False) -> np.
     `read_all` finishes the pass: a pipeline cached in memory is then kept (TF discards a cache
     read in part, with a warning), and the first evaluation reads it from memory.
     """
-    pool, seen = [], 0
-    for images, _ in batches:
+    return choose_examples(batches, count, seed, read_all)[0]
+
+
+def choose_examples(batches, count: int, seed: int, read_all: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`choose_images`, with the images' class numbers (from sparse or one-hot labels)."""
+    pool, labels, seen = [], [], 0
+    for images, classes in batches:
         if seen < SAMPLE_POOL:
             pool.append(np.asarray(images))
+            classes = np.asarray(classes)
+            labels.append(classes.argmax(-1) if classes.ndim == 2 else classes.reshape(-1))
             seen += len(pool[-1])
         elif not read_all:
             break
-    pool = np.concatenate(pool)[:SAMPLE_POOL]
+    pool, labels = np.concatenate(pool)[:SAMPLE_POOL], np.concatenate(labels)[:SAMPLE_POOL]
     picked = np.sort(np.random.default_rng(seed).choice(len(pool), size=min(count, len(pool)), replace=False))
-    return pool[picked]
+    return pool[picked], labels[picked].astype(np.int64)
 
 
 @dataclass
@@ -66,12 +83,16 @@ class Pictures:
     channels: int = 16
     mistakes: int = 16
     logits: bool = False  # the model outputs logits (train.loss from_logits): confidences are their softmax
+    labels: np.ndarray | None = None  # the fixed images' classes, for Grad-CAM of the true class
+    grad_cam: bool = False
+    grad_cam_layer: str | None = None  # None: the last layer with spatial output
 
     @classmethod
     def of_run(cls, model, settings, data, seed: int, logits: bool = False) -> "Pictures":
         """The pictures a run draws: `settings` is its `train.pictures`, `data` its `Datasets`."""
-        images = choose_images(data.test, settings.images, seed, read_all=data.cache.cache)
-        return cls(model, images, data.class_names, settings.channels, settings.mistakes, logits)
+        images, labels = choose_examples(data.test, settings.images, seed, read_all=data.cache.cache)
+        return cls(model, images, data.class_names, settings.channels, settings.mistakes, logits, labels,
+                   settings.grad_cam, settings.grad_cam_layer)
 
     def __post_init__(self):
         import keras
@@ -80,11 +101,19 @@ class Pictures:
         self.first_conv = next((layer for layer in self.layers if isinstance(layer, keras.layers.Conv2D)), None)
         # One input tensor, not a list: a direct call with an array then matches its structure.
         self._maps = keras.Model(self.model.inputs[0], [layer.output for layer in self.layers]) if self.layers else None
+        self.cam = None
+        if self.grad_cam:
+            from cnnzoo.pictures.grad_cam import GradCam, find_layer
+
+            layer = find_layer(self.model, self.grad_cam_layer)
+            self.cam = GradCam(self.model, layer.name) if layer is not None else None
 
     def skipped(self) -> str | None:
         """What cannot be drawn for this model, said once by the caller."""
         if not self.layers:
-            return "the model has no convolution or pooling layer: no filters or feature maps are drawn"
+            return "the model has no convolution or pooling layer: no filters, feature maps or Grad-CAM are drawn"
+        if self.grad_cam and self.cam is None:
+            return "the model has no layer with spatial output: no Grad-CAM is drawn"
         return None
 
     def render(self, validation=None, recorded=None) -> dict[str, tuple[np.ndarray, str]]:
@@ -114,6 +143,8 @@ class Pictures:
             recorded = self.predicted(validation)
         if recorded is not None:
             out.update(self.judged(*recorded))
+        if self.cam is not None:
+            out["grad_cam"] = self.grad_cam_picture(recorded)
         return out
 
     def predicted(self, validation) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int, int]]]:
@@ -140,3 +171,37 @@ class Pictures:
                 f"The {len(wrong)} validation images the model got wrong with the highest confidence: "
                 "`true → predicted (probability)`."),
         }
+
+    def grad_cam_picture(self, recorded=None) -> tuple[np.ndarray, str]:
+        """Grad-CAM of the fixed test images and the recorded mistakes, for the true and the predicted class."""
+        from cnnzoo.pictures.grad_cam import softmax
+
+        images, true = self.images, self.labels if self.labels is not None else np.zeros(len(self.images), np.int64)
+        predicted = self.cam.scores(images).argmax(-1)
+        if recorded is not None and len(recorded[2]):
+            images = np.concatenate([images, recorded[1]])
+            true = np.concatenate([true, [t for _, t, _ in recorded[2]]])
+            predicted = np.concatenate([predicted, [p for _, _, p in recorded[2]]])
+        names = self.class_names or [str(i) for i in range(int(self.model.output.shape[-1]))]
+        both, scores = self.cam.heat(np.concatenate([images, images]), np.concatenate([true, predicted]))
+        confidence = softmax(scores[len(images):]).max(-1)
+        captions = [["test image" if i < len(self.images) else "mistake", f"true\n{names[t]}",
+                     f"predicted\n{names[p]} ({c:.2f})"] for i, (t, p, c) in enumerate(zip(true, predicted, confidence))]
+        return (figures.grad_cam_picture(images, [both[:len(images)], both[len(images):]], captions),
+                f"Grad-CAM of `{self.cam.layer_name}`: where the model found the evidence for the true class "
+                f"(middle) and the predicted one (right), red hottest; the {len(self.images)} fixed test images, "
+                "then the most confidently wrong validation images.")
+
+
+def own_images_grad_cam(cam, images: np.ndarray, names: list[str] | None) -> np.ndarray:
+    """Grad-CAM of a user's own (preprocessed) images, whose true class is unknown: the two most likely classes."""
+    from cnnzoo.pictures.grad_cam import softmax
+
+    probabilities = softmax(cam.scores(images))
+    first, second = probabilities.argsort(-1)[:, ::-1][:, :2].T if probabilities.shape[1] > 1 else [
+        probabilities.argmax(-1)] * 2
+    heats, _ = cam.heat(np.concatenate([images, images]), np.concatenate([first, second]))
+    names = names or [str(i) for i in range(probabilities.shape[1])]
+    captions = [["your image", f"predicted\n{names[a]} ({probabilities[i, a]:.2f})",
+                 f"second\n{names[b]} ({probabilities[i, b]:.2f})"] for i, (a, b) in enumerate(zip(first, second))]
+    return figures.grad_cam_picture(images, [heats[:len(images)], heats[len(images):]], captions)

@@ -80,7 +80,7 @@ def picture_callbacks(planned, data, run: RunDir, log) -> list:
     pictures = Pictures.of_run(planned.model, settings, data, planned.config.runtime.seed or 0, logits)
     every = "every epoch" if settings.every_epochs == 1 else f"every {settings.every_epochs} epochs"
     log(f"cnnzoo: pictures {every} in TensorBoard's Images tab (run `{RUN}`): filters, feature maps, confusion "
-        "matrix, mistakes; `train.pictures: false` turns them off")
+        "matrix, mistakes" + (", Grad-CAM" if pictures.cam is not None else "") + "; `train.pictures: false` turns them off")
     for skipped in (pictures.skipped(), data.validation is None and "no validation split: no confusion matrix "
                     "or mistakes are drawn"):
         if skipped:

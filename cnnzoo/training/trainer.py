@@ -136,8 +136,10 @@ def execute(run: RunDir, planned, data, placement, initial_epoch: int, log: Log,
 def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunResult:
     """Evaluate once on the test split, save model.keras and metrics.json, mark the run completed.
     With `use_ema`, the model keeps the optimizer's averaged weights from here on."""
+    from cnnzoo.models.compile import outputs_logits
     from cnnzoo.training.averaging import put_averages
     from cnnzoo.training.checkpoints import save_model_atomically
+    from cnnzoo.training.per_class import split_results
     from cnnzoo.training.tta import augmented_test
 
     put_averages(model)
@@ -162,6 +164,8 @@ def finish(run: RunDir, model, data, config: Config, log: Log = print) -> RunRes
         "train_examples": data.train_examples,
         "test_examples": data.splits.size(data.splits.test),  # all of them, also in a TPU's full batches
         "weights_sha256": weights_digest(model),
+        "per_class": split_results(model, data, outputs_logits(config), run.logs,
+                                   int(epochs[-1]) if epochs else 0),
     }
     if views:
         metrics["test_time_augmentation"] = views
