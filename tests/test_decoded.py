@@ -3,14 +3,13 @@ or damaged, and a disk that refuses the file costs only the time."""
 
 from __future__ import annotations
 
-import pytest
-
 import os
 import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 from cnnzoo import load_config
 from cnnzoo.data import decoded

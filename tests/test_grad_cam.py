@@ -84,13 +84,13 @@ def test_a_mixed_precision_model_gets_the_float32_heat_of_its_weights():
     np.testing.assert_allclose(cam.heat(x, y)[0], GradCam(exact, find_layer(exact).name).heat(x, y)[0], atol=1e-5)
 
 
-SLOW = pytest.mark.slow  # over 20 s on a busy 2-core machine
+SLOW = pytest.mark.slow  # the zoo's networks: 3-10 s each on 2 cores
 SHIPPED = [pytest.param(config, [], id=config) for config in (
     "slide_cnn.yaml", "lenet5.yaml", "resnet/resnet20.yaml", "graphs/se_resnet20.yaml", "graphs/densenet_bc40.yaml",
     "graphs/inception_small.yaml")] + [  # the zoo at a small input, whose last maps are still 2x2 or more
     pytest.param(f"zoo/{name}.yaml", [f"model.input_shape=[{size},{size},3]", "model.num_classes=5",
                                       "model.params.classes=5"], id=name, marks=marks)
-    for name, size, marks in (("mobilenet_v2", 64, ()), ("vgg16", 64, ()), ("efficientnet_b0", 64, SLOW),
+    for name, size, marks in (("mobilenet_v2", 64, SLOW), ("vgg16", 64, SLOW), ("efficientnet_b0", 64, SLOW),
                               ("densenet121", 64, SLOW), ("inception_v3", 107, SLOW))]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from conftest import cli
 from cnnzoo.training.per_class import Predicted, per_class
@@ -30,6 +31,7 @@ def test_per_class_numbers_are_scikit_learns_counts():
     assert rows["d"]["precision"] == 0 and rows["d"]["support"] > 0 and rows["e"]["support"] == 0
 
 
+@pytest.mark.slow
 def test_a_run_records_per_class_numbers_for_validation_and_test(pictures_run):
     metrics = json.loads((pictures_run / "metrics.json").read_text())
     names = json.loads((pictures_run / "classes.json").read_text())["class_names"]
@@ -43,6 +45,7 @@ def test_a_run_records_per_class_numbers_for_validation_and_test(pictures_run):
         assert abs(sum(r["recall"] * r["support"] for r in rows.values()) / support - accuracy) < 1e-6
 
 
+@pytest.mark.slow
 def test_tensorboard_gets_per_class_recall_and_pr_curves(pictures_run):
     import tensorflow as tf
     from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator
@@ -64,6 +67,7 @@ def test_tensorboard_gets_per_class_recall_and_pr_curves(pictures_run):
             assert recall[0] == 1 and all(np.diff(recall) <= 0)  # from everything called positive, down
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_per_class_table(pictures_run):
     done = cli("evaluate", pictures_run)
     assert done.returncode == 0, done.stderr
