@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import CONFIGS, cli
-from cnnzoo.pictures.grad_cam import GradCam, find_layer, softmax
+from cnnzoo.pictures.grad_cam import GradCam, find_layer
+from cnnzoo.scores import softmax
 
 
 def quadrant_task(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ LAYERS = [
     ("models | data | runtime | pictures", ["cnnzoo.models", "cnnzoo.data", "cnnzoo.runtime", "cnnzoo.pictures"]),
     ("config", ["cnnzoo.config"]),
     ("registry, arguments, keras_internals", ["cnnzoo.registry", "cnnzoo.arguments", "cnnzoo.keras_internals"]),
-    ("errors, version, memory", ["cnnzoo.errors", "cnnzoo.version", "cnnzoo.memory"]),
+    ("errors, version, memory, scores", ["cnnzoo.errors", "cnnzoo.version", "cnnzoo.memory", "cnnzoo.scores"]),
 ]
 MAX_LINES = 310
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.errors import CnnzooError
+from cnnzoo.scores import softmax
 
 METADATA = "cnnzoo"  # the name of the metadata entry of an .onnx or .tflite export: JSON, `export_metadata`
 ONNX_PACKAGES = ("tf2onnx", "onnx", "onnxruntime")
@@ -142,7 +143,3 @@ def _tflite_metadata(content: bytes) -> str | None:
     return None
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities from a model trained on logits (`from_logits: true`), computed once, here."""
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)

@@ -146,6 +146,3 @@ class GradCam:
         return np.asarray(self.scorer(np.asarray(images, np.float32), training=False)[1])
 
 
-def softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)

@@ -174,7 +174,7 @@ class Pictures:
 
     def grad_cam_picture(self, recorded=None) -> tuple[np.ndarray, str]:
         """Grad-CAM of the fixed test images and the recorded mistakes, for the true and the predicted class."""
-        from cnnzoo.pictures.grad_cam import softmax
+        from cnnzoo.scores import softmax
 
         images, true = self.images, self.labels if self.labels is not None else np.zeros(len(self.images), np.int64)
         predicted = self.cam.scores(images).argmax(-1)
@@ -195,7 +195,7 @@ class Pictures:
 
 def own_images_grad_cam(cam, images: np.ndarray, names: list[str] | None) -> np.ndarray:
     """Grad-CAM of a user's own (preprocessed) images, whose true class is unknown: the two most likely classes."""
-    from cnnzoo.pictures.grad_cam import softmax
+    from cnnzoo.scores import softmax
 
     probabilities = softmax(cam.scores(images))
     first, second = probabilities.argsort(-1)[:, ::-1][:, :2].T if probabilities.shape[1] > 1 else [

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnzoo.scores import softmax
+
 MAX_CURVES = 100  # beyond this many classes TensorBoard gets no per-class cards (metrics.json keeps them all)
 THRESHOLDS = 201
 
@@ -45,10 +47,7 @@ def predict(model, batches, logits: bool = False) -> Predicted:
         classes, kept = np.asarray(batch[1]), (np.asarray(batch[2]) > 0 if len(batch) > 2 else slice(None))
         labels.append((classes.argmax(-1) if classes.ndim == 2 else classes.reshape(-1))[kept])
         scores.append(np.asarray(call(batch[0]), np.float32)[kept])
-    scores = np.concatenate(scores)
-    if logits:
-        scores = np.exp(scores - scores.max(-1, keepdims=True))
-        scores /= scores.sum(-1, keepdims=True)
+    scores = softmax(np.concatenate(scores)) if logits else np.concatenate(scores)
     return Predicted(np.concatenate(labels).astype(np.int64), scores)
 
 
