@@ -1,9 +1,11 @@
-"""`cnnzoo import` over every network in keras.applications, as in docs/graphs.md's table.
+"""`cnnzoo import` over keras.applications, as in docs/graphs.md's table.
 
+The suite checks the smallest network of each family (the others repeat the same blocks more times,
+at 2-30 s each): `python tests/test_import_applications.py --check` checks every row, and
+`python tests/test_import_applications.py [NAME ...]` prints the rows as measured.
 Each is built without its classifier and with global average pooling, so its input size is open
 (but NASNet's, below), imported, rebuilt from the written config with the same
 weights and compared at a small size; or refused with the reason the table gives.
-`python tests/test_import_applications.py` prints the table's rows as measured here.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ SMALLEST = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}  # what 
 # (and NASNetMobile fixes 224 itself), so both are imported at a fixed size.
 FIXED = {"NASNetLarge": ", input_shape=(32, 32, 3)", "NASNetMobile": ", input_shape=(32, 32, 3)"}
 REASONS = ("custom layer", "keras.ops operation", "model used as a layer", "Lambda")
+# The suite's network of each family: its smallest (a family's members differ in widths and repeats only).
+SUITE = ["ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionResNetV2", "InceptionV3",
+         "MobileNet", "MobileNetV2", "MobileNetV3Small", "NASNetMobile", "ResNet50", "ResNet50V2", "VGG16", "Xception"]
+
+
+def family(name: str) -> str:
+    """keras.applications.NAME without its size: ResNet101V2 -> ResNetV2, EfficientNetV2S -> EfficientNetV2."""
+    return re.sub(r"(Tiny|Small|Base|XLarge|Large|Mobile|B\d|[SML]|\d{2,3})(?=(V2)?$)", "", name)
 
 
 def round_trip(name: str, folder: Path) -> dict:
@@ -47,25 +57,36 @@ def documented() -> dict[str, str]:
     return {name: outcome for name, outcome in rows}
 
 
+def test_every_keras_application_has_a_documented_row_and_its_family_a_network_in_the_suite():
+    assert sorted(documented()) == NAMES, "docs/graphs.md's rows are not keras.applications' networks"
+    assert sorted(map(family, SUITE)) == sorted(set(map(family, NAMES)))
+    assert family("ResNet101V2") == "ResNetV2" and family("EfficientNetV2S") == "EfficientNetV2" != family("EfficientNetB3")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
-def test_every_keras_application_imports_or_is_refused_as_documented(name, tmp_path):
+@pytest.mark.parametrize("name", SUITE)
+def test_a_keras_application_of_each_family_imports_or_is_refused_as_documented(name, tmp_path):
+    check(name, tmp_path)
+
+
+def check(name: str, folder: Path) -> None:
+    """keras.applications.NAME imports, or is refused, as docs/graphs.md's table says."""
     table = documented()
     assert name in table, f"docs/graphs.md has no row for keras.applications.{name}"
-    result = round_trip(name, tmp_path)
+    result = round_trip(name, folder)
     if table[name] == "imports":
         assert "refused" not in result, result.get("refused")
         assert result["params"] == result["params_keras"]
         assert result["max_difference"] <= 1e-4
         assert result["open"] == (name not in FIXED)
         if result["open"]:
-            assert "input_shape: [null, null, 3]" in (tmp_path / f"{name}.yaml").read_text()
+            assert "input_shape: [null, null, 3]" in (folder / f"{name}.yaml").read_text()
     else:
         assert "refused" in result, f"{name} imported, but docs/graphs.md says {table[name]}"
         assert "Traceback" not in result["refused"] and "nothing was written" in result["refused"]
         reason = next(r for r in REASONS if r in table[name])
         assert reason in result["refused"], result["refused"]
-        assert not (tmp_path / f"{name}.yaml").exists()
+        assert not (folder / f"{name}.yaml").exists()
 
 
 def _row(name: str, result: dict) -> str:
@@ -90,5 +111,10 @@ if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        for name in sys.argv[1:] or NAMES:
-            print(_row(name, round_trip(name, Path(folder))), flush=True)
+        if sys.argv[1:] == ["--check"]:  # every row, as the suite checks its networks
+            for name in NAMES:
+                check(name, Path(folder) / name)
+                print(f"{name}: as documented", flush=True)
+        else:
+            for name in sys.argv[1:] or NAMES:
+                print(_row(name, round_trip(name, Path(folder))), flush=True)
