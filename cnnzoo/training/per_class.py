@@ -41,9 +41,11 @@ def predict(model, batches, logits: bool = False) -> Predicted:
     Batches padded to full size (image, label, weight) keep only their weighted examples."""
     import tensorflow as tf
 
-    call = tf.function(lambda x: model(x, training=False))  # a direct call: every image, under any strategy
-    labels, scores = [], []
+    call, labels, scores = None, [], []
     for batch in batches:
+        if call is None:  # a direct call (every image, under any strategy), traced once for any batch size
+            spec = tf.TensorSpec([None, *batch[0].shape[1:]], batch[0].dtype)
+            call = tf.function(lambda x: model(x, training=False), input_signature=[spec])
         classes, kept = np.asarray(batch[1]), (np.asarray(batch[2]) > 0 if len(batch) > 2 else slice(None))
         labels.append((classes.argmax(-1) if classes.ndim == 2 else classes.reshape(-1))[kept])
         scores.append(np.asarray(call(batch[0]), np.float32)[kept])
