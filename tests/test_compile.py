@@ -166,3 +166,12 @@ def test_weight_decay_exclusions_are_checked(optimizer, message):
     with pytest.raises(BuildError, match=message) as err:
         make_optimizer(load_config(SLIDE, [f"train.optimizer={optimizer}"]))
     assert "train.optimizer.exclude_from_weight_decay" in str(err.value)
+
+
+@pytest.mark.parametrize("loss, warns", [("categorical_crossentropy", True),
+                                         ("{name: categorical_crossentropy, from_logits: true}", False)])
+def test_a_model_without_softmax_is_warned_about_unless_trained_on_logits(loss, warns, recwarn):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10)])
+    compile_model(model, load_config(SLIDE, [f"train.loss={loss}"]))
+    said = [str(w.message) for w in recwarn.list if "is not a softmax" in str(w.message)]
+    assert len(said) == warns, said

@@ -204,7 +204,7 @@ def _warn_if_probabilities_mismatch(model, config: Config) -> None:
     last = model.layers[-1]
     name = "softmax" if type(last).__name__ == "Softmax" else getattr(getattr(last, "activation", None), "__name__", "")
     loss = registry.snake_case(config.train.loss.name)
-    if "crossentropy" in loss and name not in ("softmax", "sigmoid"):
+    if "crossentropy" in loss and name not in ("softmax", "sigmoid") and not outputs_logits(config):
         warnings.warn(
             f"{config.where('model', 'layers')}: the last layer is not a softmax, but the loss "
             f"`{config.train.loss.name}` expects probabilities. Add `- Activation: softmax` at the end.",
