@@ -218,3 +218,14 @@ def test_a_classifier_for_other_classes_is_not_loaded_even_when_its_shape_fits(t
     assert "1 skipped: dense_8 (its classes differ (cat, dog, eel in the source, ant, bee, cow here))" in done.stdout
     done = cli("validate", on("pets"), f"model.weights={tmp_path / 'first'}")
     assert "weights of 5 layers loaded from" in done.stdout and "skipped" not in done.stdout, done.stdout
+
+
+def test_a_layer_built_untrainable_stays_fixed_through_training_and_a_phase_that_unfreezes(tmp_path):
+    """`trainable: false` on a layer (a fixed whitening layer) holds in every phase, and on resume."""
+    config = load_config(write(tmp_path / "net.yaml", NET), [PHASES, "model.layers.0={Conv2D: {filters: 4, "
+                                                             "kernel_size: 3, trainable: false}}"])
+    seen = Weights()
+    result = train(config, output_dir=str(tmp_path / "run"), callbacks=[seen], log=quiet)
+    assert not result.model.get_layer("conv2d_1").trainable
+    assert same(seen.at_start["conv2d_1"], result.model.get_layer("conv2d_1").get_weights())
+    assert not same(seen.at_start["conv2d_4"], result.model.get_layer("conv2d_4").get_weights())

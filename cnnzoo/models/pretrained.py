@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,9 +199,11 @@ def freeze(model, spec: Any, where: Location | None) -> list[str]:
     it), or a list of names or shell patterns (`conv2d*`). None or []: every layer trains.
 
     Frozen BatchNormalization layers then run in inference mode (Keras 3 does so for a layer whose
-    `trainable` is False), as Keras' fine-tuning guide requires.
+    `trainable` is False), as Keras' fine-tuning guide requires. A layer the config itself builds
+    with `trainable: false` (e.g. a fixed whitening layer) never trains, whatever the spec.
     """
     names = [layer.name for layer in model.layers]
+    fixed = _BUILT_FIXED.setdefault(model, frozenset(layer.name for layer in model.layers if not layer.trainable))
     if spec in (None, [], ""):
         frozen: set[str] = set()
     elif isinstance(spec, str):
@@ -214,9 +217,14 @@ def freeze(model, spec: Any, where: Location | None) -> list[str]:
             if not matched:
                 raise _unknown_layer(pattern, names, where)
             frozen.update(matched)
+    frozen |= fixed
     for layer in model.layers:
         layer.trainable = layer.name not in frozen
     return [n for n in names if n in frozen]
+
+
+# Each model's layers built untrainable, seen at its first freeze (models are frozen right after the build).
+_BUILT_FIXED: "weakref.WeakKeyDictionary[Any, frozenset[str]]" = weakref.WeakKeyDictionary()
 
 
 def _unknown_layer(name: str, names: list[str], where) -> BuildError:
