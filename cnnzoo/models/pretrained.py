@@ -240,5 +240,5 @@ def frozen_note(model) -> str | None:
     if not frozen:
         return None
     count = sum(math.prod(w.shape) for layer in frozen for w in layer.weights)
-    return (f"frozen: {len(frozen)} layers, {count:,} of {model.count_params():,} parameters "
-            f"(the last: {frozen[-1].name})")
+    layers = f"{len(frozen)} layer" + ("s" if len(frozen) != 1 else "")
+    return f"frozen: {layers}, {count:,} of {model.count_params():,} parameters (the last: {frozen[-1].name})"
