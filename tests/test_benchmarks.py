@@ -160,3 +160,16 @@ def test_search_benchmark_compares_the_three_methods_per_seed(tmp_path):
     for method in ("grid", "tpe", "random"):
         assert f"seed 1 {method:<7} best val_accuracy" in out
         assert any(line.startswith(f"{method:<7} mean best") and "1 seeds" in line for line in out.splitlines())
+
+
+def test_epoch_profile_splits_a_step_into_the_pipeline_and_the_step(capsys):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import epoch_profile
+
+    epoch_profile.main([str(REPO / "configs" / "quickstart.yaml"), "--steps", "2", "--rounds", "1",
+                        "data.name=mnist_sample"])
+    out = capsys.readouterr().out
+    rows = {line.split("  ")[1].strip(): line.split() for line in out.splitlines() if line.startswith("  ")}
+    assert set(rows) == {"input pipeline alone", "training step alone", "fit on the pipeline"}, out
+    assert rows["fit on the pipeline"][-3:] == ["100.0%", "of", "fit's"]
+    assert all(float(row[-7]) > 0 for row in rows.values()), out  # seconds per step
