@@ -237,3 +237,24 @@ def test_backup_every_steps_holds_when_keras_reports_batches_in_groups(tmp_path,
     train(config, output_dir=str(tmp_path / "run"), log=lambda _: None)
     # Batches done at each save; the last save is the epoch's end (the count is back to 0 by then).
     assert saved_at == ([20, 40, 0] if per_execution == 1 else [24, 48, 0])
+
+
+def test_two_writers_of_one_json_file_never_take_each_others_temporary_file(tmp_path, monkeypatch):
+    """Two `cnnzoo search` processes on one folder both write search.json: one's rename must not find the
+    other's temporary file gone (a FileNotFoundError that ended one of the two)."""
+    import os
+
+    from cnnzoo.training import run_dir
+
+    target, real, others = tmp_path / "search.json", os.replace, []
+
+    def replace(src, dst):  # the other process writes the same file between this one's write and rename
+        if not others:
+            others.append(dst)
+            run_dir.write_json(target, {"writer": "B"})
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    run_dir.write_json(target, {"writer": "A"})
+    assert json.loads(target.read_text()) == {"writer": "A"}
+    assert [p.name for p in tmp_path.iterdir()] == ["search.json"]
