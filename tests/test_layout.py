@@ -17,7 +17,8 @@ LAYERS = [
     ("models | data | runtime | pictures", ["cnnzoo.models", "cnnzoo.data", "cnnzoo.runtime", "cnnzoo.pictures"]),
     ("config", ["cnnzoo.config"]),
     ("registry, arguments, keras_internals", ["cnnzoo.registry", "cnnzoo.arguments", "cnnzoo.keras_internals"]),
-    ("errors, version, memory, scores", ["cnnzoo.errors", "cnnzoo.version", "cnnzoo.memory", "cnnzoo.scores"]),
+    ("errors, version, memory, scores, files",
+     ["cnnzoo.errors", "cnnzoo.version", "cnnzoo.memory", "cnnzoo.scores", "cnnzoo.files"]),
 ]
 MAX_LINES = 310
 

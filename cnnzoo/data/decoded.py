@@ -14,15 +14,15 @@ a temporary name and renamed, so a killed run or two runs at once never leave ha
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
 import zipfile
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
 import numpy as np
+
+from cnnzoo.files import atomic_file
 
 MAX_BYTES = 2**30  # the arrays become constants of the tf.data graph, which must stay under 2 GB
 FOLDER = "cnnzoo-decoded"
@@ -132,11 +132,5 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
     """`np.savez` under a temporary name unique to this writer, renamed into place: a killed run or two
     writers (the workers of one machine) never leave half a file. Raises OSError (e.g. a full disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"  # one per writer
-    try:
-        with temporary.open("xb") as f:
-            np.savez(f, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        np.savez(f, **arrays)

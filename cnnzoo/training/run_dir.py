@@ -21,17 +21,16 @@ with every resume's overrides applied in order (`RunDir.config_overrides`).
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cnnzoo.errors import CnnzooError
+from cnnzoo.files import atomic_file
 
 
 @dataclass(frozen=True)
@@ -233,10 +232,8 @@ def start_info(seed: int) -> dict[str, Any]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    # A temporary file of its own per writer: processes sharing a search folder write search.json together.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)  # atomic: a kill never leaves half a file
+    with atomic_file(path) as f:  # processes sharing a search folder write search.json together
+        f.write((json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
 
 
 def _now() -> str:
