@@ -188,10 +188,18 @@ def test_a_search_stopped_by_ctrl_c_goes_on_inside_the_stopped_trial(tmp_path):
 
 
 @pytest.mark.slow
-def test_values_drawn_again_under_a_seed_are_not_trained_again(tmp_path):
-    config = _config(tmp_path, "    train.optimizer.learning_rate: {choice: [0.1]}\n", "trials: 2\n  sampler: random")
+def test_a_repeated_draw_does_not_count_as_a_trial_and_a_search_stops_when_every_point_was_tried(tmp_path):
+    # random search, seed 1, over two choices draws 0.3 twice first: two trials asked for are two runs trained
+    config = _config(tmp_path, "    train.optimizer.learning_rate: {choice: [0.1, 0.3]}\n", "trials: 2\n  sampler: random")
     done = cli("search", config, "--output-dir", tmp_path / "s")
-    assert done.returncode == 0 and done.stdout.count("cnnzoo: training") == 1, done.stderr[-2000:]
-    first, second = _rows(tmp_path / "s")
+    assert done.returncode == 0 and done.stdout.count("cnnzoo: training") == 2, done.stdout[-3000:] + done.stderr[-2000:]
+    rows = _rows(tmp_path / "s")
+    first, second = rows[:2]  # values drawn again under a seed: the earlier result and folder, nothing trained
     assert second["state"] == "completed: the values of trial 1, not trained again"
     assert second["val_accuracy"] == first["val_accuracy"] and second["run"] == first["run"] and second["epochs"] == "0"
+    trained = [r for r in rows if "not trained again" not in r["state"]]
+    assert sorted(r["learning_rate"] for r in trained) == ["0.1", "0.3"] and len(rows) == 3
+    more = cli("search", config, "--output-dir", tmp_path / "s", "--trials", "5")  # only 2 points exist
+    assert more.returncode == 0 and "cnnzoo: training" not in more.stdout, more.stderr[-2000:]
+    assert "every point of the search space has been tried (2)" in more.stdout
+    assert _rows(tmp_path / "s")[:len(rows)] == rows

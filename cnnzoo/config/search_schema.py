@@ -81,8 +81,9 @@ class SearchConfig(Section):
                         "history, e.g. val_accuracy, val_loss, accuracy), reported every epoch for pruning.")
     direction: Optional[Literal["maximize", "minimize"]] = Field(
         None, description="Default: minimize for a metric with `loss` or `error` in its name, else maximize.")
-    trials: Optional[int] = Field(None, gt=0, description="Trials to run in all (also --trials). Default: every "
-                                  "grid point with `sampler: grid`, else 20 (or unlimited with a `timeout`).")
+    trials: Optional[int] = Field(None, gt=0, description="Trials to run in all (also --trials); with a seed, values "
+                                  "drawn again are not trained or counted, and a finite space ends when every point was tried. "
+                                  "Default: every grid point with `sampler: grid`, else 20 (or unlimited with a `timeout`).")
     timeout: Union[str, int, None] = Field(None, description="Start no trial after this long, e.g. `2h`, `30m`, "
                                            "`90s` or seconds; counted from this command's start.")
     sampler: Literal["tpe", "random", "grid"] = Field(

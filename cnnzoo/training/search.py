@@ -28,10 +28,11 @@ from cnnzoo.config.search_schema import SearchConfig
 from cnnzoo.errors import CnnzooError, ConfigError, Location
 from cnnzoo.training.hparams import write_experiment
 from cnnzoo.training.run_dir import write_json
-from cnnzoo.training.search_study import grid_size, import_optuna, more_wanted, open_study, place, sampler
+from cnnzoo.training.search_study import exhausted, grid_size, import_optuna, more_wanted, open_study, place, sampler
 from cnnzoo.training.search_trial import retry_failed, retry_stale, run_trial
 
 DEFAULT_TRIALS = 20
+REPEATS_IN_A_ROW = 50  # draws of values measured before, one after another, that end a search: the sampler has converged
 
 
 @dataclass
@@ -95,17 +96,30 @@ def run(job: Search, name: str, wanted: int | None, storage: str | None = None, 
     if job.points is not None:
         retry_failed(job)
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout_seconds
+    repeats = 0
     while more_wanted(study, wanted) and (deadline is None or time.monotonic() < deadline):
+        if _all_tried(job) or repeats >= REPEATS_IN_A_ROW:
+            break
         trial = study.ask()
         if wanted is not None and place(study, trial.number) > wanted:  # another process took the last one
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             break
-        run_trial(job, trial)
+        repeats = 0 if run_trial(job, trial) else repeats + 1
         write_report(job)
+    if repeats >= REPEATS_IN_A_ROW:
+        job.log(f"cnnzoo: the sampler drew values tried before {repeats} times in a row: the search ends here")
     rows = write_report(job)
     write_plots(job)
     return rows
+
+
+def _all_tried(job: Search) -> bool:
+    """A finite space with every point tried: a search (not a sweep, whose grid is its number of trials) ends."""
+    size = None if job.points is not None else exhausted(job.study, job.spec)
+    if size is not None:
+        job.log(f"cnnzoo: every point of the search space has been tried ({size}): the search ends here")
+    return size is not None
 
 
 def _claim(job: Search, name: str, storage: str | None) -> None:

@@ -38,9 +38,24 @@ def alive(pid: int) -> bool:
 
 
 def counted(trials: list) -> list:
-    """The trials that count towards the number asked for: not a failed one retried later, not a surplus one."""
+    """The trials that count towards the number asked for: not a failed one retried later, not a surplus one,
+    not a draw of values measured before (with a seed it is answered from the record: no new information)."""
     retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
-    return [t for t in trials if t.number not in retried and not t.user_attrs.get("surplus")]
+    return [t for t in trials if t.number not in retried and not t.user_attrs.get("surplus")
+            and "same_as" not in t.user_attrs]
+
+
+def exhausted(study, spec: SearchConfig) -> int | None:
+    """The size of a finite search space (choices and stepped ranges only) once every point of it was tried
+    (a trial stopped and waiting to be retried is not); None while points remain or the space is infinite."""
+    from optuna.trial import TrialState
+
+    if any(p.grid() is None for p in spec.parameters.values()):
+        return None
+    ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    tried = {json.dumps(t.params, sort_keys=True) for t in counted(study.get_trials(deepcopy=False)) if t.state in ended}
+    size = grid_size(spec)
+    return size if len(tried) >= size else None
 
 
 def more_wanted(study, wanted: int | None) -> bool:

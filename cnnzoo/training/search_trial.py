@@ -37,14 +37,15 @@ def folder_name(index: int, values: dict[str, Any]) -> str:
     return f"{index:02d}-{safe[:80]}"
 
 
-def run_trial(job, trial) -> None:
-    """Train (or resume, or keep) one trial's run folder and tell the study how it went."""
+def run_trial(job, trial) -> bool:
+    """Train (or resume, or keep) one trial's run folder and tell the study how it went; False when the
+    values were measured before (with a seed: told the earlier result, nothing trained)."""
     from optuna.trial import TrialState
 
     values = {key: _suggest(trial, key, spec) for key, spec in job.spec.parameters.items()}
     retry_of = trial.user_attrs.get("retry_of")
     if retry_of is None and job.seeded and _repeat(job, trial):
-        return
+        return False
     earlier = None if retry_of is None else _trial_attr(job.study, retry_of, "folder")  # None: killed before it had one
     index = trial.number + 1 if job.points is None else job.points.index(values) + 1  # a sweep: the grid's order
     folder = job.root / (earlier or Path(job.trials_dir) / folder_name(index, _shown(job, values)))
@@ -69,7 +70,7 @@ def run_trial(job, trial) -> None:
             write_session(folder, values, folder.name, failed=True)
         diverged = isinstance(exc, TrainingError) and "NaN" in message
         job.study.tell(trial, state=TrialState.PRUNED if diverged else TrialState.FAIL)
-        return
+        return True
     write_session(folder, values, folder.name, failed=False)
     history = metrics.get("history", {})
     trial.set_user_attr("epochs", metrics.get("epochs_completed"))
@@ -79,6 +80,7 @@ def run_trial(job, trial) -> None:
         job.study.tell(trial, state=TrialState.PRUNED)
     else:
         job.study.tell(trial, float(history[job.spec.metric][-1]))
+    return True
 
 
 def _repeat(job, trial) -> bool:
