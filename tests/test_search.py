@@ -58,7 +58,7 @@ def test_a_metric_not_logged_and_a_grid_of_a_float_range_are_refused(tmp_path):
 def small_search(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("search")
     config = _config(tmp, "    train.optimizer.learning_rate: {float: [0.05, 1.0], log: true}\n"
-                          "    data.batch_size: {choice: [32, 64]}\n")
+                          "    data.batch_size: {choice: [64, 32]}\n")
     done = cli("search", config, "--output-dir", tmp / "s")
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp / "s"
@@ -81,6 +81,13 @@ def test_a_search_writes_its_table_hparams_plots_and_a_best_yaml_that_trains(sma
     text = (small_search / "best.yaml").read_text()
     assert f"trial {best['trial']}," in text.splitlines()[0] and "search:" not in text
     assert f"batch_size: {best['batch_size']}" in text
+    for row in rows:  # numeric choices are drawn as an index into their sorted values (TPE sees the order)
+        assert f"batch_size: {row['batch_size']}" in (small_search / row["run"] / "config.yaml").read_text()
+    import optuna
+
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{small_search / 'study.db'}")
+    assert {str(t.distributions["data.batch_size"]) for t in study.trials} == {"IntDistribution(high=1, log=False, low=0, step=1)"}
+    assert {(t.params["data.batch_size"], r["batch_size"]) for t, r in zip(study.trials, rows)} <= {(0, "32"), (1, "64")}
     done = cli("train", "--config", small_search / "best.yaml", "--output-dir", tmp_path / "again")
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -95,6 +102,27 @@ def test_the_same_search_again_runs_nothing_more_and_more_trials_add_to_it(small
     assert len(_rows(small_search)) == 4
     other = cli("search", config, "--output-dir", small_search, "train.epochs=1")  # another study: its own folder
     assert other.returncode == 2 and "holds the trials of another search" in other.stderr, other.stderr
+
+
+def test_numeric_choices_are_drawn_in_order_unless_the_study_began_with_them_as_categories():
+    import optuna
+
+    from cnnzoo import load_config
+    from cnnzoo.training.search_study import ordered_choices, suggest, value_of
+
+    spec = load_config(QUICK, ['search={"parameters": {"data.batch_size": {"choice": [128, 32, 64]}, '
+                               '"model.name": {"choice": ["a", "b"]}}}']).search
+    study = optuna.create_study()
+    ordered = ordered_choices(study, spec)
+    assert ordered == {"data.batch_size": [32, 64, 128]}
+    trial = study.ask()
+    drawn = suggest(trial, "data.batch_size", spec.parameters["data.batch_size"], ordered)
+    assert drawn == value_of(trial, "data.batch_size", spec.parameters["data.batch_size"], ordered) in (32, 64, 128)
+    assert trial.params["data.batch_size"] == [32, 64, 128].index(drawn)
+    earlier = optuna.create_study()  # a study begun with the values as categories goes on so
+    earlier.add_trial(optuna.trial.create_trial(params={"data.batch_size": 64}, value=0.5, distributions={
+        "data.batch_size": optuna.distributions.CategoricalDistribution([128, 32, 64])}))
+    assert ordered_choices(earlier, spec) == {}
 
 
 def _digest(path) -> str:
@@ -189,8 +217,9 @@ def test_a_search_stopped_by_ctrl_c_goes_on_inside_the_stopped_trial(tmp_path):
 
 @pytest.mark.slow
 def test_a_repeated_draw_does_not_count_as_a_trial_and_a_search_stops_when_every_point_was_tried(tmp_path):
-    # random search, seed 1, over two choices draws 0.3 twice first: two trials asked for are two runs trained
+    # random search, seed 3, over two choices draws 0.3 twice first: two trials asked for are two runs trained
     config = _config(tmp_path, "    train.optimizer.learning_rate: {choice: [0.1, 0.3]}\n", "trials: 2\n  sampler: random")
+    config.write_text(config.read_text().replace("seed: 1", "seed: 3"))
     done = cli("search", config, "--output-dir", tmp_path / "s")
     assert done.returncode == 0 and done.stdout.count("cnnzoo: training") == 2, done.stdout[-3000:] + done.stderr[-2000:]
     rows = _rows(tmp_path / "s")

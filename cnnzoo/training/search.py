@@ -28,7 +28,8 @@ from cnnzoo.config.search_schema import SearchConfig
 from cnnzoo.errors import CnnzooError, ConfigError, Location
 from cnnzoo.training.hparams import write_experiment
 from cnnzoo.training.run_dir import write_json
-from cnnzoo.training.search_study import exhausted, grid_size, import_optuna, more_wanted, open_study, place, sampler
+from cnnzoo.training.search_study import (exhausted, grid_size, import_optuna, more_wanted, open_study, ordered_choices,
+                                         place, sampler)
 from cnnzoo.training.search_trial import retry_failed, retry_stale, run_trial
 
 DEFAULT_TRIALS = 20
@@ -53,6 +54,7 @@ class Search:
     trials_dir: str = "trials"  # run folders go to root/trials_dir
     points: list[dict[str, Any]] | None = None  # a sweep's grid in its order: folders numbered by it, failed ones retried
     earlier: frozenset = frozenset()  # names a sweep from before studies left in its folder, which is taken over
+    ordered: dict[str, list] = field(default_factory=dict)  # numeric choices drawn as an index into these sorted values
 
 
 def search(config_path: str, overrides: list[str] = (), *, trials: int | None = None, output_dir: str | None = None,
@@ -86,6 +88,7 @@ def run(job: Search, name: str, wanted: int | None, storage: str | None = None, 
     optuna, spec, root = import_optuna(), job.spec, job.root
     _claim(job, name, storage)
     study = job.study = open_study(optuna, storage or f"sqlite:///{root.resolve() / 'study.db'}", name, spec)
+    job.ordered = ordered_choices(study, spec)
     offset = len(study.trials) + (os.getpid() if storage else 0)  # a rerun or another process: other draws
     study.sampler = sampler(spec, seed, offset, wanted, in_order=job.points is not None)
     write_experiment(root, {key: _domain(p) for key, p in spec.parameters.items()})

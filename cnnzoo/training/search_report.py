@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnzoo.training.run_dir import RunDir, is_run
-from cnnzoo.training.search_study import plain
+from cnnzoo.training.search_study import value_of
 
 MIN_TRIALS_FOR_IMPORTANCE = 4
 
@@ -30,7 +30,8 @@ def rows(job) -> list[dict[str, Any]]:
                                                      if t.intermediate_values else None)
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
         found.append({
-            "trial": t.number + 1, **{key.split(".")[-1]: t.params.get(key) for key in job.spec.parameters},
+            "trial": t.number + 1, **{key.split(".")[-1]: value_of(t, key, spec, job.ordered)
+                                     for key, spec in job.spec.parameters.items()},
             metric: None if value is None else round(value, 4), "state": _state(t, retried), "epochs": _epochs(job, t),
             "seconds": None if seconds is None else round(seconds, 1), "run": t.user_attrs.get("folder", "-"),
         })
@@ -108,9 +109,8 @@ def summary_rows(job) -> list[dict[str, Any]]:
 
 
 def _values(job, trial) -> dict[str, Any]:
-    """The trial's values as the config takes them (Optuna holds a mapping or list choice as JSON text)."""
-    return {key: json.loads(trial.params[key]) if not plain(spec.choice or []) else trial.params[key]
-            for key, spec in job.spec.parameters.items()}
+    """The trial's values as the config takes them."""
+    return {key: value_of(trial, key, spec, job.ordered) for key, spec in job.spec.parameters.items()}
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

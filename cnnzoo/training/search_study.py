@@ -8,6 +8,7 @@ import json
 import os
 import random
 import time
+from typing import Any
 
 from cnnzoo.config.search_schema import SearchConfig
 from cnnzoo.errors import CnnzooError
@@ -90,6 +91,45 @@ def sampler(spec: SearchConfig, seed: int | None, offset: int, wanted: int | Non
         return optuna.samplers.RandomSampler(seed=seed)
     startup = 10 if wanted is None else max(3, min(10, wanted // 3))  # TPE learns after these random trials
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
+def ordered_choices(study, spec: SearchConfig) -> dict[str, list]:
+    """Keys whose choices are all numbers, each with its values sorted: TPE and random search draw the index
+    into that list as an integer, so TPE sees their order (a learning rate better at 1.0 than at 0.3 is tried
+    at 3.0) where a categorical draw would not. A grid keeps the values; a study begun with them as
+    categories (before this) goes on so."""
+    from optuna.distributions import CategoricalDistribution
+
+    if spec.sampler == "grid":
+        return {}
+    earlier = {key for t in study.get_trials(deepcopy=False) for key, d in t.distributions.items()
+               if isinstance(d, CategoricalDistribution)}
+    return {key: sorted(p.choice) for key, p in spec.parameters.items() if key not in earlier and p.choice
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p.choice) and len(p.choice) > 1}
+
+
+def suggest(trial, key: str, spec, ordered: dict[str, list]) -> Any:
+    """The value of `key` for this trial, drawn as `search.parameters` says."""
+    if spec.float_range is not None:
+        return trial.suggest_float(key, *spec.float_range, log=spec.log, step=spec.step)
+    if spec.int_range is not None:
+        return trial.suggest_int(key, *spec.int_range, log=spec.log, step=spec.step or 1)
+    if key in ordered:
+        return ordered[key][trial.suggest_int(key, 0, len(ordered[key]) - 1)]
+    listed = plain(spec.choice)
+    picked = trial.suggest_categorical(key, spec.choice if listed else [json.dumps(v) for v in spec.choice])
+    return picked if listed else json.loads(picked)
+
+
+def value_of(trial, key: str, spec, ordered: dict[str, list]) -> Any:
+    """A drawn value as the config takes it (Optuna holds an ordered choice as its index, a mapping or list
+    choice as JSON text); None when the trial has none."""
+    if key not in trial.params:
+        return None
+    stored = trial.params[key]
+    if key in ordered:
+        return ordered[key][stored]
+    return json.loads(stored) if spec.choice is not None and not plain(spec.choice) else stored
 
 
 def plain(values: list) -> bool:

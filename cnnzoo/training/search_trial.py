@@ -20,7 +20,7 @@ from cnnzoo.training.checkpoints import has_saved_state
 from cnnzoo.training.fitting import TrainingInterrupted
 from cnnzoo.training.hparams import write_session
 from cnnzoo.training.run_dir import RunDir, is_run
-from cnnzoo.training.search_study import alive, plain
+from cnnzoo.training.search_study import alive, suggest
 from cnnzoo.training.trainer import train
 
 FAILED = "failed.json"  # what sweeps before the study left in the folder of a run that never started
@@ -42,7 +42,7 @@ def run_trial(job, trial) -> bool:
     values were measured before (with a seed: told the earlier result, nothing trained)."""
     from optuna.trial import TrialState
 
-    values = {key: _suggest(trial, key, spec) for key, spec in job.spec.parameters.items()}
+    values = {key: suggest(trial, key, spec, job.ordered) for key, spec in job.spec.parameters.items()}
     retry_of = trial.user_attrs.get("retry_of")
     if retry_of is None and job.seeded and _repeat(job, trial):
         return False
@@ -183,16 +183,6 @@ def retry_failed(job) -> None:
 
 def _trial_attr(study, number: int, key: str) -> Any:
     return next((t.user_attrs.get(key) for t in study.get_trials(deepcopy=False) if t.number == number), None)
-
-
-def _suggest(trial, key: str, spec) -> Any:
-    if spec.float_range is not None:
-        return trial.suggest_float(key, *spec.float_range, log=spec.log, step=spec.step)
-    if spec.int_range is not None:
-        return trial.suggest_int(key, *spec.int_range, log=spec.log, step=spec.step or 1)
-    listed = plain(spec.choice)
-    picked = trial.suggest_categorical(key, spec.choice if listed else [json.dumps(v) for v in spec.choice])
-    return picked if listed else json.loads(picked)
 
 
 def _shown(job, values: dict[str, Any]) -> dict[str, Any]:
