@@ -42,18 +42,20 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`cnnzoo ARGS` in this process: exit code and printed text as `run_cli` gives them, without the
-    seconds a new process spends importing TensorFlow. Python warnings are pytest's here: tests that
-    read `warning:` lines use `run_cli`."""
+    """`cnnzoo ARGS` in this process: exit code and printed text as `run_cli` gives them (cnnzoo's
+    `warning:` lines included), without the seconds a new process spends importing TensorFlow."""
     import contextlib
     import io
+    import warnings
 
     from cnnzoo.cli import main
+    from cnnzoo.errors import CnnzooWarning
 
     out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
     try:
         os.chdir(cwd or before)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.filterwarnings("default", category=CnnzooWarning)  # once per call, printed as the command does
             code = main([str(a) for a in args])
     finally:
         os.chdir(before)

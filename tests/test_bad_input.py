@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import CONFIGS, run_cli, write
+from conftest import CONFIGS, cli, run_cli, write
 
 SLIDE = CONFIGS / "slide_cnn.yaml"
 BOMB = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\n" + "".join(
@@ -64,16 +64,14 @@ def test_a_yaml_alias_bomb(tmp_path):
     ("${[1] * 10**10}", "makes a list of more than 10,000 items"),
     ("${2.0**10000}", "is larger than 1e+15"),
 ])
-@pytest.mark.slow
 def test_expressions_that_would_hang_or_exhaust_memory(tmp_path, expression, message):
     path = write(tmp_path / "c.yaml", f"extends: {SLIDE}\nmodel:\n  layers:\n    - Dense: \"{expression}\"\n")
-    done = _cli("validate", str(path))
+    done = cli("validate", path)  # in this process: a new one would add only TensorFlow's import
     _assert_user_error(done, f"{path}:4:7: error: layer 1", message)
 
 
-@pytest.mark.slow
 def test_a_layer_too_large_for_memory_is_refused_before_allocation():
-    done = _cli("validate", str(SLIDE), "model.layers.7.Dense=1000000000000")
+    done = cli("validate", SLIDE, "model.layers.7.Dense=1000000000000")
     _assert_user_error(done, "layer 8 (Dense) makes the model", "parameters", "a typo")
 
 

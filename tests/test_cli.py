@@ -49,9 +49,8 @@ def test_validate_checks_optimizer_loss_and_callbacks():
                       "unknown callback `EarlyStoping`", "`EarlyStopping`")
 
 
-@pytest.mark.slow
 def test_adadelta_without_learning_rate_warns_about_the_keras3_default():
-    done = run_cli("validate", str(CONFIGS / "slide_cnn.yaml"), "train.optimizer={name: adadelta}", "data.name=mnist_sample")
+    done = cli("validate", CONFIGS / "slide_cnn.yaml", "train.optimizer={name: adadelta}", "data.name=mnist_sample")
     assert done.returncode == 0
     assert "warning:" in done.stderr and "Keras 3's default 0.001" in done.stderr
 
@@ -65,7 +64,7 @@ def test_train_py_is_an_alias_of_cnnzoo_train(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "epochs: 3" in done.stdout and "batch_size: 256" in done.stdout and "learning_rate: 1.0" in done.stdout
-    positional = run_cli("train", str(CONFIGS / "slide_cnn.yaml"), "train.epochs=3", "data.batch_size=256", "--print-config")
+    positional = cli("train", CONFIGS / "slide_cnn.yaml", "train.epochs=3", "data.batch_size=256", "--print-config")
     assert positional.returncode == 0 and positional.stdout == done.stdout
 
 
@@ -109,8 +108,8 @@ def test_resume_rejects_flags_that_do_not_apply(tmp_path):
 
 @pytest.mark.slow
 def test_training_prints_one_line_per_epoch_when_not_a_terminal(tmp_path):
-    done = run_cli("train", "--config", str(CONFIGS / "quickstart.yaml"), "--output-dir", str(tmp_path / "r"),
-                   "train.epochs=2", "train.steps_per_epoch=3")
+    done = cli("train", "--config", CONFIGS / "quickstart.yaml", "--output-dir", tmp_path / "r",
+               "train.epochs=2", "train.steps_per_epoch=3")
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     epochs = [line for line in lines if line.startswith("epoch ")]
@@ -151,7 +150,6 @@ def test_offline_and_unprepared_fails_fast_with_instructions(tmp_path, monkeypat
         assert name in text
 
 
-@pytest.mark.slow
 def test_list_prints_the_names_a_config_may_use():
-    done = run_cli("list", "layers")
+    done = cli("list", "layers")
     assert done.returncode == 0 and {"Conv2D", "MaxPooling2D", "Dense"} <= set(done.stdout.split())

@@ -180,12 +180,10 @@ def test_every_item_is_resolved_and_checked_when_the_config_loads(tmp_path):
         load_config(path)
 
 
-@pytest.mark.slow
 def test_print_config_resolved_shows_the_expanded_layers():
-    from conftest import run_cli
+    from conftest import cli
 
-    done = run_cli("train", str(CONFIGS / "resnet" / "resnet20.yaml"), "--print-config", "--resolved",
-                   "model.params.n=1")
+    done = cli("train", CONFIGS / "resnet" / "resnet20.yaml", "--print-config", "--resolved", "model.params.n=1")
     assert done.returncode == 0, done.stderr
     text = done.stdout
     assert "repeat: $n" in text.split("resolved_layers")[0]  # the config as written

@@ -14,7 +14,7 @@ from cnnzoo.data.splits import Splits
 from cnnzoo.models.compile import make_optimizer, steps_per_epoch
 from cnnzoo.runtime.precision import choose_precision
 from cnnzoo.runtime.strategy import choose_strategy
-from conftest import CONFIGS, run_cli
+from conftest import CONFIGS, cli
 
 QUICK = CONFIGS / "quickstart.yaml"
 
@@ -42,7 +42,7 @@ def test_validation_is_the_last_tenth_of_train_and_the_first_line_says_so(defaul
 
 @pytest.mark.slow
 def test_validating_on_the_test_split_is_allowed_with_a_warning(tmp_path):
-    done = run_cli("validate", str(QUICK), "data.validation_split=test")
+    done = cli("validate", QUICK, "data.validation_split=test")
     assert done.returncode == 0, done.stderr
     assert "warning:" in done.stderr and "model selection (checkpoints/best.keras, EarlyStopping) sees the test set" \
         in done.stderr
@@ -133,10 +133,9 @@ def test_the_pipeline_caches_as_decided():
     (["runtime.strategy=default", "runtime.devices=[CPU:0]"], "runtime.devices applies to the one_device and mirrored"),
     (["runtime.precision=mixed_float16"], "mixed_float16, which needs a GPU"),
 ])
-@pytest.mark.slow
 def test_a_device_strategy_or_precision_that_cannot_be_had_is_an_error_before_any_data(tmp_path, overrides, message):
     # mnist is neither prepared nor downloadable here: reaching the data would be a different error
-    done = run_cli("train", str(CONFIGS / "slide_cnn.yaml"), "--output-dir", str(tmp_path / "r"), *overrides)
+    done = cli("train", CONFIGS / "slide_cnn.yaml", "--output-dir", tmp_path / "r", *overrides)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert message in done.stderr and "mnist" not in done.stderr.split("error:")[1].split(".")[0]
     assert not (tmp_path / "r").exists()

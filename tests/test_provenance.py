@@ -12,7 +12,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from cnnzoo import load_config
-from cnnzoo.data import provenance, tfds_input
+from cnnzoo.data import prepare, provenance
+from cnnzoo.data.catalog import dataset_signature
 from conftest import CONFIGS, SHARED_DATA, cli
 
 MNIST, FASHION = SHARED_DATA / "mnist", SHARED_DATA / "fashion-mnist"
@@ -33,25 +34,52 @@ def _tfds_examples(name, data_dir):
 
 
 def _prepare(name, folder, data_dir):
+    """What every run does first (checks, then TFDS preparation), without the run's decoding."""
     config = load_config(CONFIGS / "lenet5.yaml", [f"data.name={name}", f"data.data_dir={data_dir}"])
-    return tfds_input.load_datasets(config, one_hot=True, manual_dir=str(folder))
+    builder = dataset_signature(config).builder
+    return prepare.prepare(prepare.locate(builder, config, str(folder)), config)
+
+
+def _leave_extractions_as_tfds_did(folder, data_dir):
+    """What preparing `folder`'s dataset through TFDS's shared extraction folder left behind: each file
+    uncompressed as `downloads/extracted/GZIP.<file name>`, which TFDS reuses by name for any dataset."""
+    extracted = data_dir / "downloads" / "extracted"
+    extracted.mkdir(parents=True, exist_ok=True)
+    for path in folder.glob("*.gz"):
+        (extracted / f"GZIP.{path.name}").write_bytes(gzip.open(path).read())
 
 
 @needs_shared
 @pytest.mark.slow
-def test_mnist_then_fashion_mnist_offline_into_one_folder_gives_fashion_mnist(tmp_path):
+def test_prepared_offline_into_one_folder_each_dataset_is_its_own_and_a_wrong_copy_is_detected(tmp_path):
+    """Three preparations, in the order a user meets them (each costs ~20 s here, so one test)."""
     data_dir = tmp_path / "tfds"
     _prepare("mnist", MNIST, data_dir)
+
+    # An earlier cnnzoo's copy: Fashion-MNIST prepared through the extractions MNIST left is MNIST.
+    (data_dir / "mnist" / "3.0.1" / provenance.RECORD).unlink()  # earlier copies have no record
+    _leave_extractions_as_tfds_did(MNIST, data_dir)
+    tfds.builder("fashion_mnist", data_dir=str(data_dir)).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(FASHION)))
+    assert _tfds_examples("fashion_mnist", data_dir) == _idx_examples(MNIST, "t10k")  # the defect itself
+    ok = cli("validate", CONFIGS / "lenet5.yaml", "data.name=mnist", f"data.data_dir={data_dir}")
+    assert ok.returncode == 0, ok.stderr  # the first one prepared is its own files
+    done = cli("validate", CONFIGS / "lenet5.yaml", "data.name=fashion_mnist", f"data.data_dir={data_dir}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "holds the same images as `mnist`" in done.stderr and f"rm -r {data_dir / 'fashion_mnist'}" in done.stderr
+
+    # The rebuild the message asks for, after MNIST, with MNIST's extractions still lying where TFDS
+    # would reuse them: Fashion-MNIST's own test examples, label for label (MNIST's are 7, 2, 1, 0, 4, ...).
+    shutil.rmtree(data_dir / "fashion_mnist")
     _prepare("fashion_mnist", FASHION, data_dir)
-    # Fashion-MNIST's own test examples, label for label (MNIST's test labels are 7, 2, 1, 0, 4, ...)
     assert _tfds_examples("fashion_mnist", data_dir) == _idx_examples(FASHION, "t10k")
     assert _tfds_examples("mnist", data_dir) == _idx_examples(MNIST, "t10k")
     record = json.loads((data_dir / "fashion_mnist" / "3.0.1" / provenance.RECORD).read_text())
     assert record["sha256"]["train-images-idx3-ubyte.gz"] == provenance.sha256(FASHION / "train-images-idx3-ubyte.gz")
 
     # A copy whose record names other files is refused, with the command that rebuilds it.
-    mnist_record = (data_dir / "mnist" / "3.0.1" / provenance.RECORD).read_text()
-    (data_dir / "fashion_mnist" / "3.0.1" / provenance.RECORD).write_text(mnist_record)
+    record = json.dumps({"sha256": provenance.registered(tfds.builder("mnist", data_dir=str(data_dir)))})
+    (data_dir / "fashion_mnist" / "3.0.1" / provenance.RECORD).write_text(record)
     done = cli("validate", CONFIGS / "lenet5.yaml", "data.name=fashion_mnist", f"data.data_dir={data_dir}")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "was built from another dataset's files" in done.stderr and f"rm -r {data_dir / 'fashion_mnist'}" in done.stderr
@@ -66,24 +94,3 @@ def test_a_manual_file_of_another_dataset_is_refused_naming_it_and_the_checksum(
     assert f"{MNIST / 't10k-images-idx3-ubyte.gz'} is not the file" in done.stderr
     assert expected["t10k-images-idx3-ubyte.gz"] in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "tfds" / "fashion_mnist").exists()  # refused before anything was written
-
-
-@needs_shared
-@pytest.mark.slow
-def test_a_copy_prepared_from_anothers_extracted_files_is_detected(tmp_path):
-    """What an earlier cnnzoo left: both datasets through TFDS's shared `downloads/extracted/`."""
-    data_dir = tmp_path / "tfds"
-    for name, folder in (("mnist", MNIST), ("fashion_mnist", FASHION)):
-        tfds.builder(name, data_dir=str(data_dir)).download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(folder)))
-    assert _tfds_examples("fashion_mnist", data_dir) == _idx_examples(MNIST, "t10k")  # the defect itself
-
-    ok = cli("validate", CONFIGS / "lenet5.yaml", "data.name=mnist", f"data.data_dir={data_dir}")
-    assert ok.returncode == 0, ok.stderr  # the first one prepared is its own files
-    done = cli("validate", CONFIGS / "lenet5.yaml", "data.name=fashion_mnist", f"data.data_dir={data_dir}")
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "holds the same images as `mnist`" in done.stderr and f"rm -r {data_dir / 'fashion_mnist'}" in done.stderr
-
-    shutil.rmtree(data_dir / "fashion_mnist")  # the rebuild the message asks for
-    _prepare("fashion_mnist", FASHION, data_dir)
-    assert _tfds_examples("fashion_mnist", data_dir) == _idx_examples(FASHION, "t10k")

@@ -101,7 +101,7 @@ def test_a_truncated_save_is_named_and_the_newest_intact_state_is_used(interrupt
     for name in damage:
         path = run.path / name
         path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # as a kill mid-write would leave it
-    done = run_cli("train", "--resume", str(run.path))
+    done = cli("train", "--resume", run.path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming from {run.path / used}" in done.stdout
     for name in skipped:
@@ -178,7 +178,7 @@ sweep:
   model.name: [net.v1, net-v1]
 """)
     out = tmp_path / "s"
-    first = run_cli("sweep", str(config), "--output-dir", str(out))
+    first = cli("sweep", config, "--output-dir", out)
     assert first.returncode == 3 and "Traceback" not in first.stderr, first.stderr[-3000:]
     assert "2 of 4 sweep runs failed" in first.stderr
     rows = json.loads((out / "summary.json").read_text())
@@ -196,7 +196,7 @@ sweep:
     session.Reload()
     assert "_hparams_/session_end_info" in session.summary_metadata
 
-    again = run_cli("sweep", str(config), "--output-dir", str(out))
+    again = cli("sweep", config, "--output-dir", out)
     assert again.returncode == 3
     assert f"{out / names[0]} completed earlier: kept" in again.stdout
     assert f"{out / names[1]} completed earlier: kept" in again.stdout
@@ -217,7 +217,7 @@ def test_a_run_interrupted_under_the_earlier_backup_layout_still_resumes(interru
     for folder in ("current", "previous"):
         shutil.rmtree(run.backup / folder)
     (run.checkpoints / "last.json").unlink()
-    done = run_cli("train", "--resume", str(run.path), "train.epochs=3")
+    done = cli("train", "--resume", run.path, "train.epochs=3")
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr[-2000:]
     assert f"resuming from {run.backup / 'latest.weights.h5'} after epoch 2" in done.stdout
     assert json.loads(run.metrics.read_text())["epochs_completed"] == 3

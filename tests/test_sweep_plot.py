@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnnzoo import ConfigError
 from cnnzoo.training.search_trial import run_name
 from cnnzoo.training.sweep import combinations, parse_grid
-from conftest import CONFIGS, run_cli, cli
+from conftest import CONFIGS, cli
 
 QUICK = CONFIGS / "quickstart.yaml"
 
@@ -29,8 +29,8 @@ def test_grid_options_parse_as_yaml_and_combine():
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "s"
-    done = run_cli("sweep", str(QUICK), "train.epochs=2", "train.steps_per_epoch=3", "runtime.seed=1",
-                   "--grid", "train.optimizer.learning_rate=0.1,1.0", "--output-dir", str(out))
+    done = cli("sweep", QUICK, "train.epochs=2", "train.steps_per_epoch=3", "runtime.seed=1",
+               "--grid", "train.optimizer.learning_rate=0.1,1.0", "--output-dir", out)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 

@@ -19,7 +19,7 @@ from cnnzoo import CnnzooError, TrainingError, load_config, train
 from cnnzoo.training.history import read_history
 from cnnzoo.training.resume import effective_config, resume
 from cnnzoo.training.run_dir import RunDir
-from conftest import CONFIGS, REPO
+from conftest import CONFIGS, REPO, cli
 
 QUICK = CONFIGS / "quickstart.yaml"
 TRAIN_EXAMPLES = 5400  # the bundled sample's 6,000 less the 10% held out for validation
@@ -205,10 +205,9 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     saved_at = state["step"]  # the optimizer step of the last save
     assert saved_at == state["epoch"] * steps + state["batch"]
 
-    done = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "train", "--resume", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    done = cli("train", "--resume", out)  # the kill needed a process of its own; the resume does not
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"after epoch 1, batch 40 of epoch 2" in done.stdout
+    assert "after epoch 1, batch 40 of epoch 2" in done.stdout
     assert "epoch 2/3" in done.stdout  # the rest of the interrupted epoch, then on
     history = read_history(RunDir(out))
     assert history["epoch"] == [0.0, 1.0, 2.0]
@@ -250,12 +249,10 @@ def test_a_run_stopped_inside_an_epoch_and_resumed_ends_with_the_uninterrupted_r
     assert resumed.metrics["history"]["val_loss"] == whole.metrics["history"]["val_loss"]
 
 
-@pytest.mark.slow
 def test_an_unwritable_output_dir_fails_before_training(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    done = subprocess.run([sys.executable, "-m", "cnnzoo.cli", "train", str(QUICK), "--output-dir",
-                           str(blocker / "run")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = cli("train", QUICK, "--output-dir", blocker / "run")
     assert done.returncode == 2
     assert f"error: cannot write the run directory {blocker / 'run'}" in done.stderr
     assert "--output-dir" in done.stderr and "Traceback" not in done.stderr
