@@ -129,7 +129,7 @@ def test_one_epoch_of_resnet20_on_a_real_cifar_slice_learns(tmp_path):
     test = np.load(SHARED_CIFAR / "cifar10_test.npz")
     folder = _npz_folder(tmp_path / "arrays", [(first["x_train"][:3072], first["y_train"][:3072])],
                          (test["x_test"][:512], test["y_test"][:512]))
-    overrides = [f"data.data_dir={tmp_path / 'tfds'}", "train.epochs=1", "runtime.seed=3",
+    overrides = [f"data.data_dir={tmp_path / 'tfds'}", "train.epochs=1", "runtime.seed=3", "train.pictures=false",
                  "train.lr_schedule=null", "train.optimizer.learning_rate=0.05"]
     config = load_config(RESNET20, overrides)
     result = train(config, output_dir=str(tmp_path / "run"), manual_dir=str(folder), log=lambda _: None)
