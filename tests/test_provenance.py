@@ -78,8 +78,8 @@ def test_prepared_offline_into_one_folder_each_dataset_is_its_own_and_a_wrong_co
     assert record["sha256"]["train-images-idx3-ubyte.gz"] == provenance.sha256(FASHION / "train-images-idx3-ubyte.gz")
 
     # A copy whose record names other files is refused, with the command that rebuilds it.
-    record = json.dumps({"sha256": provenance.registered(tfds.builder("mnist", data_dir=str(data_dir)))})
-    (data_dir / "fashion_mnist" / "3.0.1" / provenance.RECORD).write_text(record)
+    provenance.write_record(tfds.builder("fashion_mnist", data_dir=str(data_dir)),
+                            provenance.registered(tfds.builder("mnist", data_dir=str(data_dir))))
     done = cli("validate", CONFIGS / "lenet5.yaml", "data.name=fashion_mnist", f"data.data_dir={data_dir}")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "was built from another dataset's files" in done.stderr and f"rm -r {data_dir / 'fashion_mnist'}" in done.stderr
