@@ -70,6 +70,14 @@ def test_a_cpu_with_native_bfloat16_is_told_once_what_auto_would_gain():
     assert auto.policy == "mixed_bfloat16" and "auto chose mixed_bfloat16" in auto.note
 
 
+def test_bfloat16_asked_on_a_cpu_that_emulates_it_is_warned_with_the_measured_cost_and_the_override():
+    config = load_config(QUICK, ["runtime.precision=mixed_bfloat16"])
+    emulated = choose_precision(config, "cpu", flags={"avx2", "fma"})
+    assert emulated.policy == "mixed_bfloat16"  # flagged, never silently swapped
+    assert "9.5x slower" in emulated.warning and "`runtime.precision=float32`" in emulated.warning
+    assert choose_precision(config, "cpu", flags={"avx2", "avx512_bf16"}).warning is None
+
+
 def test_an_epoch_schedule_keeps_its_drops_at_the_same_point_of_training_at_any_batch_size():
     drops = {}
     for batch in (128, 256):

@@ -19,6 +19,9 @@ NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 # Measured with benchmarks/runtime_options.py on a 2-core AMD EPYC (Zen 4): the slide's net.
 BF16_SPEEDUP = "1.5x"
 FP16_ON_CPU_SLOWDOWN = "4x"
+# Measured with benchmarks/epoch_profile.py on a 2-core AMD EPYC without AVX-512: airbench94's net
+# (configs/experiments/cifar10_94.yaml) took 96.5 s a step in emulated bfloat16, 10.2 s in float32.
+BF16_EMULATED_SLOWDOWN = "9.5x"
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,11 @@ def choose_precision(config: Config, device_kind: str, flags: set[str] | None = 
             hint="Use float32, or mixed_bfloat16 on TPUs and on CPUs with AVX512_BF16/AMX.",
         )
     if asked == "mixed_bfloat16" and device_kind == "cpu" and not native:
-        return PrecisionChoice(asked, warning=f"{where}: runtime.precision is mixed_bfloat16, but this CPU has no "
-                               "native bfloat16 (AVX512_BF16/AMX): it is emulated, probably slower than float32.")
+        return PrecisionChoice(asked, warning=(
+            f"{where}: runtime.precision is mixed_bfloat16, but this CPU has no native bfloat16 (AVX512_BF16/AMX): "
+            f"it is emulated, and airbench94's net trained {BF16_EMULATED_SLOWDOWN} slower a step than in float32 on "
+            "such a CPU (docs/benchmarks.md). Add `runtime.precision=float32` (other rounding, so other numbers) or "
+            "`runtime.precision=auto`, which picks float32 here."))
     if asked == "float32" and native and not config.is_written("runtime", "precision"):
         return PrecisionChoice(asked, note=f"this CPU computes bfloat16 natively: `runtime.precision=auto` trained "
                                f"the slide's net {BF16_SPEEDUP} faster here, with other rounding (docs/benchmarks.md)")
