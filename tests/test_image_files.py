@@ -287,3 +287,66 @@ def test_decode_many_without_a_size_needs_one_size(tmp_path):
     nothing, skipped = decode_many([tmp_path / "missing.png"], 1, None)
     assert nothing.shape[0] == 0 and skipped[0][0] == 0
     assert decode_many([], 3, (4, 4))[0].shape == (0, 4, 4, 3)
+
+
+# -- headers read without Pillow's open: the sizes Pillow reads, for every variant of JPEG, PNG, BMP --
+
+def _variants(rows: int, cols: int, seed: int):
+    """(name, bytes) of one picture in the header variants users' files come in."""
+    rgb = Image.fromarray(picture(rows, cols, seed))
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 20_000  # a large APP1 segment before the frame header
+    exif[0x0112] = 6  # rotated: the header still says the stored size, as Pillow's does
+    options = {
+        "baseline.jpg": (rgb, dict(quality=90)), "progressive.jpg": (rgb, dict(progressive=True)),
+        "gray.jpg": (rgb.convert("L"), {}), "cmyk.jpg": (rgb.convert("CMYK"), {}),
+        "exif.jpg": (rgb, dict(exif=exif.tobytes(), icc_profile=b"\0" * 3000)),
+        "rgb.png": (rgb, {}), "palette.png": (rgb.convert("P"), {}), "interlaced.png": (rgb, dict(interlace=1)),
+        "16bit.png": (rgb.convert("I;16"), {}), "rgba.png": (rgb.convert("RGBA"), {}),
+        "rgb.bmp": (rgb, {}), "1bit.bmp": (rgb.convert("1"), {}), "palette.bmp": (rgb.convert("P"), {}),
+        "rgba.bmp": (rgb.convert("RGBA"), {}), "first.gif": (rgb.convert("P"), {}),
+    }
+    for name, (image, kwargs) in options.items():
+        buffer = io.BytesIO()
+        image.save(buffer, name.rsplit(".", 1)[1].replace("jpg", "jpeg"), **kwargs)
+        yield name, buffer.getvalue()
+    buffer = io.BytesIO()
+    rgb.save(buffer, "BMP")
+    bmp = bytearray(buffer.getvalue())
+    bmp[22:26] = struct.pack("<i", -rows)  # stored top-down: a negative height
+    yield "top_down.bmp", bytes(bmp)
+
+
+@pytest.mark.parametrize("rows, cols, seed", [(1, 1, 0), (3, 70, 1), (61, 2, 2), (48, 33, 3), (257, 300, 4)])
+def test_headers_read_without_pillows_open_give_pillows_sizes(tmp_path, monkeypatch, rows, cols, seed):
+    files = {}
+    for name, data in _variants(rows, cols, seed):
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+    with_pillow = {}
+    for name, path in files.items():
+        with Image.open(path) as image:
+            with_pillow[name] = (image.height, image.width)
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    assert {name: read_size(path) for name, path in files.items()} == with_pillow
+    assert len(opened) == 1  # only the GIF went to Pillow's open: every JPEG, PNG and BMP was read here
+
+
+@pytest.mark.parametrize("kind", ["jpg", "bmp"])
+def test_a_bomb_declared_in_a_jpeg_or_bmp_header_is_refused_before_pillow_opens_it(tmp_path, monkeypatch, kind):
+    buffer = io.BytesIO()
+    Image.fromarray(picture(4, 4)).save(buffer, {"jpg": "JPEG", "bmp": "BMP"}[kind])
+    data = bytearray(buffer.getvalue())
+    if kind == "bmp":
+        data[18:26] = struct.pack("<ii", 40000, -30000)
+    else:
+        at = data.index(b"\xff\xc0") + 5  # the baseline frame header: precision, then rows and cols
+        data[at:at + 4] = struct.pack(">HH", 30000, 40000)
+    path = tmp_path / f"bomb.{kind}"
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(Image, "open", lambda *a, **k: pytest.fail("Pillow opened a bomb"))
+    with pytest.raises(BadImage) as bad:
+        read_size(path)
+    assert bad.value.reason == "declares 40000x30000 pixels (over 89,478,485)"

@@ -94,7 +94,7 @@ def decoded(dataset: FolderDataset, log=None) -> tuple[np.ndarray, dict[str, int
     todo = [f for f in usable if f.key not in old]
     if todo and log:
         log(f"cnnzoo: decoding {len(todo):,} images of {dataset.listing.origin} (once; kept in {dataset.kept})")
-    new, failed = decode_many([dataset.listing.root / f.rel for f in todo], dataset.channels, dataset.size,
+    new, failed = decode_many([dataset.listing.path_of(f) for f in todo], dataset.channels, dataset.size,
                               headers_checked=True)
     failures = {todo[i].key: reason for i, reason in failed}
     dataset.reasons.update(failures)

@@ -12,11 +12,12 @@ Only names and `stat` results are read here: nothing is decoded.
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnzoo.data.image_files import HIDDEN_NAMES, is_hidden, is_image_name
+from cnnzoo.data.image_files import HIDDEN_NAMES, IMAGE_SUFFIXES, is_hidden
 from cnnzoo.errors import DataError, Location
 
 SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "val": "validation"}
@@ -30,7 +31,7 @@ class ImageFile:
     bytes: int
     mtime_ns: int
 
-    @property
+    @functools.cached_property  # read several times per file in every run
     def key(self) -> str:
         """Identifies this version of the file: a changed file is decoded again."""
         return f"{self.rel}\0{self.bytes}\0{self.mtime_ns}"
@@ -43,6 +44,10 @@ class FolderListing:
     class_names: list[str]
     files: list[ImageFile]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (rel, reason) for files not images by name
+
+    def path_of(self, file: ImageFile) -> str:
+        """The file's path (a string: a pathlib object per file cost more than reading its header)."""
+        return os.path.join(self.root, file.rel)
 
     @property
     def given_splits(self) -> set[str]:
@@ -98,9 +103,9 @@ def _add_folder(listing: FolderListing, folder: Path, label: int, split: str | N
         for entry in entries:
             if entry.is_dir() or entry.name.startswith(".") or entry.name.lower() in HIDDEN_NAMES:
                 continue  # hidden files (and their folders) are ignored silently
-            rel = f"{rel_dir}/{entry.name}"
-            if not is_image_name(Path(entry.name)):
-                listing.skipped.append((rel, f"not an image file name ({Path(entry.name).suffix or 'no suffix'})"))
+            rel, suffix = f"{rel_dir}/{entry.name}", os.path.splitext(entry.name)[1]
+            if suffix.lower() not in IMAGE_SUFFIXES:  # (hidden names were left out above)
+                listing.skipped.append((rel, f"not an image file name ({suffix or 'no suffix'})"))
                 continue
             stat = entry.stat()
             listing.files.append(ImageFile(rel, label, split, stat.st_size, stat.st_mtime_ns))

@@ -87,7 +87,7 @@ def open_folder(config: Config) -> FolderDataset:
     known = store.native if store else {}
     todo = [f for f in listing.files if f.key not in known]
     # One thread: for small files Pillow's header parsing holds Python's lock (4 threads took 4x longer)
-    found = {f.key: _size_or_reason(listing.root / f.rel) for f in todo}
+    found = {f.key: _size_or_reason(listing.path_of(f)) for f in todo}
     sizes = {**known, **found}
     reasons = {k: v for k, v in sizes.items() if isinstance(v, str)}
     if store:
@@ -102,7 +102,7 @@ def open_folder(config: Config) -> FolderDataset:
     return FolderDataset(listing, channels, size, sizes, reasons, kept, store)
 
 
-def _size_or_reason(path: Path):
+def _size_or_reason(path: str):
     try:
         return read_size(path)
     except BadImage as bad:

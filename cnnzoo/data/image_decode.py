@@ -35,8 +35,8 @@ def decode(path: Path, channels: int, size: tuple[int, int] | None = None) -> np
         return _finish(decode_pillow(path), channels, _size(size))
 
 
-def decode_many(paths: list[Path], channels: int, size: tuple[int, int] | None, *, headers_checked: bool = False,
-                progress=None) -> tuple[np.ndarray, list[tuple[int, str]]]:
+def decode_many(paths: list[Path] | list[str], channels: int, size: tuple[int, int] | None, *,
+                headers_checked: bool = False, progress=None) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """`decode` every file, TensorFlow's decoders running in parallel.
 
     `headers_checked`: the caller read every header already (`read_size`). Without a `size`, all

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import threading
 import warnings
 from pathlib import Path
@@ -52,17 +53,76 @@ def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(path)
 
 
-def read_size(path: Path) -> tuple[int, int]:
+def read_size(path: Path | str) -> tuple[int, int]:
     """(rows, cols) from the file's header only, never decoding pixels.
+
+    The common headers (JPEG, PNG, BMP) are read here from their first bytes: Pillow's general open
+    took 3.1-3.8x as long over 10,000 JPEGs (0.64-0.83 s against 0.21-0.22 s). Pillow reads every
+    other file, and says why a file is refused. A header read here can still fail to decode: the decoder says so.
 
     Raises:
         BadImage: the file is empty, unreadable, not an image, or declares more than MAX_PIXELS.
     """
-    with _opened(path) as image:
-        return image.height, image.width
+    try:
+        with open(path, "rb") as fp:
+            declared = _declared_size(fp)
+    except OSError:
+        declared = None  # Pillow's open below says why
+    if declared is None:
+        with _opened(path) as image:
+            return image.height, image.width
+    rows, cols = declared
+    if rows * cols > MAX_PIXELS:
+        raise BadImage(f"declares {cols}x{rows} pixels (over {MAX_PIXELS:,})")
+    return declared
 
 
-def decode_pillow(path: Path) -> np.ndarray:
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def _declared_size(fp) -> tuple[int, int] | None:
+    """(rows, cols) as a PNG's IHDR, a BMP's info header or a JPEG's frame header declares them, as
+    Pillow reads them; None for any other format or anything unusual (left to Pillow)."""
+    head = fp.read(26)
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        cols, rows = struct.unpack(">II", head[16:24])
+    elif head[:2] == b"BM" and len(head) == 26 and struct.unpack("<I", head[14:18])[0] in (40, 52, 56, 108, 124):
+        cols, rows = struct.unpack("<ii", head[18:26])
+        rows = abs(rows)  # negative: stored top-down
+    elif head[:3] == b"\xff\xd8\xff":
+        fp.seek(2)
+        return _jpeg_frame_size(fp)
+    else:
+        return None
+    return (rows, cols) if rows > 0 and cols > 0 else None
+
+
+def _jpeg_frame_size(fp) -> tuple[int, int] | None:
+    """(rows, cols) from the first start-of-frame segment, walking the segments before it."""
+    while True:
+        marker = fp.read(2)
+        if len(marker) < 2 or marker[0] != 0xFF:
+            return None
+        while marker[1] == 0xFF:  # fill bytes
+            marker = marker[1:] + fp.read(1)
+            if len(marker) < 2:
+                return None
+        segment = fp.read(2)
+        if len(segment) < 2 or marker[1] in (0xD9, 0xDA):  # end of image, start of scan: no frame header
+            return None
+        length = struct.unpack(">H", segment)[0]
+        if marker[1] in _JPEG_SOF:
+            frame = fp.read(5)
+            if len(frame) < 5 or length < 7:
+                return None
+            rows, cols = struct.unpack(">HH", frame[1:5])
+            return (rows, cols) if rows and cols else None
+        if length < 2:
+            return None
+        fp.seek(length - 2, 1)
+
+
+def decode_pillow(path: Path | str) -> np.ndarray:
     """The first frame as uint8 (rows, cols, 1 for grayscale modes or 3), by Pillow, after the header checks.
 
     Raises:
@@ -73,7 +133,7 @@ def decode_pillow(path: Path) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _opened(path: Path):
+def _opened(path: Path | str):
     """Pillow's lazy open (the header only), refusing unreadable and empty files, non-images and bombs."""
     try:
         fp = open(path, "rb")
