@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -49,24 +50,35 @@ def get(url: str):
 
 @pytest.fixture
 def tensorboard(pictures_run):
-    """TensorBoard serving the run's logs on 127.0.0.1, once it lists the run's tags."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """TensorBoard serving the run's logs on 127.0.0.1, once it lists the run's tags. `--port 0`: the
+    server binds a port the system chooses and prints it (a port probed free and closed before the
+    server binds it can be taken by another process in between)."""
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(pictures_run / "logs"),
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+                               "--host", "127.0.0.1", "--port", "0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
+        base = _served_at(server)
         deadline = time.monotonic() + 90
         while "confusion_matrix" not in _tags(base, "images").get("pictures", {}):
-            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert server.poll() is None, "TensorBoard exited"
             assert time.monotonic() < deadline, "TensorBoard did not list the run's images within 90 s"
             time.sleep(0.3)
         yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # also its data-server child
         server.wait(timeout=30)
+
+
+def _served_at(server: subprocess.Popen) -> str:
+    """The address from TensorBoard's "TensorBoard 2.x at http://127.0.0.1:PORT/" line on stderr."""
+    said = []
+    for line in server.stderr:  # ends when TensorBoard exits
+        said.append(line)
+        found = re.search(r" at (http://127\.0\.0\.1:\d+)/", line)
+        if found:
+            threading.Thread(target=server.stderr.read, daemon=True).start()  # keep the pipe drained
+            return found.group(1)
+    raise AssertionError("TensorBoard exited without serving: " + "".join(said)[-2000:])
 
 
 def _tags(base: str, plugin: str) -> dict:
