@@ -105,7 +105,7 @@ def exported_in_a_fresh_process(fmt: str, target, images: np.ndarray, tmp_path) 
 @pytest.mark.slow
 def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images, tmp_path):
     config = load_config(CONFIGS / "quickstart.yaml", ["train.epochs=1", "train.steps_per_epoch=30", "runtime.seed=5",
-                                                       "runtime.precision=mixed_bfloat16"])
+                                                       "runtime.precision=mixed_bfloat16", "train.pictures=false"])
     trained = train(config, output_dir=str(tmp_path / "bf16"), log=lambda _: None)
     target = tmp_path / "bf16.tflite"
     done = cli("export", str(trained.run_dir.path), "--format", "tflite", "-o", str(target))
