@@ -44,14 +44,16 @@ def test_a_tf_config_given_is_kept(monkeypatch):
 
 @pytest.mark.slow
 def test_two_srun_tasks_train_one_run_written_by_the_chief(tmp_path):
-    port = random.randint(20000, 40000)
-    out = tmp_path / "run"
-    args = [sys.executable, "-m", "cnnzoo.cli", "train", str(QUICK), "--output-dir", str(out),
-            "train.epochs=1", "train.steps_per_epoch=3", "train.pictures=false", "runtime.seed=3"]
     base = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    procs = [subprocess.Popen(args, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={**base, **slurm_env(rank, port), "PYTHONPATH": str(REPO)}) for rank in (1, 0)]
-    outputs = [p.communicate(timeout=400) for p in procs]
+    for attempt in range(3):  # the two ports (drawn at random, as Slurm's are fixed) may be another process's
+        port, out = random.randint(20000, 40000), tmp_path / f"run{attempt}"
+        args = [sys.executable, "-m", "cnnzoo.cli", "train", str(QUICK), "--output-dir", str(out),
+                "train.epochs=1", "train.steps_per_epoch=3", "train.pictures=false", "runtime.seed=3"]
+        procs = [subprocess.Popen(args, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env={**base, **slurm_env(rank, port), "PYTHONPATH": str(REPO)}) for rank in (1, 0)]
+        outputs = [p.communicate(timeout=400) for p in procs]
+        if not any("already in use" in stderr for _, stderr in outputs):  # gRPC's words for a taken port
+            break
     for proc, (_, stderr) in zip(procs, outputs):
         assert proc.returncode == 0, stderr[-3000:]
     assert "MultiWorkerMirroredStrategy: worker 0 of 2" in outputs[1][0]
