@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 # The course's shared datasets sit beside the repository on the team's machines and CI.
 SHARED_DATA = REPO.parent / "shared" / "data"
+PORT_TAKEN = "already in use"  # gRPC's words when another process took a port a cluster test chose
 
 
 # Every test (and subprocess) prepares TFDS datasets in one fresh folder, never ~/tensorflow_datasets.

@@ -21,7 +21,7 @@ from cnnzoo import CnnzooError, build_model, load_config, train
 from cnnzoo.runtime import strategy as strategy_module
 from cnnzoo.runtime.cluster import local_tf_config
 from cnnzoo.runtime.precision import auto_precision, cpu_flags
-from conftest import CONFIGS, REPO
+from conftest import CONFIGS, PORT_TAKEN, REPO
 
 QUICK = CONFIGS / "quickstart.yaml"
 
@@ -38,9 +38,6 @@ def _free_ports(n: int) -> list[int]:
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cnnzoo.cli", *args]
-
-
-PORT_TAKEN = "already in use"  # gRPC's words when another process took a port between our check and the bind
 
 
 @pytest.mark.slow

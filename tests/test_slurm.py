@@ -12,7 +12,7 @@ import pytest
 
 from cnnzoo import load_config
 from cnnzoo.runtime.strategy import choose_strategy
-from conftest import CONFIGS, REPO
+from conftest import CONFIGS, PORT_TAKEN, REPO
 
 QUICK = CONFIGS / "quickstart.yaml"
 
@@ -52,7 +52,7 @@ def test_two_srun_tasks_train_one_run_written_by_the_chief(tmp_path):
         procs = [subprocess.Popen(args, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env={**base, **slurm_env(rank, port), "PYTHONPATH": str(REPO)}) for rank in (1, 0)]
         outputs = [p.communicate(timeout=400) for p in procs]
-        if not any("already in use" in stderr for _, stderr in outputs):  # gRPC's words for a taken port
+        if not any(PORT_TAKEN in stderr for _, stderr in outputs):
             break
     for proc, (_, stderr) in zip(procs, outputs):
         assert proc.returncode == 0, stderr[-3000:]
