@@ -13,6 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
+TINY = REPO / "tests" / "tiny.yaml"  # quickstart with a network that traces fast: for tests not of the network
 # The course's shared datasets sit beside the repository on the team's machines and CI.
 SHARED_DATA = REPO.parent / "shared" / "data"
 PORT_TAKEN = "already in use"  # gRPC's words when another process took a port a cluster test chose

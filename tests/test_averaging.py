@@ -13,9 +13,9 @@ import pytest
 from cnnzoo import CnnzooError, load_config, train
 from cnnzoo.keras_internals import moving_averages
 from cnnzoo.training.resume import resume
-from conftest import CONFIGS, cli
+from conftest import TINY, cli
 
-QUICK = CONFIGS / "quickstart.yaml"
+QUICK = TINY
 AVERAGED = ["train.optimizer.use_ema=true", "train.optimizer.ema_momentum=0.8", "train.pictures=false",
             "data.augmentation.horizontal_flip=true"]
 

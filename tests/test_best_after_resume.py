@@ -11,7 +11,7 @@ import pytest
 
 from cnnzoo import CnnzooError, load_config, train
 from cnnzoo.training.checkpoints import RestoreCounters, callback_states, direction
-from conftest import CONFIGS, cli
+from conftest import TINY, cli
 
 QUICK = ["train.epochs=1", "train.steps_per_epoch=3", "train.pictures=false", "runtime.seed=2"]
 
@@ -19,7 +19,7 @@ QUICK = ["train.epochs=1", "train.steps_per_epoch=3", "train.pictures=false", "r
 @pytest.mark.slow
 def test_a_resumed_run_replaces_best_keras_only_with_a_better_model(tmp_path):
     run = tmp_path / "run"
-    assert cli("train", CONFIGS / "quickstart.yaml", *QUICK, "--output-dir", run).returncode == 0
+    assert cli("train", TINY, *QUICK, "--output-dir", run).returncode == 0
     record = json.loads((run / "checkpoints" / "best.json").read_text())
     assert record["monitor"] == "val_accuracy" and record["epoch"] == 1
     before = (run / "checkpoints" / "best.keras").read_bytes()
@@ -65,7 +65,7 @@ def test_the_resume_state_holds_the_counters(tmp_path):
             if epoch == 1:
                 raise KeyboardInterrupt
 
-    config = load_config(CONFIGS / "quickstart.yaml", [*QUICK, "train.epochs=3",
+    config = load_config(TINY, [*QUICK, "train.epochs=3",
                                                        "train.callbacks=[{EarlyStopping: {patience: 4}}]"])
     with pytest.raises(CnnzooError):
         train(config, output_dir=str(tmp_path / "run"), callbacks=[Stop()], log=lambda _: None)
@@ -84,7 +84,7 @@ def test_an_override_that_resume_accepts_takes_effect_from_the_first_resumed_ste
     runs = {}
     for name in ("same", "faster"):
         with pytest.raises(CnnzooError):
-            train(load_config(CONFIGS / "quickstart.yaml", overrides), output_dir=str(tmp_path / name),
+            train(load_config(TINY, overrides), output_dir=str(tmp_path / name),
                   callbacks=[Stop()], log=lambda _: None)
     from cnnzoo.training.resume import resume
 

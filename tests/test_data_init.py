@@ -13,9 +13,9 @@ from cnnzoo import load_config, train
 from cnnzoo.models.builder import build_model
 from cnnzoo.models.data_init import initialize, layers_to_initialize
 from cnnzoo.training.initialize import training_images
-from conftest import CONFIGS, cli
+from conftest import TINY, cli
 
-QUICK = CONFIGS / "quickstart.yaml"
+QUICK = TINY
 WHITENED_FIRST = ("model.layers.0={Conv2D: {filters: 18, kernel_size: 3, "
                   "kernel_initializer: {patch_whitening: {images: 500, eps: 1.0e-3}}}}")
 

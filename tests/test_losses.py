@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import CONFIGS, cli, write
+from conftest import TINY, cli, write
 
 LOSSES = sorted(n for n, c in vars(keras.losses).items()
                 if inspect.isclass(c) and issubclass(c, keras.losses.Loss) and c is not keras.losses.Loss)
@@ -20,8 +20,8 @@ SHORT = ["train.epochs=1", "train.steps_per_epoch=1", "train.pictures=false", "r
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", LOSSES)
 def test_a_loss_validate_accepts_trains(loss, tmp_path):
-    validate = cli("validate", CONFIGS / "quickstart.yaml", f"train.loss={loss}")
-    trained = cli("train", CONFIGS / "quickstart.yaml", f"train.loss={loss}", *SHORT, "--output-dir", tmp_path / "r")
+    validate = cli("validate", TINY, f"train.loss={loss}")
+    trained = cli("train", TINY, f"train.loss={loss}", *SHORT, "--output-dir", tmp_path / "r")
     assert validate.returncode == trained.returncode, (validate.stderr[-500:], trained.stderr[-2000:])
     assert validate.returncode in (0, 2) and "Traceback" not in trained.stderr
     if validate.returncode == 2:
@@ -32,14 +32,14 @@ def test_a_loss_validate_accepts_trains(loss, tmp_path):
 @pytest.mark.slow
 def test_mean_squared_error_and_hinge_train_on_one_hot_labels(tmp_path):
     for loss in ("mean_squared_error", "{name: Hinge}"):
-        done = cli("train", CONFIGS / "quickstart.yaml", f"train.loss={loss}", *SHORT,
+        done = cli("train", TINY, f"train.loss={loss}", *SHORT,
                    "--output-dir", tmp_path / loss.strip("{}: ").replace(" ", ""))
         assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.mark.slow
 def test_a_model_trained_on_logits_predicts_and_exports_probabilities(tmp_path):
-    config = write(tmp_path / "logits.yaml", f"extends: {CONFIGS / 'quickstart.yaml'}\n"
+    config = write(tmp_path / "logits.yaml", f"extends: {TINY}\n"
                    "model:\n  layers:\n    - Conv2D: [8, 3, {activation: relu}]\n    - Flatten\n    - Dense: 10\n"
                    "train:\n  loss: {name: categorical_crossentropy, from_logits: true}\n")
     run = tmp_path / "run"

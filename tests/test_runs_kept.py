@@ -9,7 +9,7 @@ import pytest
 
 from cnnzoo import CnnzooError
 from cnnzoo.training import run_dir
-from conftest import CONFIGS, cli
+from conftest import TINY, cli
 
 
 def test_runs_claimed_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
@@ -39,7 +39,7 @@ def test_one_empty_output_dir_given_to_two_runs_is_taken_by_one(tmp_path):
 
 
 def test_a_run_refused_after_its_claim_leaves_no_folder(tmp_path):
-    done = cli("train", CONFIGS / "quickstart.yaml", "data.validation_split=valid", cwd=tmp_path)
+    done = cli("train", TINY, "data.validation_split=valid", cwd=tmp_path)
     assert done.returncode == 2
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
@@ -62,7 +62,7 @@ def test_a_sweep_run_again_resumes_a_killed_run_instead_of_deleting_it(tmp_path)
 
     folder = tmp_path / "sweep" / "01-epochs=2"
     overrides = ["train.steps_per_epoch=3", "train.pictures=false", "runtime.seed=1"]
-    config = load_config(CONFIGS / "quickstart.yaml", [*overrides, "train.epochs=2"])
+    config = load_config(TINY, [*overrides, "train.epochs=2"])
     with pytest.raises(CnnzooError):
         train(config, output_dir=str(folder), callbacks=[Kill()], log=lambda _: None)
     info = json.loads((folder / "run.json").read_text())
@@ -70,7 +70,7 @@ def test_a_sweep_run_again_resumes_a_killed_run_instead_of_deleting_it(tmp_path)
     first_epoch = (folder / "history.csv").read_text().splitlines()[1]
 
     said = []
-    [row] = sweep(str(CONFIGS / "quickstart.yaml"), overrides, ["train.epochs=2"], output_dir=str(folder.parent),
+    [row] = sweep(str(TINY), overrides, ["train.epochs=2"], output_dir=str(folder.parent),
                   log=said.append)
     assert row["status"] == "completed" and row["run"] == folder.name, said
     assert any("resuming from" in line for line in said), said

@@ -12,9 +12,9 @@ import pytest
 
 from cnnzoo import load_config
 from cnnzoo.runtime.strategy import choose_strategy
-from conftest import CONFIGS, PORT_TAKEN, REPO
+from conftest import PORT_TAKEN, REPO, TINY
 
-QUICK = CONFIGS / "quickstart.yaml"
+QUICK = TINY
 
 
 def slurm_env(rank: int, port: int) -> dict[str, str]:

@@ -11,9 +11,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cnnzoo import ConfigError
 from cnnzoo.training.search_trial import run_name
 from cnnzoo.training.sweep import combinations, parse_grid
-from conftest import CONFIGS, cli
+from conftest import TINY, cli
 
-QUICK = CONFIGS / "quickstart.yaml"
+QUICK = TINY
 
 
 def test_grid_options_parse_as_yaml_and_combine():

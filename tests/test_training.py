@@ -19,9 +19,9 @@ from cnnzoo import CnnzooError, TrainingError, load_config, train
 from cnnzoo.training.history import read_history
 from cnnzoo.training.resume import effective_config, resume
 from cnnzoo.training.run_dir import RunDir
-from conftest import CONFIGS, REPO, cli
+from conftest import CONFIGS, REPO, TINY, cli
 
-QUICK = CONFIGS / "quickstart.yaml"
+QUICK = TINY  # the lecture's net is trained by `one_epoch_run`; the other runs test the run, not the net
 TRAIN_EXAMPLES = 5400  # the bundled sample's 6,000 less the 10% held out for validation
 STEPS = -(-TRAIN_EXAMPLES // 128)
 
@@ -29,7 +29,7 @@ STEPS = -(-TRAIN_EXAMPLES // 128)
 @pytest.fixture(scope="module")
 def one_epoch_run(tmp_path_factory):
     """One epoch of the slide's net on the bundled sample, shared by the checks below."""
-    config = load_config(QUICK, ["train.epochs=1", "runtime.seed=7"])
+    config = load_config(CONFIGS / "quickstart.yaml", ["train.epochs=1", "runtime.seed=7"])
     out = tmp_path_factory.mktemp("runs") / "quick"
     return train(config, output_dir=str(out), log=lambda _: None)
 
@@ -132,7 +132,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_epoch(tmp_pat
 
     config = load_config(QUICK, [
         "train.epochs=3", "runtime.seed=1", "train.optimizer={name: sgd, learning_rate: 0.01}",
-        "train.lr_schedule={name: PiecewiseConstantDecay, unit: epoch, boundaries: [1], values: [0.01, 1e12]}",
+        "train.lr_schedule={name: PiecewiseConstantDecay, unit: epoch, boundaries: [1], values: [0.01, 1e30]}",
     ])
     with pytest.raises(TrainingError) as info:
         train(config, output_dir=str(tmp_path / "nan"), log=lambda _: None)
@@ -214,7 +214,7 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     # The step counter (which drives any lr schedule) went on from the save: the batches after it, once each.
     model = keras.models.load_model(out / "model.keras")
     assert int(model.optimizer.iterations.numpy()) == 3 * steps
-    assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.8  # 180 steps of 32: it learned
+    assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.5  # 180 steps of 32: it learned
 
 
 @pytest.mark.slow

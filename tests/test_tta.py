@@ -11,9 +11,9 @@ import pytest
 
 from cnnzoo import load_config, train
 from cnnzoo.training.tta import averaged_probabilities, view, view_settings
-from conftest import CONFIGS, cli
+from conftest import TINY, cli
 
-QUICK = CONFIGS / "quickstart.yaml"
+QUICK = TINY
 FLIP_AND_SHIFT = [["horizontal_flip", {"translate": 2}]]
 
 
