@@ -14,14 +14,14 @@ from cnnzoo.data.splits import Splits
 from cnnzoo.models.compile import make_optimizer, steps_per_epoch
 from cnnzoo.runtime.precision import choose_precision
 from cnnzoo.runtime.strategy import choose_strategy
-from conftest import CONFIGS, cli
+from conftest import CONFIGS, TINY, cli
 
-QUICK = CONFIGS / "quickstart.yaml"
+QUICK = TINY
 
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    """The quickstart with every data and runtime default: 2 short epochs."""
+    """The quickstart's data with every data and runtime default: 2 short epochs."""
     lines = []
     config = load_config(QUICK, ["train.epochs=2", "train.steps_per_epoch=5", "runtime.seed=3"])
     result = train(config, output_dir=str(tmp_path_factory.mktemp("defaults") / "run"), log=lines.append)
