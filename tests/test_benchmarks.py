@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import runpy
 import sys
 
 import numpy as np
 import pytest
+import yaml
 
-from conftest import REPO, SHARED_DATA
+from conftest import REPO, SHARED_DATA, TINY
+
+# Recipes and searches change training settings only: their smoke tests train the tests' tiny network.
+TINY_LAYERS = "model.layers=" + json.dumps(yaml.safe_load(TINY.read_text())["model"]["layers"])
 
 
 def _run(script: str, *args: str) -> str:
@@ -47,7 +52,7 @@ def test_throughput_prints_both_rates_and_the_ratio():
 @pytest.mark.slow
 def test_runtime_options_prints_each_variant():
     # XLA compilation alone takes ~30 s here; the jit variant is the same code with one more override.
-    out = _run("benchmarks/runtime_options.py", "configs/quickstart.yaml", "--steps", "32", "--repeats", "1",
+    out = _run("benchmarks/runtime_options.py", "tests/tiny.yaml", "--steps", "32", "--repeats", "1",
                "--variants", "default,steps_per_execution=32")
     assert "default" in out and "steps_per_execution=32" in out and "1.00x" in out
 
@@ -55,7 +60,7 @@ def test_runtime_options_prints_each_variant():
 @pytest.mark.slow
 def test_time_to_accuracy_reports_each_recipe_and_seed():
     out = _run("benchmarks/time_to_accuracy.py", "--epochs", "2", "--target", "0.5", "--seeds", "1,2",
-               "data.name=mnist_sample", "train.steps_per_epoch=20")
+               "data.name=mnist_sample", "train.steps_per_epoch=20", TINY_LAYERS)
     for seed in (1, 2):
         for recipe in ("slide", "fast"):
             assert f"seed {seed} {recipe:<8} " in out
@@ -97,7 +102,7 @@ def test_reproduce_trains_reads_back_and_estimates(tmp_path):
 
 @pytest.mark.slow
 def test_pictures_cost_times_both_sides():
-    out = _run("benchmarks/pictures_cost.py", "configs/quickstart.yaml", "--epochs", "1", "--rounds", "1",
+    out = _run("benchmarks/pictures_cost.py", "tests/tiny.yaml", "--epochs", "1", "--rounds", "1",
                "train.steps_per_epoch=5")
     assert "round 1: pictures off" in out and "median on/off" in out and "median with Grad-CAM/on" in out
 
@@ -168,7 +173,7 @@ def test_transfer_pretrains_then_fine_tunes_each_variant(tmp_path):
 @pytest.mark.slow
 def test_search_benchmark_compares_the_three_methods_per_seed(tmp_path):
     out = _run("benchmarks/search.py", "--seeds", "1", "--epochs", "2", "--steps", "3", "--learning-rates", "0.1,1.0",
-               "--batch-sizes", "64", "--output-dir", str(tmp_path), "data.name=mnist_sample")
+               "--batch-sizes", "64", "--output-dir", str(tmp_path), "data.name=mnist_sample", TINY_LAYERS)
     for method in ("grid", "tpe", "random"):
         assert f"seed 1 {method:<7} best val_accuracy" in out
         assert any(line.startswith(f"{method:<7} mean best") and "1 seeds" in line for line in out.splitlines())
