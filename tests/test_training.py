@@ -157,11 +157,40 @@ def _start_and_wait_for_first_backup(out, *overrides):
     return proc, marker
 
 
+KILLED_AT = """
+import os, signal, sys, keras
+from cnnzoo import load_config, train
+at_epoch, at_batch = int(sys.argv[3]), (None if sys.argv[4] == "end" else int(sys.argv[4]))
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == (at_epoch, at_batch):
+            os.kill(os.getpid(), signal.SIGKILL)
+    def on_epoch_end(self, epoch, logs=None):  # after the epoch's state is saved
+        if (epoch, at_batch) == (at_epoch, None):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(load_config(sys.argv[1], sys.argv[5:]), output_dir=sys.argv[2], callbacks=[Kill()])
+"""
+
+
+def _killed_at(out, epoch: int, batch: int | None, *overrides: str) -> None:
+    """Train in a fresh process that SIGKILLs itself after `batch` of `epoch` (both from 0; None: at the
+    epoch's end), as a crash or the OOM killer would: no race between a watcher and the saves."""
+    proc = subprocess.run([sys.executable, "-c", KILLED_AT, str(QUICK), str(out), str(epoch),
+                           "end" if batch is None else str(batch), *overrides],
+                          cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_saves_state_mid_epoch_and_says_how_to_resume(tmp_path, signum, code):
     out = tmp_path / "interrupted"
-    proc, marker = _start_and_wait_for_first_backup(out, "train.epochs=6")
+    # More epochs than it can finish before the signal (the tiny net trains one in about 0.5 s here)
+    proc, marker = _start_and_wait_for_first_backup(out, "train.epochs=20")
     proc.send_signal(signum)  # the first epoch is saved: the signal lands in the second (or a later) one
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, stderr[-2000:]
@@ -187,17 +216,7 @@ def test_sigkill_mid_epoch_resumes_with_the_step_counter_and_schedule_going_on(t
     overrides = ["train.epochs=3", "data.batch_size=32", "train.steps_per_epoch=60", "runtime.backup_every_steps=20",
                  "runtime.seed=4"]
     out = tmp_path / "killed"
-    # The process kills itself at a fixed batch of the second epoch (after the save at its batch 40):
-    # no race between a watcher and the saves.
-    script = ("import os, signal, sys, keras; from cnnzoo import load_config, train\n"
-              "class Kill(keras.callbacks.Callback):\n"
-              "    def on_epoch_begin(self, epoch, logs=None): self.epoch = epoch\n"
-              "    def on_train_batch_end(self, batch, logs=None):\n"
-              "        if self.epoch == 1 and batch == 44: os.kill(os.getpid(), signal.SIGKILL)\n"
-              "train(load_config(sys.argv[1], sys.argv[3:]), output_dir=sys.argv[2], callbacks=[Kill()])\n")
-    proc = subprocess.run([sys.executable, "-c", script, str(QUICK), str(out), *overrides], cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    _killed_at(out, 1, 44, *overrides)  # in the second epoch, after the save at its batch 40
     marker = out / "backup" / "current" / "state.json"
     state = json.loads(marker.read_text())
     assert (state["epoch"], state["batch"]) == (1, 40), state
@@ -274,11 +293,8 @@ def test_a_full_disk_fails_before_training_and_leaves_no_run(tmp_path, monkeypat
 def test_resume_after_kill_continues_epochs_and_optimizer_state(tmp_path):
     """SIGKILL a real training process after its first epoch, then --resume finishes the run."""
     out = tmp_path / "killed"
-    proc, marker = _start_and_wait_for_first_backup(out, "train.epochs=4", "runtime.seed=3")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_after = json.loads(marker.read_text())["epoch"]
-    assert 1 <= killed_after < 4
+    _killed_at(out, 0, None, "train.epochs=4", "runtime.seed=3")
+    assert json.loads((out / "backup" / "current" / "state.json").read_text())["epoch"] == 1
     assert not (out / "model.keras").exists()
 
     result = resume(str(out), log=lambda _: None)
