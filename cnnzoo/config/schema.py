@@ -71,7 +71,8 @@ class ModelConfig(Section):
         description="The network as a list of items: `LayerClass: args` (any class of `keras.layers` by name), "
         "`BlockName: {params}` (a block of `model.blocks`), or `stage: {block: NAME, repeat: N, first: {...}, "
         "last: {...}, **params}`. A Conv2D's `kernel_initializer: {patch_whitening: {images: N, eps: E}}` is "
-        "computed from N training images before the first step (docs/runs.md).",
+        "computed from N training images before the first step; `kernel_initializer: dirac` starts a kernel as "
+        "the identity (docs/runs.md).",
     )
     params: dict[str, Any] = Field(
         {}, description="Variables for `$name` / `${expression}` in layers and stages (e.g. a depth `n`)."

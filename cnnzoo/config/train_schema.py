@@ -14,7 +14,8 @@ class OptimizerConfig(Named):
     `ema_momentum`, default 0.99) keeps a moving average of the weights: validation, checkpoints, the test and
     model.keras use it (docs/runs.md). One more key, `exclude_from_weight_decay: [bias, gamma, beta]`, exempts
     the weights whose names contain any of these (biases, BatchNormalization's scales and offsets) from
-    `weight_decay`."""
+    `weight_decay`, and `learning_rate_multipliers: {beta: 64}` steps the weights whose names contain a key
+    with that many times the learning rate (docs/runs.md)."""
 
     name: str = Field("adadelta", description="Optimizer class, e.g. adadelta, sgd, adam.")
 

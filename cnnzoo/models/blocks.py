@@ -16,7 +16,7 @@ from typing import Any
 from cnnzoo.config.block_items import default_projection
 from cnnzoo.config.items import BlockItem, LayerItem, construct_layer
 from cnnzoo.errors import BuildError, keras_message
-from cnnzoo.models import data_init, shapes
+from cnnzoo.models import data_init, dirac, shapes
 from cnnzoo.models.weights_budget import WeightsBudget
 
 
@@ -32,6 +32,7 @@ class Graph:
     def apply(self, item: LayerItem, x):
         """Create one layer and call it on `x` (a list for a merge), with the lecture-level shape checks first."""
         item, initializer = data_init.split(item)  # computed from training images later, not by Keras
+        item, rest = dirac.split(item)
         layer = construct_layer(item, self.policy)
         merge = isinstance(x, list)
         if not merge:
@@ -40,7 +41,9 @@ class Graph:
             data_init.check(item, layer, tuple(x[0].shape if merge else x.shape), initializer)
         self.applied.append((item, tuple(x[0].shape if merge else x.shape)))
         try:
-            return self.budget.call(layer, x, item)
+            y = self.budget.call(layer, x, item)
+            dirac.restore(layer, rest)
+            return y
         except BuildError:
             raise
         except Exception as exc:  # Keras' complaints about a symbolic input (shape, dtype, a zero stride...)

@@ -11,6 +11,7 @@ from cnnzoo.arguments import bind, construct
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import BuildError, CnnzooWarning, did_you_mean
 from cnnzoo.config.items import split_item
+from cnnzoo.models import learning_rates
 
 # Losses that compare against one-hot labels; the others take integer class ids.
 def uses_one_hot_labels(loss: str) -> bool:
@@ -54,11 +55,14 @@ def make_optimizer(config: Config, steps_per_epoch: int | None = None):
     excluded = excluded_from_weight_decay(config, kwargs)
     if excluded:
         optimizer.exclude_from_weight_decay(var_names=[re.escape(name) for name in excluded])
+    factors = learning_rates.multipliers(config)
+    if factors:
+        learning_rates.apply_multipliers(optimizer, factors, config)
     return optimizer
 
 
 # `train.optimizer` keys that are not constructor arguments but calls on the built optimizer.
-OPTIMIZER_METHODS = ("exclude_from_weight_decay",)
+OPTIMIZER_METHODS = ("exclude_from_weight_decay", learning_rates.KEY)
 
 
 def excluded_from_weight_decay(config: Config, kwargs: dict) -> list[str]:
