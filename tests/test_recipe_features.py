@@ -123,3 +123,35 @@ def test_dirac_with_fewer_filters_than_channels_and_its_saved_model_loads_withou
 def test_dirac_is_checked(layer, message):
     with pytest.raises(BuildError, match=message):
         build_model(load_config(TINY, [f"model.layers=[{layer}, Flatten, {{Dense: 10}}, {{Activation: softmax}}]"]))
+
+
+def _flips(stream, epochs: int) -> np.ndarray:
+    """(epoch, example) -> whether the example was seen mirrored; each image is its own index in a
+    left-to-right ramp, so a flip shows as the ramp reversed."""
+    seen = np.zeros((epochs, stream.batches * stream.data.batch_size), bool)
+    for e in range(epochs):
+        for images, labels in stream.epoch(e):
+            rows = images.numpy()[:, 0, :, 0]
+            seen[e, labels.numpy()] = rows[:, 0] > rows[:, -1]
+    return seen
+
+
+def test_alternating_flip_shows_every_image_both_ways_every_two_epochs():
+    import tensorflow as tf
+
+    from cnnzoo.data.pipeline import TrainStream, augment_fn
+
+    data = load_config(TINY, ["data.augmentation.horizontal_flip=alternate", "data.batch_size=20",
+                              "data.shuffle_buffer=100"]).data
+    ramp = np.tile(np.arange(8, dtype="float32")[None, None, :, None], (100, 8, 1, 1))
+    examples = tf.data.Dataset.from_tensor_slices((ramp, np.arange(100)))
+    stream = TrainStream(examples, data, augment_fn(data, (8, 8, 1)), False, 5, seed=3)
+    seen = _flips(stream, 3)
+    assert 30 < seen[0].sum() < 70  # a random half first
+    assert (seen[1] == ~seen[0]).all() and (seen[2] == seen[0]).all()
+    np.testing.assert_array_equal(_flips(stream, 1)[0], seen[0])  # drawn from the seed: the same again
+    other = _flips(TrainStream(examples, data, augment_fn(data, (8, 8, 1)), False, 5, seed=4), 1)[0]
+    assert (other != seen[0]).any()
+    random = load_config(TINY, ["data.augmentation.horizontal_flip=true", "data.batch_size=20"]).data
+    plain = _flips(TrainStream(examples, random, augment_fn(random, (8, 8, 1)), False, 5, seed=3), 2)
+    assert (plain[1] == plain[0]).sum() > 30  # a fresh coin each epoch, not the other side

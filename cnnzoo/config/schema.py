@@ -137,7 +137,11 @@ class AugmentationConfig(Section):
         0, ge=0, description="Pad each side with this many zero pixels, then crop a random window of the "
         "input size (the ResNet paper's CIFAR augmentation uses 4)."
     )
-    horizontal_flip: bool = Field(False, description="Flip half the training images left to right.")
+    horizontal_flip: Union[bool, Literal["alternate"]] = Field(
+        False, description="Flip half the training images left to right: `true`, a random half each epoch; "
+        "`alternate`, a random half in the first epoch, then every image the other way from the epoch before "
+        "(airbench's alternating flip: each image is seen both ways in every two epochs)."
+    )
 
 
 class DataConfig(Section):

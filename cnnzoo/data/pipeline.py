@@ -49,12 +49,13 @@ class TrainStream:
     Epoch e is the examples shuffled with a seed made of (run seed, e), not reshuffled per iteration, so
     the stream a new process starts at batch g holds the batches an uninterrupted run trains from
     its g-th on: a resumed run trains no batch twice and skips none. Augmentation draws come from
-    the seed (run seed, e, position in the epoch): a resumed run draws the same ones too.
+    the seed (run seed, e, position in the epoch): a resumed run draws the same ones too; an
+    alternating flip's from (run seed, the example's index in the split) and e's parity.
     """
 
     examples: Any  # preprocessed (and cached) examples in the split's order
     data: DataConfig
-    augment: Any  # `augment_fn`'s function of (image, label, seed), or None
+    augment: Any  # `augment_fn`'s function of (image, label, [flip,] seed), or None
     drop_remainder: bool
     batches: int  # batches in one pass over the split
     seed: int = 0  # the run's seed
@@ -71,7 +72,11 @@ class TrainStream:
             # it in Python, which fails for a tensor op seed when that seed is 0: this graph has none.
             tf.compat.v1.get_default_graph().seed = None
             order_seed = e * 1_000_003 + self.seed % 1_000_003
-            ds = self.examples.shuffle(self.data.shuffle_buffer, seed=order_seed, reshuffle_each_iteration=False)
+            alternate = self.augment is not None and self.data.augmentation.horizontal_flip == "alternate"
+            ds = self.examples.enumerate() if alternate else self.examples  # (index in the split, example)
+            ds = ds.shuffle(self.data.shuffle_buffer, seed=order_seed, reshuffle_each_iteration=False)
+            if alternate:
+                ds = ds.map(plain(lambda k, example: (*example, alternate_flip(self.seed, k, e))))
             if self.augment is not None:
                 base = tf.stack([tf.constant(self.seed, tf.int64), e])
                 ds = ds.enumerate().map(plain(lambda i, example: (*example, tf.random.experimental.stateless_fold_in(base, i))))
@@ -89,6 +94,15 @@ class TrainStream:
 
         epoch = self.starting_at(e * self.batches).take(self.batches)
         return epoch.apply(tf.data.experimental.assert_cardinality(self.batches))
+
+
+def alternate_flip(seed: int, index, epoch):
+    """Whether the split's `index`-th image is flipped in `epoch` under `horizontal_flip: alternate`: a coin
+    drawn from (run seed, index) in epoch 0, the other side in every odd epoch."""
+    import tensorflow as tf
+
+    coin = tf.random.stateless_uniform([], tf.stack([tf.constant(seed, tf.int64), index])) < 0.5
+    return tf.math.logical_xor(coin, epoch % 2 == 1)
 
 
 def split_pipelines(pipeline, splits: Splits, config) -> tuple[Any, Any | None, Any]:
@@ -122,13 +136,16 @@ def augment_fn(data: DataConfig, image_shape: tuple[int, ...]):
     if not (aug.pad_crop or aug.horizontal_flip):
         return None
 
-    def augment(image, label, seed):
+    def augment(image, label, *draws):  # (seed) or, with `alternate`, (flip, seed): see TrainStream
+        *flip, seed = draws
         crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         if aug.pad_crop:
             # Padding after normalisation: the border is the mean colour when preprocessing subtracts it.
             p = aug.pad_crop
             image = tf.image.stateless_random_crop(tf.pad(image, [[p, p], [p, p], [0, 0]]), image_shape, crop_seed)
-        if aug.horizontal_flip:
+        if flip:
+            image = tf.where(flip[0], tf.image.flip_left_right(image), image)
+        elif aug.horizontal_flip:
             image = tf.image.stateless_random_flip_left_right(image, flip_seed)
         return image, label
 
