@@ -76,15 +76,10 @@ def moving_averages(optimizer) -> list[tuple]:
         raise changed("Optimizer._trainable_variables / _model_variables_moving_average", exc) from None
 
 
-class optimizer_weights:
-    """The weights an optimizer was built with, and the key it files a weight under (`Optimizer._var_key`):
-    the variable its per-weight step receives is the backend's, not the Keras weight."""
-
-    def __init__(self, optimizer):
-        try:
-            self.trainable, self._key = list(optimizer._trainable_variables), optimizer._var_key
-        except (AttributeError, TypeError) as exc:
-            raise changed("Optimizer._trainable_variables / _var_key", exc) from None
-
-    def key(self, variable):
-        return self._key(variable)
+def optimizer_weights(optimizer) -> tuple[list, object]:
+    """(the weights an optimizer was built with, the function giving the key it files a weight under): the
+    variable its per-weight step receives is the backend's, not the Keras weight (`Optimizer._var_key`)."""
+    try:
+        return list(optimizer._trainable_variables), optimizer._var_key
+    except (AttributeError, TypeError) as exc:
+        raise changed("Optimizer._trainable_variables / _var_key", exc) from None

@@ -11,8 +11,6 @@ Decoupled `weight_decay` is not multiplied (Keras applies it apart from the step
 
 from __future__ import annotations
 
-import re
-
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import BuildError
 
@@ -39,7 +37,7 @@ def multipliers(config: Config) -> dict[str, float]:
 
 def factor_for(path: str, factors: dict[str, float]) -> float:
     """The factor of the weight at `path`: the first name it contains, else 1."""
-    return next((f for name, f in factors.items() if re.search(re.escape(name), path)), 1.0)
+    return next((f for name, f in factors.items() if name in path), 1.0)
 
 
 def apply_multipliers(optimizer, factors: dict[str, float], config: Config) -> None:
@@ -48,23 +46,23 @@ def apply_multipliers(optimizer, factors: dict[str, float], config: Config) -> N
     none of them is refused (a typo would otherwise train at the plain rate, silently)."""
     from cnnzoo.keras_internals import optimizer_weights
 
-    plain, found = optimizer.update_step, {}
+    plain, by_key = optimizer.update_step, {}
 
     def update_step(gradient, variable, learning_rate):
-        if not found:
-            weights = optimizer_weights(optimizer)
-            found.update(key=weights.key, factors=_factors_by_key(weights, factors, config))
-        factor = found["factors"].get(found["key"](variable), 1.0)
+        weights, key = optimizer_weights(optimizer)
+        if not by_key:
+            by_key.update(_factors_by_key(weights, key, factors, config))
+        factor = by_key.get(key(variable), 1.0)
         return plain(gradient, variable, learning_rate if factor == 1.0 else learning_rate * factor)
 
     optimizer.update_step = update_step  # on this optimizer only; its saved config stays Keras' own
 
 
-def _factors_by_key(weights, factors: dict[str, float], config: Config) -> dict:
-    paths = [w.path for w in weights.trainable]
-    unmatched = [name for name in factors if not any(re.search(re.escape(name), p) for p in paths)]
+def _factors_by_key(weights: list, key, factors: dict[str, float], config: Config) -> dict:
+    paths = [w.path for w in weights]
+    unmatched = [name for name in factors if not any(name in p for p in paths)]
     if unmatched:
         raise BuildError(f"`{KEY}.{unmatched[0]}` names no trainable weight of this model",
                          location=config.where("train", "optimizer", KEY), path=f"train.optimizer.{KEY}",
                          hint=f"Weight names look like {', '.join(sorted({p.rsplit('/', 1)[-1] for p in paths}))}.")
-    return {weights.key(w): factor_for(w.path, factors) for w in weights.trainable}
+    return {key(w): factor_for(w.path, factors) for w in weights}
