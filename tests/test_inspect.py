@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +14,7 @@ from cnnzoo import build_model, load_config
 from cnnzoo.config.json_schema import json_schema
 from cnnzoo.config.yaml_io import read_yaml
 from cnnzoo.models import explain, inspect
+from cnnzoo.models.weights_budget import shapes_only
 from conftest import CONFIGS, cli
 
 SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
@@ -22,12 +24,34 @@ BUILDABLE = [p for p in SHIPPED if p.name not in ("blocks.yaml", "plain.yaml", "
 @pytest.mark.slow
 @pytest.mark.parametrize("path", BUILDABLE, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_inspect_totals_equal_keras_count_params(path):
-    model = build_model(load_config(path))
+    with shapes_only():  # as `cnnzoo inspect` builds it
+        model = build_model(load_config(path))
     info = inspect.summary(model)
     assert info["total_params"] == model.count_params()
     assert info["trainable_params"] == sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert len(info["layers"]) == len(model.layers) - 1
     assert info["flops"] == 2 * info["macs"] > 0
+
+
+def test_what_reads_shapes_builds_without_values_and_leaves_later_builds_as_they_were():
+    """`validate` and `inspect` skip drawing initial values (over a third of a ResNet's build)."""
+    from keras.src.backend.common import global_state
+
+    config = load_config(CONFIGS / "resnet" / "resnet20.yaml")
+    with shapes_only():
+        reading = build_model(config)
+    assert all(w._value is None for w in reading.weights)  # Keras' state of a variable not yet initialized
+    assert not global_state.get_global_attribute("uninitialized_variables")  # nothing left for the next build
+    built = build_model(config)
+    assert reading.count_params() == built.count_params() == 271_098
+    assert all(w._value is not None for w in built.weights)
+    first = next(layer for layer in built.layers if isinstance(layer, keras.layers.Conv2D))
+    assert float(np.std(first.kernel.numpy())) > 0
+
+    printed = cli("inspect", CONFIGS / "resnet" / "resnet20.yaml", "--json")
+    assert printed.returncode == 0 and json.loads(printed.stdout)["total_params"] == 271_098
+    quick = build_model(load_config(CONFIGS / "quickstart.yaml")).count_params()  # its data is bundled
+    assert f"{quick:,} parameters" in cli("validate", CONFIGS / "quickstart.yaml").stdout
 
 
 def test_lenet5_shapes_receptive_fields_and_macs_by_hand():

@@ -70,13 +70,22 @@ def _print_plan(source: str, config, manual_dir: str | None) -> int:
     from cnnzoo.models.shapes import fmt
     from cnnzoo.plan import plan
 
-    planned = plan(config, manual_dir)
-    planned.warn()
-    model = planned.model
-    print(f"{source}: OK: model `{model.name}` {fmt(model.input_shape)} -> {fmt(model.output_shape)}, "
-          f"{len(model.layers) - 1} Keras layers, {model.count_params():,} parameters")
-    print("\n".join(f"  {line}" for line in planned.lines()))
+    with _shapes_only_unless(config.model.weights):
+        planned = plan(config, manual_dir)
+        planned.warn()
+        model = planned.model
+        print(f"{source}: OK: model `{model.name}` {fmt(model.input_shape)} -> {fmt(model.output_shape)}, "
+              f"{len(model.layers) - 1} Keras layers, {model.count_params():,} parameters")
+        print("\n".join(f"  {line}" for line in planned.lines()))
     return 0
+
+
+def _shapes_only_unless(values_needed):
+    """What prints a model's shapes builds it without drawing initial values; weights to load
+    (`model.weights`) are checked against real ones."""
+    from cnnzoo.models.weights_budget import shapes_only
+
+    return contextlib.nullcontext() if values_needed else shapes_only()
 
 
 def sweep(args: argparse.Namespace) -> int:
@@ -99,7 +108,9 @@ def inspect(args: argparse.Namespace) -> int:
     from cnnzoo.models import explain, inspect
     from cnnzoo.plan import plan
 
-    model = plan(load_config(args.config, args.overrides), data_needed=False).model
+    config = load_config(args.config, args.overrides)
+    with _shapes_only_unless(config.model.weights or args.toeplitz):  # a Toeplitz matrix reads a kernel
+        model = plan(config, data_needed=False).model
     if args.toeplitz:
         matrix, title = explain.toeplitz_of(model, args.toeplitz)
         if args.output:
