@@ -34,7 +34,7 @@ def test_inspect_totals_equal_keras_count_params(path):
 
 
 def test_what_reads_shapes_builds_without_values_and_leaves_later_builds_as_they_were():
-    """`validate` and `inspect` skip drawing initial values (over a third of a ResNet's build)."""
+    """`validate` and `inspect` skip drawing initial values (half or more of a large model's build here)."""
     from keras.src.backend.common import global_state
 
     config = load_config(CONFIGS / "resnet" / "resnet20.yaml")
