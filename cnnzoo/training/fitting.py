@@ -74,6 +74,7 @@ def _fit_phases(model, data, config: Config, start: Start, standard: list, callb
 
     def fit_epochs(first: int, end: int, skip: int = 0) -> None:
         backup.offset = skip  # batches of epoch `first` trained before this fit
+        _build_optimizer(model)
         model.fit(data.stream.starting_at(first * steps + skip), validation_data=data.validation, epochs=end,
                   initial_epoch=first, steps_per_epoch=steps - skip, class_weight=class_weights(config, data),
                   callbacks=[*standard, *callbacks], shuffle=False, verbose=1 if bar else 0)
@@ -96,6 +97,15 @@ def _fit_phases(model, data, config: Config, start: Start, standard: list, callb
         backup.keep = phase.end < config.train.epochs
         if first < phase.end:
             fit_epochs(first, phase.end)
+
+
+def _build_optimizer(model) -> None:
+    """Create the optimizer's slots eagerly, as a resume does: left to Keras, they are created inside
+    the first traced step, each behind a lifted initializer (a `tf.cond`), which slows that step
+    (measured on 2 cores, alternating in one process: a 2-step ResNet-20 run 0.92x the CPU time)."""
+    if not model.optimizer.built:
+        with model.distribute_strategy.scope():
+            model.optimizer.build(model.trainable_variables)
 
 
 def _explained(exc: BaseException, run: RunDir, config: Config) -> BaseException:
