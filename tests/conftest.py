@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,31 @@ PORT_TAKEN = "already in use"  # gRPC's words when another process took a port a
 
 
 # Every test (and subprocess) prepares TFDS datasets in one fresh folder, never ~/tensorflow_datasets.
+# The pytest-xdist workers of one run share it, as the workers of a multi-worker run share a data
+# dir (cnnzoo prepares a dataset under a lock), so each dataset is prepared once per run.
 # Set when this file is imported: TFDS reads the variable once, when it is first imported.
-TFDS_DIR = Path(tempfile.mkdtemp(prefix="cnnzoo-tests-tfds-"))
+def _tfds_dir(run_id: str | None) -> Path:
+    return Path(tempfile.gettempdir()) / f"cnnzoo-tests-tfds-{run_id}"
+
+
+_RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # set by pytest-xdist in its workers only
+TFDS_DIR = _tfds_dir(_RUN_ID) if _RUN_ID else Path(tempfile.mkdtemp(prefix="cnnzoo-tests-tfds-"))
+TFDS_DIR.mkdir(exist_ok=True)
 os.environ["TFDS_DATA_DIR"] = str(TFDS_DIR)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def tfds_data_dir() -> Path:
-    yield TFDS_DIR
+def pytest_configure(config):
+    if _RUN_ID is None and config.pluginmanager.hasplugin("xdist") and config.getoption("testrunuid") is None:
+        config.option.testrunuid = uuid.uuid4().hex  # the id the workers get, known here to remove their folder
+
+
+def pytest_unconfigure(config):
+    """The run's TFDS folder goes with the run: the controller's (the workers share it) or this process's."""
+    if hasattr(config, "workerinput"):
+        return
     shutil.rmtree(TFDS_DIR, ignore_errors=True)
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("testrunuid"):
+        shutil.rmtree(_tfds_dir(config.getoption("testrunuid")), ignore_errors=True)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -127,8 +127,8 @@ def test_no_augmentation_configured_means_none_in_the_pipeline():
 def test_one_epoch_of_resnet20_on_a_real_cifar_slice_learns(tmp_path):
     first = np.load(SHARED_CIFAR / "cifar10_train_1of5.npz")
     test = np.load(SHARED_CIFAR / "cifar10_test.npz")
-    folder = _npz_folder(tmp_path / "arrays", [(first["x_train"][:3072], first["y_train"][:3072])],
-                         (test["x_test"][:512], test["y_test"][:512]))
+    folder = _npz_folder(tmp_path / "arrays", [(first["x_train"][:1536], first["y_train"][:1536])],
+                         (test["x_test"][:256], test["y_test"][:256]))
     overrides = [f"data.data_dir={tmp_path / 'tfds'}", "train.epochs=1", "runtime.seed=3", "train.pictures=false",
                  "train.lr_schedule=null", "train.optimizer.learning_rate=0.05"]
     config = load_config(RESNET20, overrides)
@@ -142,9 +142,9 @@ def test_one_epoch_of_resnet20_on_a_real_cifar_slice_learns(tmp_path):
     compile_model(trained, config)
     after = trained.evaluate(data.test, verbose=0, return_dict=True)["loss"]
     assert after < before, (before, after)
-    # The last 10% of the 3,072 training images validate; the test images stay for the end.
-    assert result.metrics["train_examples"] == 2764 and len(result.metrics["history"]["loss"]) == 1
-    assert result.metrics["splits"] == {"train": "train[0:2764]", "validation": "train[2764:3072]", "test": "test"}
+    # The last 10% of the 1,536 training images validate; the test images stay for the end.
+    assert result.metrics["train_examples"] == 1382 and len(result.metrics["history"]["loss"]) == 1
+    assert result.metrics["splits"] == {"train": "train[0:1382]", "validation": "train[1382:1536]", "test": "test"}
 
     # The saved inference model is the config's layers only: augmentation stayed in tf.data.
     assert not any(layer.__class__.__name__.startswith("Random") for layer in trained.layers)

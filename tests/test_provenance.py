@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 from cnnzoo import load_config
 from cnnzoo.data import prepare, provenance
 from cnnzoo.data.catalog import dataset_signature
-from conftest import CONFIGS, SHARED_DATA, cli
+from conftest import CONFIGS, SHARED_DATA, TFDS_DIR, cli
 
 MNIST, FASHION = SHARED_DATA / "mnist", SHARED_DATA / "fashion-mnist"
 needs_shared = pytest.mark.skipif(not (MNIST.is_dir() and FASHION.is_dir()),
@@ -40,6 +40,15 @@ def _prepare(name, folder, data_dir):
     return prepare.prepare(prepare.locate(builder, config, str(folder)), config)
 
 
+def _mnist_prepared_into(data_dir):
+    """`_prepare("mnist", ...)` into `data_dir`: the run's shared TFDS folder's copy (prepared there by the
+    same function, once per test run, as other tests need it too), copied with its downloads folder."""
+    _prepare("mnist", MNIST, TFDS_DIR)
+    for part in ("mnist", "downloads/mnist"):
+        if (TFDS_DIR / part).exists():
+            shutil.copytree(TFDS_DIR / part, data_dir / part)
+
+
 def _leave_extractions_as_tfds_did(folder, data_dir):
     """What preparing `folder`'s dataset through TFDS's shared extraction folder left behind: each file
     uncompressed as `downloads/extracted/GZIP.<file name>`, which TFDS reuses by name for any dataset."""
@@ -54,7 +63,7 @@ def _leave_extractions_as_tfds_did(folder, data_dir):
 def test_prepared_offline_into_one_folder_each_dataset_is_its_own_and_a_wrong_copy_is_detected(tmp_path):
     """Three preparations, in the order a user meets them (each costs ~20 s here, so one test)."""
     data_dir = tmp_path / "tfds"
-    _prepare("mnist", MNIST, data_dir)
+    _mnist_prepared_into(data_dir)
 
     # An earlier cnnzoo's copy: Fashion-MNIST prepared through the extractions MNIST left is MNIST.
     (data_dir / "mnist" / "3.0.1" / provenance.RECORD).unlink()  # earlier copies have no record
