@@ -24,7 +24,7 @@ PORT_TAKEN = "already in use"  # gRPC's words when another process took a port a
 # The pytest-xdist workers of one run share it, as the workers of a multi-worker run share a data
 # dir (cnnzoo prepares a dataset under a lock), so each dataset is prepared once per run.
 # Set when this file is imported: TFDS reads the variable once, when it is first imported.
-def _tfds_dir(run_id: str | None) -> Path:
+def _tfds_dir(run_id: str) -> Path:
     return Path(tempfile.gettempdir()) / f"cnnzoo-tests-tfds-{run_id}"
 
 
