@@ -20,18 +20,23 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 PORT_TAKEN = "already in use"  # gRPC's words when another process took a port a cluster test chose
 
 
-# Every test (and subprocess) prepares TFDS datasets in one fresh folder, never ~/tensorflow_datasets.
-# The pytest-xdist workers of one run share it, as the workers of a multi-worker run share a data
-# dir (cnnzoo prepares a dataset under a lock), so each dataset is prepared once per run.
+# Every test (and subprocess) prepares TFDS datasets in a fresh folder of its own process, never
+# ~/tensorflow_datasets: tests delete and damage the files cnnzoo keeps there.
 # Set when this file is imported: TFDS reads the variable once, when it is first imported.
-def _tfds_dir(run_id: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"cnnzoo-tests-tfds-{run_id}"
+TFDS_DIR = Path(tempfile.mkdtemp(prefix="cnnzoo-tests-tfds-"))
+os.environ["TFDS_DATA_DIR"] = str(TFDS_DIR)
+
+
+# Full datasets prepared from ../shared/data, which tests only read (`data.data_dir=PREPARED_DIR`), are
+# prepared once per run: the pytest-xdist workers of a run share this folder, as the workers of a
+# multi-worker run share a data dir (cnnzoo prepares a dataset under a lock).
+def _prepared_dir(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"cnnzoo-tests-prepared-{run_id}"
 
 
 _RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # set by pytest-xdist in its workers only
-TFDS_DIR = _tfds_dir(_RUN_ID) if _RUN_ID else Path(tempfile.mkdtemp(prefix="cnnzoo-tests-tfds-"))
-TFDS_DIR.mkdir(exist_ok=True)
-os.environ["TFDS_DATA_DIR"] = str(TFDS_DIR)
+PREPARED_DIR = _prepared_dir(_RUN_ID) if _RUN_ID else TFDS_DIR / "prepared"
+PREPARED_DIR.mkdir(exist_ok=True)
 
 
 def pytest_configure(config):
@@ -40,12 +45,10 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    """The run's TFDS folder goes with the run: the controller's (the workers share it) or this process's."""
-    if hasattr(config, "workerinput"):
-        return
+    """Each process's TFDS folder goes with it; the run's shared one goes with the controller."""
     shutil.rmtree(TFDS_DIR, ignore_errors=True)
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("testrunuid"):
-        shutil.rmtree(_tfds_dir(config.getoption("testrunuid")), ignore_errors=True)
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist") and config.getoption("testrunuid"):
+        shutil.rmtree(_prepared_dir(config.getoption("testrunuid")), ignore_errors=True)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

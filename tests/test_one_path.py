@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cnnzoo import CnnzooError, load_config
-from conftest import CONFIGS, SHARED_DATA, cli
+from conftest import CONFIGS, PREPARED_DIR, SHARED_DATA, cli
 
 SHIPPED = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml"))
 MIXINS = ("resnet/blocks.yaml", "resnet/plain.yaml", "imagenet_data.yaml")  # parts that other configs extend
@@ -14,12 +14,15 @@ OFFLINE = {"mnist": SHARED_DATA / "mnist", "cifar10": SHARED_DATA / "cifar10"}  
 
 
 def _data_args(name: str) -> list[str]:
-    """--manual-dir for the config's dataset when ../shared/data has it (else both commands say it is missing)."""
+    """--manual-dir for the config's dataset when ../shared/data has it (else both commands say it is missing),
+    prepared once per test run into the run's shared folder."""
     try:
         folder = OFFLINE.get(load_config(CONFIGS / name).data.name)
     except CnnzooError:  # a partial file (a mixin) or an error both commands will report
         return []
-    return ["--manual-dir", str(folder)] if folder is not None and folder.is_dir() else []
+    if folder is None or not folder.is_dir():
+        return []
+    return ["--manual-dir", str(folder), f"data.data_dir={PREPARED_DIR}"]
 
 
 def _cli(*args: str) -> tuple[int, str, str]:

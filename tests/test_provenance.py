@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 from cnnzoo import load_config
 from cnnzoo.data import prepare, provenance
 from cnnzoo.data.catalog import dataset_signature
-from conftest import CONFIGS, SHARED_DATA, TFDS_DIR, cli
+from conftest import CONFIGS, PREPARED_DIR, SHARED_DATA, cli
 
 MNIST, FASHION = SHARED_DATA / "mnist", SHARED_DATA / "fashion-mnist"
 needs_shared = pytest.mark.skipif(not (MNIST.is_dir() and FASHION.is_dir()),
@@ -41,12 +41,12 @@ def _prepare(name, folder, data_dir):
 
 
 def _mnist_prepared_into(data_dir):
-    """`_prepare("mnist", ...)` into `data_dir`: the run's shared TFDS folder's copy (prepared there by the
+    """`_prepare("mnist", ...)` into `data_dir`: the copy in the run's shared folder (prepared there by the
     same function, once per test run, as other tests need it too), copied with its downloads folder."""
-    _prepare("mnist", MNIST, TFDS_DIR)
+    _prepare("mnist", MNIST, PREPARED_DIR)
     for part in ("mnist", "downloads/mnist"):
-        if (TFDS_DIR / part).exists():
-            shutil.copytree(TFDS_DIR / part, data_dir / part)
+        if (PREPARED_DIR / part).exists():
+            shutil.copytree(PREPARED_DIR / part, data_dir / part)
 
 
 def _leave_extractions_as_tfds_did(folder, data_dir):
