@@ -59,6 +59,9 @@ def pytest_collection_finish(session):
 def pytest_unconfigure(config):
     """Each process's TFDS folder goes with it; the run's shared one goes with the controller."""
     shutil.rmtree(TFDS_DIR, ignore_errors=True)
+    for server in _keras_only:
+        server.stdin.close()  # its loop ends
+        server.wait(timeout=60)
     if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist") and config.getoption("testrunuid"):
         shutil.rmtree(_prepared_dir(config.getoption("testrunuid")), ignore_errors=True)
 
@@ -94,6 +97,67 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     finally:
         os.chdir(before)
     return subprocess.CompletedProcess(["cnnzoo", *args], code, out.getvalue(), err.getvalue())
+
+
+# A Python that imported Keras and TensorFlow and never cnnzoo, kept for the whole test process: what a
+# deployment has. Scripts run in it one at a time (each in a namespace of its own, as `python -c` would
+# run it), so the ten checks that exports and saved models load without cnnzoo pay TensorFlow's import
+# (~4.5 s of CPU) once per test process instead of once each.
+WITHOUT_CNNZOO = r"""
+import contextlib, io, json, os, sys, traceback
+import keras, numpy, tensorflow  # noqa: F401 - imported once, as each script would
+replies = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)  # what anything writes to the process's own stdout goes where its stderr goes, not into a reply
+for line in sys.stdin:
+    request, out, err, code = json.loads(line), io.StringIO(), io.StringIO(), 0
+    sys.argv, before = ["-c", *request["args"]], os.getcwd()
+    try:
+        os.chdir(request["cwd"])
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            exec(compile(request["code"], "<string>", "exec"), {"__name__": "__main__"})
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:
+        traceback.print_exc(file=err)
+        code = 1
+    finally:
+        os.chdir(before)
+    imported = any(name.split(".")[0] == "cnnzoo" for name in sys.modules)
+    if imported:
+        err.write("this process imported cnnzoo\n")
+        code = code or 1
+    print(json.dumps({"returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue(), "ends": imported}),
+          file=replies, flush=True)
+    if imported:
+        break  # no longer a process without cnnzoo: the next script gets a new one
+"""
+_keras_only: list[subprocess.Popen] = []
+
+
+def without_cnnzoo(code: str, *args: str, cwd: Path | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run Python `code` with sys.argv[1:] = args in a process that has Keras and TensorFlow and has never
+    imported cnnzoo: as `python -c CODE ARGS` would run there, and it fails if the code (or anything
+    before it in that process) imported cnnzoo. `fresh`: in a new Python, which has imported nothing
+    (for code that checks TensorFlow is not imported)."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if fresh:
+        return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                              timeout=300, env=env, cwd=cwd or REPO)
+    if not _keras_only or _keras_only[0].poll() is not None:
+        _keras_only[:] = [subprocess.Popen([sys.executable, "-c", WITHOUT_CNNZOO], stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                           cwd=tempfile.gettempdir(), env=env)]
+    server = _keras_only[0]
+    server.stdin.write(json.dumps({"code": code, "args": [str(a) for a in args], "cwd": str(cwd or REPO)}) + "\n")
+    server.stdin.flush()
+    reply = server.stdout.readline()
+    assert reply, "the process without cnnzoo ended"
+    done = json.loads(reply)
+    if done["ends"]:
+        server.wait(timeout=60)
+    return subprocess.CompletedProcess(["python", "-c", code, *args], done["returncode"], done["stdout"], done["stderr"])
 
 
 KILLED_IN_SECOND_RUN = """

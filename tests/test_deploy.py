@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from importlib import resources
 
@@ -15,7 +13,7 @@ import tensorflow as tf
 
 from cnnzoo import load_config, train
 from cnnzoo.data.preprocessing import preprocess_images
-from conftest import CONFIGS, TINY, cli
+from conftest import CONFIGS, TINY, cli, without_cnnzoo
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +66,7 @@ def test_predict_png_and_npy_with_the_runs_preprocessing(run, test_images, tmp_p
     assert bad.returncode == 2 and "no such file" in bad.stderr
 
 
-FRESH_PROCESS = """
+LOADED = """
 import sys, numpy as np
 kind, path, images = sys.argv[1], sys.argv[2], np.load(sys.argv[3]).astype("float32")[..., None]
 if kind == "keras":
@@ -91,14 +89,13 @@ np.save(sys.argv[4], out)
 """
 
 
-def exported_in_a_fresh_process(fmt: str, target, images: np.ndarray, tmp_path) -> np.ndarray:
-    """What the export at `target` gives for raw `images` (N, rows, cols), loaded without cnnzoo."""
+def exported_without_cnnzoo(fmt: str, target, images: np.ndarray, tmp_path) -> np.ndarray:
+    """What the export at `target` gives for raw `images` (N, rows, cols), loaded without cnnzoo (and for
+    TFLite and ONNX, in a new Python without TensorFlow)."""
     np.save(tmp_path / "images.npy", images)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    fresh = subprocess.run([sys.executable, "-c", FRESH_PROCESS, fmt, str(target), str(tmp_path / "images.npy"),
-                            str(tmp_path / "out.npy")], capture_output=True, text=True, timeout=300, env=env,
-                           cwd=tmp_path)
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    done = without_cnnzoo(LOADED, fmt, target, tmp_path / "images.npy", tmp_path / "out.npy", cwd=tmp_path,
+                          fresh=fmt in ("tflite", "onnx"))
+    assert done.returncode == 0, done.stderr[-3000:]
     return np.load(tmp_path / "out.npy")
 
 
@@ -125,12 +122,12 @@ def test_a_bfloat16_run_exports_a_float32_model_that_agrees_with_it(test_images,
     ("onnx", [], 1e-4),
 ])
 @pytest.mark.slow
-def test_exports_match_cnnzoo_in_a_fresh_process(run, test_images, tmp_path, fmt, extra, atol):
+def test_exports_loaded_without_cnnzoo_match_it(run, test_images, tmp_path, fmt, extra, atol):
     images, labels = test_images
     target = tmp_path / f"model-{fmt}{'' if fmt == 'savedmodel' else '.' + fmt}"
     done = cli("export", str(run.run_dir.path), "--format", fmt, *extra, "-o", str(target))
     assert done.returncode == 0, done.stderr[-2000:]
-    exported = exported_in_a_fresh_process(fmt, target, images, tmp_path)
+    exported = exported_without_cnnzoo(fmt, target, images, tmp_path)
     ours = run.model.predict(preprocess_images(images, load_config(run.run_dir.config).data), verbose=0)
     if atol is not None:
         np.testing.assert_allclose(exported, ours, atol=atol)
@@ -153,7 +150,7 @@ def test_onnx_vs_keras_export_on_real_test_images(run, all_test_images, tmp_path
     for fmt in ("keras", "onnx"):
         done = cli("export", run.run_dir.path, "--format", fmt, "-o", tmp_path / f"model.{fmt}")
         assert done.returncode == 0, done.stderr[-2000:]
-    onnx_out = exported_in_a_fresh_process("onnx", tmp_path / "model.onnx", all_test_images, tmp_path)
+    onnx_out = exported_without_cnnzoo("onnx", tmp_path / "model.onnx", all_test_images, tmp_path)
     pixels = all_test_images.astype("float32")[..., None]
     keras_out = keras.models.load_model(tmp_path / "model.keras").predict(pixels, verbose=0)
     assert onnx_out.shape == keras_out.shape == (len(all_test_images), 10)

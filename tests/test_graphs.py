@@ -3,15 +3,12 @@ written by hand in Keras, and the mistakes a graph can have, each named with its
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import CONFIGS, write
+from conftest import CONFIGS, without_cnnzoo, write
 from cnnzoo import build_model, load_config
 from cnnzoo.errors import BuildError
 
@@ -201,12 +198,10 @@ def test_a_graph_trains_inspects_exports_and_draws(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype("float32")
     np.save(tmp_path / "images.npy", images)
-    fresh = subprocess.run(
-        [sys.executable, "-c", "import sys, keras, numpy as np; np.save(sys.argv[3], keras.models.load_model("
-         "sys.argv[1]).predict(np.load(sys.argv[2]), verbose=0)); assert 'cnnzoo' not in sys.modules",
-         str(exported), str(tmp_path / "images.npy"), str(tmp_path / "out.npy")],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    fresh = without_cnnzoo(
+        "import sys, keras, numpy as np; np.save(sys.argv[3], keras.models.load_model("
+        "sys.argv[1]).predict(np.load(sys.argv[2]), verbose=0)); assert 'cnnzoo' not in sys.modules",
+        exported, tmp_path / "images.npy", tmp_path / "out.npy", cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     from cnnzoo.data.preprocessing import preprocess_images
 

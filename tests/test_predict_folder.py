@@ -1,6 +1,6 @@
 """`cnnzoo predict` on folders of real photos (any size, colour, bad files), and exports that take raw photos.
 
-The exports are loaded in a fresh process that never imports cnnzoo, as a deployment would, and fed
+The exports are loaded in a process that never imports cnnzoo, as a deployment would, and fed
 PNG files of another size than the model's; they must agree with `cnnzoo predict` on the same files.
 """
 
@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +21,7 @@ from cnnzoo.data.catalog import class_names
 from cnnzoo.data.image_decode import decode
 from cnnzoo.data.preprocessing import preprocess_images
 from cnnzoo.deploy.runs import class_names_of
-from conftest import TINY, cli, write
+from conftest import TINY, cli, without_cnnzoo, write
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -160,7 +157,7 @@ def test_class_names_come_from_classes_json_else_the_catalogue(run, tmp_path):
     assert class_names_of(str(older / "model.keras"), config) == class_names(config)
 
 
-FRESH_PROCESS = """
+LOADED = """
 import sys, numpy as np
 from PIL import Image
 kind, model, photo, out = sys.argv[1:]
@@ -192,9 +189,7 @@ np.save(out, probabilities[0])
 
 def deployed(fmt: str, model: Path, photo: Path, tmp_path: Path) -> np.ndarray:
     """The probabilities an export gives for a photo file, in a process without cnnzoo."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, fmt, str(model), str(photo), str(tmp_path / "p.npy")],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    done = without_cnnzoo(LOADED, fmt, model, photo, tmp_path / "p.npy", cwd=tmp_path, fresh=fmt in ("tflite", "onnx"))
     assert done.returncode == 0, done.stderr[-3000:]
     return np.load(tmp_path / "p.npy")
 

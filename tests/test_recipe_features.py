@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 from cnnzoo import BuildError, load_config
 from cnnzoo.models.builder import build_model
 from cnnzoo.models.compile import compile_model, make_optimizer
-from conftest import TINY
+from conftest import TINY, without_cnnzoo
 
 BN_MODEL = ("model.layers=[{Conv2D: [4, 3]}, BatchNormalization, Activation: relu, MaxPooling2D: 4, Flatten, "
             "{Dense: 10}, {Activation: softmax}]")
@@ -110,7 +108,7 @@ def test_dirac_with_fewer_filters_than_channels_and_its_saved_model_loads_withou
     code = ("import keras, numpy as np, sys; m = keras.saving.load_model(sys.argv[1]); "
             "conv, = [l for l in m.layers if getattr(l, 'kernel_size', None) == (3, 3)]; "
             "print(float(np.abs(conv.kernel.numpy()[1, 1, :3, :3] - np.eye(3)).max()))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras")], capture_output=True, text=True)
+    out = without_cnnzoo(code, tmp_path / "m.keras")
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == 0.0
 

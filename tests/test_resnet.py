@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -11,7 +9,7 @@ import pytest
 
 from cnnzoo import BuildError, build_model, load_config
 from cnnzoo.models.weights_budget import shapes_only
-from conftest import CONFIGS, write, cli
+from conftest import CONFIGS, cli, without_cnnzoo, write
 
 RESNET = CONFIGS / "resnet"
 
@@ -126,7 +124,7 @@ def test_preactivation_basic_block_builds():
 
 
 @pytest.mark.slow
-def test_option_a_model_loads_without_cnnzoo_in_a_fresh_process(tmp_path):
+def test_option_a_model_loads_without_cnnzoo(tmp_path):
     model = _build("resnet20")
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
     path = tmp_path / "resnet20.keras"
@@ -141,7 +139,7 @@ def test_option_a_model_loads_without_cnnzoo_in_a_fresh_process(tmp_path):
         "assert not any(k.startswith('cnnzoo') for k in sys.modules)\n"
         "print(float(np.abs(m.predict(x, verbose=0) - expected).max()))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    done = without_cnnzoo(script)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.strip().splitlines()[-1]) < 1e-5
 

@@ -19,7 +19,7 @@ from cnnzoo import CnnzooError, TrainingError, load_config, train
 from cnnzoo.training.history import read_history
 from cnnzoo.training.resume import effective_config, resume
 from cnnzoo.training.run_dir import RunDir
-from conftest import CONFIGS, REPO, TINY, cli
+from conftest import CONFIGS, REPO, TINY, cli, without_cnnzoo
 
 QUICK = TINY  # the lecture's net is trained by `one_epoch_run`; the other runs test the run, not the net
 TRAIN_EXAMPLES = 5400  # the bundled sample's 6,000 less the 10% held out for validation
@@ -95,7 +95,7 @@ def test_tensorboard_logs_scalars_config_text_and_graph(one_epoch_run):
 
 @pytest.mark.slow
 def test_saved_model_loads_without_cnnzoo(one_epoch_run, tmp_path):
-    """model.keras loads with plain Keras in a fresh process that never imports cnnzoo."""
+    """model.keras loads with plain Keras in a process that never imports cnnzoo."""
     images = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
     np.save(tmp_path / "x.npy", images)
     expected = one_epoch_run.model.predict(images, verbose=0)
@@ -105,7 +105,7 @@ def test_saved_model_loads_without_cnnzoo(one_epoch_run, tmp_path):
         f"np.save({str(tmp_path / 'y.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))\n"
         "assert not any(name.startswith('cnnzoo') for name in sys.modules), 'cnnzoo was imported'\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = without_cnnzoo(script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
 
