@@ -40,11 +40,14 @@ def test_a_broken_file_is_reported_before_tensorflow_is_imported(tmp_path):
     import sys
 
     path = write(tmp_path / "bomb.yaml", BOMB)
-    code = ("import sys; from cnnzoo.cli import main; code = main(['validate', sys.argv[1]]); "
-            "print('tensorflow imported:', 'tensorflow' in sys.modules); sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "aliases repeat" in done.stderr, done.stderr
-    assert "tensorflow imported: False" in done.stdout
+    code = ("import sys; from cnnzoo.cli import main; "
+            "codes = [main(['validate', sys.argv[1]]), main(['train', sys.argv[1]]), "
+            "main(['train', '--config', sys.argv[2], 'train.optimzer=sgd'])]; "
+            "print('tensorflow imported:', 'tensorflow' in sys.modules); sys.exit(max(codes))")
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(CONFIGS / "quickstart.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("aliases repeat") == 2, done.stderr
+    assert "train.optimzer: unknown key" in done.stderr and "tensorflow imported: False" in done.stdout
 
 
 def test_control_characters_in_utf8_text(tmp_path):

@@ -15,7 +15,6 @@ from cnnzoo.errors import CnnzooError, ConfigError
 
 def train(args: argparse.Namespace) -> int:
     from cnnzoo.config.loader import load_config
-    from cnnzoo.training import resume, trainer
 
     _set_tf_config(args)
     if args.resume:
@@ -28,6 +27,8 @@ def train(args: argparse.Namespace) -> int:
                 "cannot go with it",
                 hint="Change settings of a resumed run with overrides, e.g. train.epochs=20.",
             )
+        from cnnzoo.training import resume  # TensorFlow: only once the arguments are known to be right
+
         resume.resume(args.resume, tuple(args.overrides), manual_dir=args.manual_dir)
         return 0
     if not args.config and args.overrides and "=" not in args.overrides[0]:
@@ -40,6 +41,8 @@ def train(args: argparse.Namespace) -> int:
         return 0
     if args.dry_run:
         return _print_plan(args.config, config, args.manual_dir)
+    from cnnzoo.training import trainer  # TensorFlow: only once the config is known to be right
+
     trainer.train(config, output_dir=args.output_dir, manual_dir=args.manual_dir, overwrite=args.overwrite)
     return 0
 
