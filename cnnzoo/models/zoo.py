@@ -46,12 +46,14 @@ def model_configs(folder: Path) -> list[Path]:
 
 
 def describe(path: Path, folder: Path) -> ZooRow:
-    """Build the config's model (no data needed) and count it, as `cnnzoo inspect` does."""
+    """Build the config's model (no data needed, weights with shapes and no values) and count it, as
+    `cnnzoo inspect` does."""
     from cnnzoo.config.loader import load_config
     from cnnzoo.models import inspect
     from cnnzoo.models.builder import build_model
+    from cnnzoo.models.weights_budget import shapes_only
 
-    with warnings.catch_warnings():  # e.g. the Keras-1 spellings slide_cnn_keras1.yaml shows on purpose
+    with warnings.catch_warnings(), shapes_only():  # e.g. the Keras-1 spellings slide_cnn_keras1.yaml shows on purpose
         warnings.simplefilter("ignore")
         model = build_model(load_config(path))
     info = inspect.summary(model)  # the model goes with this frame: one of the zoo in memory at a time
