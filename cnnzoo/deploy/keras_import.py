@@ -35,12 +35,12 @@ def config_of(model) -> dict[str, Any]:
                           "cnnzoo configs describe one image input and one output")
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     _check_plain(model, layers)
-    items, previous = [], None
+    items, previous, built = [], None, {}
     input_name = model.layers[0].name
     for layer in layers:
         sources = [source.name for source in keras_internals.inbound_layers(layer)]
         sources = ["input" if s == input_name else _ref(s) for s in sources]
-        item: dict[str, Any] = {type(layer).__name__: tidy(layer), "name": _ref(layer.name)}
+        item: dict[str, Any] = {type(layer).__name__: tidy(layer, built), "name": _ref(layer.name)}
         if sources != [previous or "input"]:
             item["inputs"] = sources if len(sources) > 1 else sources[0]
         items.append(item)
@@ -93,15 +93,17 @@ def _unlike_items(op) -> str:
     return ""
 
 
-def tidy(layer) -> dict[str, Any]:
-    """The layer's config without the arguments equal to its class's defaults, as plain YAML values."""
+def tidy(layer, built: dict | None = None) -> dict[str, Any]:
+    """The layer's config without the arguments equal to its class's defaults, as plain YAML values.
+    `built`: the configs of layers built for the comparison so far, to reuse (a network repeats its layers)."""
+    built = {} if built is None else built
     config = layer.get_config()
     required = _required(type(layer))
-    reference = _default_config(type(layer), config, required)
+    reference = _default_config(type(layer), config, required, built)
     kept = {k: v for k, v in config.items() if k not in DROPPED and
             (k in required or reference is None or k not in reference or reference[k] != v)}
     try:  # a left-out argument may have set another's default (a pool's strides follow its pool_size)
-        again = type(layer)(**kept).get_config()
+        again = _config_built_from(type(layer), kept, built)
         kept.update({k: v for k, v in config.items() if k not in DROPPED and again.get(k) != v})
     except Exception:  # noqa: BLE001 - then keep every argument
         kept = {k: v for k, v in config.items() if k not in DROPPED}
@@ -115,12 +117,21 @@ def _required(cls) -> list[str]:
             if p.default is inspect.Parameter.empty and p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "self"]
 
 
-def _default_config(cls, config: dict, required: list[str]) -> dict | None:
+def _default_config(cls, config: dict, required: list[str], built: dict) -> dict | None:
     """The config of the class built from only its required arguments (None if it cannot be)."""
     try:
-        return cls(**{name: config[name] for name in required}).get_config()
+        return _config_built_from(cls, {name: config[name] for name in required}, built)
     except Exception:  # noqa: BLE001 - some classes need more than their required arguments; keep all then
         return None
+
+
+def _config_built_from(cls, arguments: dict, built: dict) -> dict:
+    """`cls(**arguments).get_config()`, kept in `built` by class and arguments (a new layer costs about
+    a millisecond, and a network repeats its layers' arguments many times)."""
+    key = (cls, repr(sorted(arguments.items())))
+    if key not in built:
+        built[key] = cls(**copy.deepcopy(arguments)).get_config()
+    return copy.deepcopy(built[key])
 
 
 def _plain(value: Any) -> Any:
