@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -62,6 +64,7 @@ def pytest_unconfigure(config):
     for server in _keras_only:
         server.stdin.close()  # its loop ends
         server.wait(timeout=60)
+    _keras_only.clear()
     if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist") and config.getoption("testrunuid"):
         shutil.rmtree(_prepared_dir(config.getoption("testrunuid")), ignore_errors=True)
 
@@ -134,17 +137,16 @@ for line in sys.stdin:
 _keras_only: list[subprocess.Popen] = []
 
 
-def without_cnnzoo(code: str, *args: str, cwd: Path | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+def without_cnnzoo(code: str, *args: str, cwd: Path | None = None, fresh: bool = False,
+                   timeout: int = 300) -> subprocess.CompletedProcess:
     """Run Python `code` with sys.argv[1:] = args in a process that has Keras and TensorFlow and has never
     imported cnnzoo: as `python -c CODE ARGS` would run there, and it fails if the code (or anything
     before it in that process) imported cnnzoo. `fresh`: in a new Python, which has imported nothing
     (for code that checks TensorFlow is not imported)."""
-    import json
-
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     if fresh:
         return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                              timeout=300, env=env, cwd=cwd or REPO)
+                              timeout=timeout, env=env, cwd=cwd or REPO)
     if not _keras_only or _keras_only[0].poll() is not None:
         _keras_only[:] = [subprocess.Popen([sys.executable, "-c", WITHOUT_CNNZOO], stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -152,6 +154,11 @@ def without_cnnzoo(code: str, *args: str, cwd: Path | None = None, fresh: bool =
     server = _keras_only[0]
     server.stdin.write(json.dumps({"code": code, "args": [str(a) for a in args], "cwd": str(cwd or REPO)}) + "\n")
     server.stdin.flush()
+    if not select.select([server.stdout], [], [], timeout)[0]:
+        server.kill()
+        server.wait()
+        _keras_only.clear()  # the next call starts another
+        raise subprocess.TimeoutExpired(["python", "-c", code, *map(str, args)], timeout)
     reply = server.stdout.readline()
     assert reply, "the process without cnnzoo ended"
     done = json.loads(reply)
