@@ -93,10 +93,9 @@ def _unlike_items(op) -> str:
     return ""
 
 
-def tidy(layer, built: dict | None = None) -> dict[str, Any]:
+def tidy(layer, built: dict) -> dict[str, Any]:
     """The layer's config without the arguments equal to its class's defaults, as plain YAML values.
     `built`: the configs of layers built for the comparison so far, to reuse (a network repeats its layers)."""
-    built = {} if built is None else built
     config = layer.get_config()
     required = _required(type(layer))
     reference = _default_config(type(layer), config, required, built)

@@ -53,8 +53,8 @@ def describe(path: Path, folder: Path) -> ZooRow:
     from cnnzoo.models.builder import build_model
     from cnnzoo.models.weights_budget import shapes_only
 
-    with warnings.catch_warnings(), shapes_only():  # e.g. the Keras-1 spellings slide_cnn_keras1.yaml shows on purpose
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), shapes_only():
+        warnings.simplefilter("ignore")  # e.g. the Keras-1 spellings slide_cnn_keras1.yaml shows on purpose
         model = build_model(load_config(path))
     info = inspect.summary(model)  # the model goes with this frame: one of the zoo in memory at a time
     return ZooRow(str(path.relative_to(folder)), model.name, tuple(info["input_shape"]), info["total_params"],
