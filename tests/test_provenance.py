@@ -74,7 +74,7 @@ def _leave_extractions_as_tfds_did(folder, data_dir):
 @needs_shared
 @pytest.mark.slow
 def test_prepared_offline_into_one_folder_each_dataset_is_its_own_and_a_wrong_copy_is_detected(tmp_path):
-    """The preparations in the order a user meets them (a full dataset's costs 10-20 s here, so one test)."""
+    """The preparations in the order a user meets them (a full dataset costs 10-20 s here, so one test)."""
     data_dir = tmp_path / "tfds"
     _mnist_prepared_into(data_dir)
 
