@@ -63,7 +63,7 @@ def pytest_unconfigure(config):
     """Each process's TFDS folder goes with it; the run's shared one goes with the controller."""
     shutil.rmtree(TFDS_DIR, ignore_errors=True)
     for server in _keras_only:
-        server.stdin.close()  # its loop ends
+        server.kill()  # it holds nothing to save; TensorFlow's orderly exit took 0.9 s
         server.wait(timeout=60)
     _keras_only.clear()
     if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist") and config.getoption("testrunuid"):
