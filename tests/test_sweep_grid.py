@@ -27,7 +27,7 @@ def _rows(path) -> list[dict]:
 def _points(spec, in_order: bool) -> list[dict]:
     import optuna
 
-    study = optuna.create_study(sampler=sampler(spec, 1, 0, None, in_order=in_order))
+    study = optuna.create_study(sampler=sampler(spec, 1, None, in_order=in_order))
     points = []
     for _ in range(len(combinations({k: p.choice for k, p in spec.parameters.items()}))):
         trial = study.ask()

@@ -89,8 +89,8 @@ def run(job: Search, name: str, wanted: int | None, storage: str | None = None, 
     _claim(job, name, storage)
     study = job.study = open_study(optuna, storage or f"sqlite:///{root.resolve() / 'study.db'}", name, spec)
     job.ordered = ordered_choices(study, spec)
-    offset = len(study.trials) + (os.getpid() if storage else 0)  # a rerun or another process: other draws
-    study.sampler = sampler(spec, seed, offset, wanted, in_order=job.points is not None)
+    study.sampler = sampler(spec, seed, wanted, in_order=job.points is not None, trials_before=len(study.trials),
+                            process=os.getpid() if storage else None)  # a rerun or another process: other draws
     write_experiment(root, {key: _domain(p) for key, p in spec.parameters.items()})
     job.log(f"cnnzoo: {job.command} of {wanted or 'unlimited'} trials over {', '.join(spec.parameters)} ({spec.sampler}, "
             f"pruner {spec.pruner}, {'maximize' if spec.maximize else 'minimize'} {spec.metric}) in {root}; study "

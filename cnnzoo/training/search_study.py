@@ -77,16 +77,31 @@ def grid_size(spec: SearchConfig) -> int:
     return size
 
 
-def sampler(spec: SearchConfig, seed: int | None, offset: int, wanted: int | None, in_order: bool = False):
+def draw_seed(seed: int | None, trials_before: int, process: int | None) -> int | None:
+    """The sampler's seed: a rerun (trials before it) draws other values than the first run, and each process
+    sharing a storage (`process`: its id) other values than the others. The process's id is mixed in, not
+    added: with `seed + trials + pid`, a process that started one trial later with the next pid drew the same
+    values as the other, and repeated its trials."""
+    if seed is None:
+        return None
+    if process is None:
+        return (seed + trials_before) % 2**32
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, trials_before, process]).generate_state(1)[0])
+
+
+def sampler(spec: SearchConfig, seed: int | None, wanted: int | None, in_order: bool = False, *,
+            trials_before: int = 0, process: int | None = None):
     """The sampler `search.sampler` names; `in_order`: a grid's points handed out as written, first key slowest
-    (a sweep), rather than shuffled."""
+    (a sweep), rather than shuffled. Random and TPE draws are seeded by `draw_seed`."""
     import optuna
 
     if spec.sampler == "grid":  # grid ids index the shuffled grid: every process and rerun must shuffle it alike
         space = {key: p.grid() if plain(p.grid()) else [json.dumps(v) for v in p.grid()]
                  for key, p in spec.parameters.items()}
         return _grid_sampler(optuna)(space, seed=seed or 0, in_order=in_order)
-    seed = None if seed is None else (seed + offset) % 2**32
+    seed = draw_seed(seed, trials_before, process)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     startup = 10 if wanted is None else max(3, min(10, wanted // 3))  # TPE learns after these random trials
