@@ -71,8 +71,9 @@ def test_two_workers_on_localhost_train_the_same_weights_and_only_the_chief_writ
 
 @pytest.mark.slow
 def test_a_lost_worker_stops_the_other_with_a_clear_message_and_resume_finishes_the_run(tmp_path):
-    """SIGKILL worker 1 in the middle of training: the chief stops within TensorFlow's heartbeat timeout
-    (about 10 s) with exit code 3 and the command to continue; both workers then resume the run."""
+    """SIGKILL worker 1 in the middle of training: the chief stops once the heartbeat timeout passes
+    (3 s here, TensorFlow's 10 s by default) with exit code 3 and the command to continue; both workers
+    then resume the run."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def start(index: int, *args: str) -> subprocess.Popen:
@@ -83,7 +84,8 @@ def test_a_lost_worker_stops_the_other_with_a_clear_message_and_resume_finishes_
         workers = ",".join(f"127.0.0.1:{p}" for p in _free_ports(2))
         out = tmp_path / f"run{attempt}"
         # Epochs enough that the chief is still training when worker 1 dies (the tiny net's are short)
-        common = [str(QUICK), "--output-dir", str(out), "train.epochs=10", "train.steps_per_epoch=6", "runtime.seed=11"]
+        common = [str(QUICK), "--output-dir", str(out), "train.epochs=10", "train.steps_per_epoch=6", "runtime.seed=11",
+                  "runtime.heartbeat_timeout=3"]
         chief, worker = start(0, *common), start(1, *common)
         state = out / "backup" / "current" / "state.json"
         deadline = time.time() + 300
@@ -103,7 +105,7 @@ def test_a_lost_worker_stops_the_other_with_a_clear_message_and_resume_finishes_
     worker.communicate()
     assert chief.returncode == 3 and "Traceback" not in stderr, stderr[-3000:]
     assert "error: another worker stopped responding, so this one stopped too" in stderr
-    assert f"cnnzoo train --resume {out}" in stderr and waited < 60, waited
+    assert f"cnnzoo train --resume {out}" in stderr and waited < 30, waited
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
 
     resumed = [start(i, "--resume", str(out)) for i in (1, 0)]
@@ -191,6 +193,28 @@ def test_multi_worker_without_tf_config_says_how_to_set_it(monkeypatch):
 
 
 @pytest.mark.slow
+def test_the_coordination_service_is_given_the_start_and_heartbeat_timeouts(monkeypatch):
+    from tensorflow.python.eager import context
+
+    from cnnzoo.runtime import cluster
+
+    given = {}
+
+    class Context:
+        coordination_service = type("Config", (), {})()
+
+        def configure_coordination_service(self, **kwargs):
+            given.update(kwargs)
+
+    monkeypatch.setattr(context, "context", Context)
+    monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", lambda: "strategy")
+    monkeypatch.setenv("TF_CONFIG", local_tf_config(["127.0.0.1:1", "127.0.0.1:2"], 0))
+    config = load_config(TINY, ["runtime.worker_start_timeout=30", "runtime.heartbeat_timeout=2.5"])
+    assert cluster.multi_worker_strategy(config) == "strategy"
+    assert given["cluster_register_timeout_in_ms"] == 30_000 and given["heartbeat_timeout_in_ms"] == 2_500
+    assert [(job.name, job.num_tasks) for job in given["coordinated_jobs"]] == [("worker", 2)]
+
+
 def test_mixed_bfloat16_trains_without_nan_and_outputs_float32(tmp_path):
     config = load_config(CONFIGS / "quickstart.yaml", [  # the lecture's net: its softmax is a layer of its own
         "runtime.precision=mixed_bfloat16", "train.epochs=1", "train.steps_per_epoch=15", "runtime.seed=2",

@@ -1,12 +1,12 @@
 """Multi-worker training: TensorFlow's MultiWorkerMirroredStrategy, with bounded waits for lost peers.
 
 TensorFlow's coordination service sends heartbeats between the workers: when one dies during
-training, the others' next collective fails within about 10 s (TensorFlow's default heartbeat
-timeout; measured 1-8 s on localhost) with a `tf.errors` exception, which `lost_worker_error`
-turns into a clear message. What TensorFlow does not bound is the start: a worker whose peers
-never come up waits forever. `runtime.worker_start_timeout` bounds that, by configuring the
-coordination service before the strategy starts it (TensorFlow-internal settings, applied only
-where they exist).
+training, the others' next collective fails once `runtime.heartbeat_timeout` seconds pass without
+its heartbeat (10 by default, TensorFlow's own) with a `tf.errors` exception, which
+`lost_worker_error` turns into a clear message. What TensorFlow does not bound is the start: a
+worker whose peers never come up waits forever. `runtime.worker_start_timeout` bounds that. Both
+are set by configuring the coordination service before the strategy starts it (TensorFlow-internal
+settings, applied only where they exist).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def multi_worker_strategy(config: Config):
     import tensorflow as tf
 
     timeout = config.runtime.worker_start_timeout
-    _bound_start(tf_config().get("cluster", {}), timeout)
+    _bound_waits(tf_config().get("cluster", {}), timeout, config.runtime.heartbeat_timeout)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as exc:
@@ -42,19 +42,19 @@ def multi_worker_strategy(config: Config):
         ) from None
 
 
-def _bound_start(cluster: dict, timeout: int) -> None:
+def _bound_waits(cluster: dict, timeout: int, heartbeat_timeout: float) -> None:
     try:
         from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
         from tensorflow.python.eager import context
     except ImportError:
         warnings.warn("this TensorFlow has no coordination-service settings where cnnzoo looks for them: workers "
-                      "wait for each other without a time limit", CnnzooWarning, stacklevel=3)
+                      "wait for each other without a time limit, and TensorFlow's own heartbeat timeout applies", CnnzooWarning, stacklevel=3)
         return
     jobs = [job for job in ("chief", "worker") if cluster.get(job)]
     ctx = context.context()
     ctx.configure_coordination_service(
         service_type="standalone", service_leader=f"/job:{jobs[0]}/replica:0/task:0",
-        cluster_register_timeout_in_ms=timeout * 1000,
+        cluster_register_timeout_in_ms=timeout * 1000, heartbeat_timeout_in_ms=round(heartbeat_timeout * 1000),
         coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job]))
                           for job in jobs],
     )
