@@ -45,15 +45,14 @@ PREPARED_DIR.mkdir(exist_ok=True)
 def pytest_configure(config):
     if _RUN_ID is None and config.pluginmanager.hasplugin("xdist") and config.getoption("testrunuid") is None:
         config.option.testrunuid = uuid.uuid4().hex  # the id the workers get, known here to remove their folder
-    if hasattr(config, "workerinput"):
-        config.add_cleanup(_end_worker)  # the last cleanup registered runs first, after every unconfigure hook
 
 
 def _end_worker():
     """A pytest-xdist worker has sent its results (`workerfinished`) and run every unconfigure hook:
-    it leaves without pytest's five last full garbage collections and Python's teardown of the
-    objects TensorFlow and the tests made, which the controller waited for (measured at the end of a
-    full run: 3.2 s, then 3.3 s)."""
+    it leaves without pytest's five last full garbage collections (the unraisable-exception plugin's
+    cleanup, whose warnings a worker would not show) and Python's teardown of the objects TensorFlow
+    and the tests made, which the controller waited for (measured at the end of a full run: 3.2 s,
+    then 3.3 s)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -69,6 +68,8 @@ def pytest_collection_finish(session):
     gc.freeze()
     first, second, _ = gc.get_threshold()
     gc.set_threshold(first, second, 100)
+    if hasattr(session.config, "workerinput"):  # cleanups run last-registered first: this one before the plugins'
+        session.config.add_cleanup(_end_worker)
 
 
 def pytest_unconfigure(config):
