@@ -48,7 +48,8 @@ def _bound_waits(cluster: dict, timeout: int, heartbeat_timeout: float) -> None:
         from tensorflow.python.eager import context
     except ImportError:
         warnings.warn("this TensorFlow has no coordination-service settings where cnnzoo looks for them: workers "
-                      "wait for each other without a time limit, and TensorFlow's own heartbeat timeout applies", CnnzooWarning, stacklevel=3)
+                      "wait for each other without a time limit, and TensorFlow's own heartbeat timeout applies",
+                      CnnzooWarning, stacklevel=3)
         return
     jobs = [job for job in ("chief", "worker") if cluster.get(job)]
     ctx = context.context()
