@@ -69,7 +69,9 @@ def make_folders(cifar10: Path, work: Path, sizes: dict) -> dict[str, dict[str, 
     marker = work / MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("sizes") == sizes:
         return json.loads(marker.read_text())["counts"]
-    train = cifar_arrays.split(cifar10, "train")
+    # The training files up to the one that holds the first images of every class wanted (all five by
+    # default; --smoke's 20 a class: the first, sparing four LZMA decompressions: 7.4 s -> 1.3 s measured)
+    train = cifar_arrays.split(cifar10, "train", max(sizes["A_train"], sizes["B_train"]))
     test = cifar_arrays.split(cifar10, "test")
     jobs, counts = [], {}
     for side, classes in SIDES.items():
