@@ -40,8 +40,8 @@ class RuntimeConfig(Section):
         300, gt=0, description="multi_worker: seconds a worker waits for the others to join before it stops with "
         "an error.",
     )
-    heartbeat_timeout: float = Field(
-        10, gt=0, description="multi_worker: seconds without a heartbeat from a worker (TensorFlow's coordination "
+    heartbeat_timeout: float = Field(  # at least 1: TensorFlow takes milliseconds, and 0 would mean its default
+        10, ge=1, description="multi_worker: seconds without a heartbeat from a worker (TensorFlow's coordination "
         "service; its default 10) before the others stop with an error saying a worker was lost. Lower: a lost "
         "machine is noticed sooner; higher: a worker paused longer (a busy host, a slow network) is waited for.",
     )
