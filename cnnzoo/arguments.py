@@ -7,6 +7,7 @@ the closest valid spelling.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable
 
@@ -141,9 +142,10 @@ def is_number(text: str) -> bool:
     return True
 
 
-def _params(cls: type) -> list[inspect.Parameter]:
+@functools.cache  # a class's signature does not change; a ResNet config asks for each layer's ~20 times
+def _params(cls: type) -> tuple[inspect.Parameter, ...]:
     try:
-        params = list(inspect.signature(cls.__init__).parameters.values())
+        params = tuple(inspect.signature(cls.__init__).parameters.values())
     except (TypeError, ValueError):
-        return []
+        return ()
     return params[1:] if params and params[0].name == "self" else params

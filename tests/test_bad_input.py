@@ -93,6 +93,7 @@ def test_the_checks_themselves_are_immediate(tmp_path):
     cases = {
         "bomb.yaml": BOMB,
         "deep.yaml": "[" * 5000 + "]" * 5000,
+        "deeper.yaml": "[" * 400_000 + "]" * 400_000,  # libyaml's own composer overflowed the C stack here
         "pow.yaml": f"extends: {SLIDE}\nmodel:\n  params: {{n: '${{9**9**9}}'}}\n  layers:\n    - Dense: $n\n",
     }
     for name, text in cases.items():

@@ -92,6 +92,9 @@ def test_bad_override_key_is_reported_as_command_line(tmp_path):
     "text, message",
     [
         ("model:\n  layers: [Flatten\n", r"c.yaml:\d+:\d+: error: invalid YAML"),
+        # libyaml parses, but says `found character that cannot start any token`: the message is PyYAML's
+        ("model:\n\t- Flatten\n", r"c.yaml:2:1: error: invalid YAML: found character '\\t' that cannot start any token"),
+        ("a: &x 1\nb: *y\n", "found undefined alias 'y'"),
         ("- just\n- a list\n", "must be a mapping"),
         ("extends: nowhere.yaml\n", "does not exist"),
         ("data:\n  name: mnist\n", "missing required key `model`"),

@@ -64,6 +64,8 @@ def test_run_directory_contents(one_epoch_run):
     for path in (run.config, run.info, run.model, run.metrics, run.history,
                  run.checkpoints / "last.keras", run.checkpoints / "best.keras"):
         assert path.is_file(), path
+    # One epoch is the best so far: best.keras is a copy of last.keras, not a second save of the model.
+    assert (run.checkpoints / "best.keras").read_bytes() == (run.checkpoints / "last.keras").read_bytes()
     assert not run.backup.exists()  # removed once the run completed
     info = json.loads(run.info.read_text())
     assert info["status"] == "completed" and info["seed"] == 7

@@ -33,6 +33,14 @@ def save_model_atomically(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def copy_atomically(source: Path, path: Path) -> None:
+    """A copy of `source` as `path`, via a temporary file renamed into place: the same bytes as
+    saving the model again, at the cost of a file copy."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, path)
+
+
 class Backup(keras.callbacks.Callback):
     """The resume state, saved at every epoch's end and every `every_steps` batches; removed when training ends.
 
@@ -149,7 +157,7 @@ class Checkpoints(keras.callbacks.Callback):
             return
         if self.best is None or _improves(float(value), self.best, direction(self.monitor, self.model, self.mode)):
             self.best = float(value)
-            save_model_atomically(self.model, self.run.checkpoints / "best.keras")
+            copy_atomically(self.run.checkpoints / "last.keras", self.run.checkpoints / "best.keras")
             write_json(self.run.checkpoints / "best.json", {"monitor": self.monitor, "value": self.best,
                                                             "epoch": epoch + 1})
 
