@@ -274,9 +274,12 @@ def _train_result(called: float, timer, accuracy: float, params: int) -> dict:
             "accuracy": float(accuracy), "params": int(params)}
 
 
-def measure(task: dict) -> dict:
-    """Run `task` in a fresh Python; its figures, with `launched` (time.time() at the launch)."""
+def measure(task: dict, fresh: bool = True) -> dict:
+    """Run `task` in a fresh Python (or in this one: `--in-process`); its figures, with `launched`
+    (time.time() at the launch)."""
     launched = time.time()
+    if not fresh:
+        return {**worker(task), "launched": launched}
     done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(task)], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -293,6 +296,7 @@ def run(args, folder: Path, work: Path, counts: dict[str, int]) -> dict[str, dic
     config.write_text(CONFIG.format(rows=SIZE[0], cols=SIZE[1], classes=len(CLASSES), folder=json.dumps(str(folder)),
                                     batch=BATCH, data_dir=json.dumps(str(work / "tfds")), epochs=args.epochs))
     kept = work / "tfds" / "cnnzoo-folders"
+    fresh = not args.in_process
     figures: dict[str, dict[str, list]] = {side: {} for side in sides}
     parts: list[dict] = []
 
@@ -306,7 +310,7 @@ def run(args, folder: Path, work: Path, counts: dict[str, int]) -> dict[str, dic
             if side == "keras+cache":
                 continue  # the same first pass as keras
             shutil.rmtree(kept, ignore_errors=True)
-            got = measure({**base, "what": "first_pass", "side": side, "seed": 2 * r + 1})
+            got = measure({**base, "what": "first_pass", "side": side, "seed": 2 * r + 1}, fresh)
             add(side, "first_pass", got["images"] / got["seconds"])
             if side == "cnnzoo":
                 parts.append(got["parts"])
@@ -316,7 +320,7 @@ def run(args, folder: Path, work: Path, counts: dict[str, int]) -> dict[str, dic
                 if side == "cnnzoo" and not later:
                     shutil.rmtree(kept, ignore_errors=True)
                 got = measure({**base, "what": "train", "side": side, "seed": seed,
-                               "output_dir": str(work / "runs" / f"{side}-{seed}")})
+                               "output_dir": str(work / "runs" / f"{side}-{seed}")}, fresh)
                 if side == "cnnzoo" and got["decoded"] == later:
                     did = "decoded" if later else "did not decode"
                     raise SystemExit(f"cnnzoo's {'later' if later else 'first'} run {did}"
@@ -357,6 +361,8 @@ def report(args, figures: dict, counts: dict[str, int], folder: Path) -> None:
     print(f"medians over {args.rounds} round(s): {args.rounds} run(s) each (first pass, first run, later run), "
           f"{2 * args.rounds} (last epoch, test accuracy: seeds 1-{2 * args.rounds}); cnnzoo/keras below 1x: "
           "cnnzoo took less time")
+    if args.in_process:
+        print("--in-process: every measurement ran in this Python; the start-up figures are not comparable")
     for line in (0, 1):
         print(f"{'' if line == 0 else 'side':<{first}}"
               + "".join(f"{heading[line]:>{width}}" for _, heading, _ in COLUMNS))
@@ -420,6 +426,9 @@ def main() -> None:
     parser.add_argument("--keras-cache", action="store_true",
                         help="also time Keras with the tutorial's .cache().shuffle(1000).prefetch() on train")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for a test: 200 images, 1 epoch, 1 round")
+    parser.add_argument("--in-process", action="store_true",
+                        help="every measurement in this Python, not a fresh one: a quick check that the script runs "
+                        "(the start-up figures then leave out Python's, TensorFlow's and the first run's start)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
