@@ -29,8 +29,9 @@ def _idx_examples(folder, split):
 
 
 def _tfds_examples(name, data_dir):
-    ds = tfds.load(name, split="test", data_dir=str(data_dir), shuffle_files=False)
-    return sorted((hashlib.sha1(e["image"].tobytes()).hexdigest(), int(e["label"])) for e in tfds.as_numpy(ds))
+    """The same pairs from the prepared TFDS split, read as one batch (5.4 s one by one, 0.5 s so)."""
+    split = tfds.as_numpy(tfds.load(name, split="test", data_dir=str(data_dir), batch_size=-1))
+    return sorted(zip((hashlib.sha1(i.tobytes()).hexdigest() for i in split["image"]), split["label"].tolist()))
 
 
 def _prepare(name, folder, data_dir):
