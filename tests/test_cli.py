@@ -153,3 +153,23 @@ def test_offline_and_unprepared_fails_fast_with_instructions(tmp_path, monkeypat
 def test_list_prints_the_names_a_config_may_use():
     done = cli("list", "layers")
     assert done.returncode == 0 and {"Conv2D", "MaxPooling2D", "Dense"} <= set(done.stdout.split())
+
+
+def test_a_commands_first_keras_import_leaves_out_the_notebook_modules(tmp_path, monkeypatch):
+    """Keras imports IPython and pyplot when installed; a command's first import of it runs without them
+    (Keras takes their ImportError as "not installed"), and afterwards they import as usual."""
+    from cnnzoo.cli import console
+
+    write(tmp_path / "like_keras.py", "try:\n    import IPython\nexcept ImportError:\n    IPython = None\n"
+                                      "try:\n    import matplotlib.pyplot as plt\nexcept ImportError:\n    plt = None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in console.NOTEBOOK_MODULES:
+        monkeypatch.delitem(sys.modules, name, raising=False)  # as in a new Python; put back afterwards
+    monkeypatch.setattr(sys, "meta_path", [console._FirstImport("like_keras", console._without_notebook_modules),
+                                           *sys.meta_path])
+    import like_keras
+
+    assert like_keras.IPython is None and like_keras.plt is None
+    assert all(name not in sys.modules for name in console.NOTEBOOK_MODULES)  # importable again
+    assert not any(getattr(finder, "name", None) == "like_keras" for finder in sys.meta_path)  # used once
+    monkeypatch.delitem(sys.modules, "like_keras")

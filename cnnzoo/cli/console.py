@@ -21,38 +21,69 @@ def quiet_library_logs() -> None:
     probing) even when TF_CPP_MIN_LOG_LEVEL is set from inside the process, so the first
     import runs with stderr muted; what it printed is shown if it fails, and all of it with
     TF_CPP_MIN_LOG_LEVEL=0 set by the user.
+
+    Keras imports IPython and matplotlib's pyplot when they are installed, for notebooks and
+    image galleries a command never shows: its first import runs without them (a new Python
+    importing Keras took 0.6 s less here, of ~4.6 s). cnnzoo imports pyplot itself where it plots.
     """
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.ERROR)
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0" and "tensorflow" not in sys.modules:
-        sys.meta_path.insert(0, _MutedFirstImport())
+        sys.meta_path.insert(0, _FirstImport("tensorflow", _muted_first_import))
+    if "keras" not in sys.modules:
+        sys.meta_path.insert(0, _FirstImport("keras", _without_notebook_modules))
 
 
-class _MutedFirstImport(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` as usual and runs its import with file descriptor 2 muted."""
+class _FirstImport(importlib.abc.MetaPathFinder):
+    """Finds module `name` as usual and runs its import inside `around(module)`, a context manager."""
+
+    def __init__(self, name: str, around):
+        self.name, self.around = name, around
 
     def find_spec(self, name, path, target=None):
-        if name != "tensorflow":
+        if name != self.name:
             return None
         sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _MutedLoader(spec.loader)
+            spec.loader = _AroundLoader(spec.loader, self.around)
         return spec
 
 
-class _MutedLoader(importlib.abc.Loader):
-    def __init__(self, loader):
-        self.loader = loader
+class _AroundLoader(importlib.abc.Loader):
+    def __init__(self, loader, around):
+        self.loader, self.around = loader, around
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
-        with _muted_stderr():
+        with self.around(module):
             self.loader.exec_module(module)
-            module.config.list_physical_devices()  # probes CUDA now, while muted
+
+
+@contextlib.contextmanager
+def _muted_first_import(module):
+    with _muted_stderr():
+        yield
+        module.config.list_physical_devices()  # probes CUDA now, while muted
+
+
+NOTEBOOK_MODULES = ("IPython", "matplotlib.pyplot")
+
+
+@contextlib.contextmanager
+def _without_notebook_modules(module):
+    hidden = [name for name in NOTEBOOK_MODULES if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import name` raises ImportError, which Keras expects of a missing one
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
 
 
 @contextlib.contextmanager
