@@ -90,12 +90,14 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Marks]:
     _check_text(text, source)
     try:
         return _parse(text, source, _FastLoader)
-    except ConfigError:
-        if _FastLoader is _Loader:
-            raise
-    # libyaml's messages are less precise (`found character that cannot start any token`, without
-    # the `'\\t'`): a document it refuses is read again by PyYAML's own parser, for the message.
-    return _parse(text, source, _Loader)
+    except _Refused:
+        # libyaml's messages are less precise (`found character that cannot start any token`, without
+        # the `'\\t'`): a document it refuses is read again by PyYAML's own parser, for the message.
+        return _parse(text, source, _Loader)
+
+
+class _Refused(Exception):
+    """libyaml refused the document: PyYAML's parser is to say why."""
 
 
 def _parse(text: str, source: str, loader_class: type) -> tuple[Any, Marks]:
@@ -107,21 +109,27 @@ def _parse(text: str, source: str, loader_class: type) -> tuple[Any, Marks]:
         if node is not None:
             _collect_marks(node, (), source, marks, _Budget(source))  # bounds the expanded size first
         data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        location = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
-        problem = exc.problem or str(exc)
-        hint = "Check indentation and that every `key: value` has a space after the colon."
-        if "mapping values are not allowed" in problem:
-            hint += " A bare layer name with `name:` or `inputs:` under it needs a colon: `- BatchNormalization:`."
-        raise ConfigError(f"invalid YAML: {problem}", location=location, hint=hint) from None
-    except yaml.YAMLError as exc:  # e.g. a character YAML does not allow, with no mark
-        raise ConfigError(f"invalid YAML: {str(exc).splitlines()[0]}", location=Location(source)) from None
+    except yaml.YAMLError as exc:
+        if loader_class is not _Loader:
+            raise _Refused from None
+        raise _yaml_error(exc, source) from None
     except RecursionError:
         raise ConfigError(f"the YAML is nested more than {MAX_DEPTH} levels deep", location=Location(source)) from None
     finally:
         loader.dispose()
     return data, marks
+
+
+def _yaml_error(exc: yaml.YAMLError, source: str) -> ConfigError:
+    if not isinstance(exc, yaml.MarkedYAMLError):  # e.g. a character YAML does not allow, with no mark
+        return ConfigError(f"invalid YAML: {str(exc).splitlines()[0]}", location=Location(source))
+    mark = exc.problem_mark or exc.context_mark
+    location = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
+    problem = exc.problem or str(exc)
+    hint = "Check indentation and that every `key: value` has a space after the colon."
+    if "mapping values are not allowed" in problem:
+        hint += " A bare layer name with `name:` or `inputs:` under it needs a colon: `- BatchNormalization:`."
+    return ConfigError(f"invalid YAML: {problem}", location=location, hint=hint)
 
 
 def _check_text(text: str, source: str) -> None:
