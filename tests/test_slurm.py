@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,5 +58,13 @@ def test_two_srun_tasks_train_one_run_written_by_the_chief(tmp_path):
             break
     for proc, (_, stderr) in zip(procs, outputs):
         assert proc.returncode == 0, stderr[-3000:]
-    assert "MultiWorkerMirroredStrategy: worker 0 of 2" in outputs[1][0]
-    assert json.loads((out / "metrics.json").read_text())["epochs_completed"] == 1
+    (worker_out, _), (chief_out, _) = outputs
+    assert "MultiWorkerMirroredStrategy: worker 0 of 2" in chief_out.splitlines()[0]
+    assert "cnnzoo: 2 replicas in all; global batch 128 = 64 per replica" in chief_out
+    assert "worker 1: cnnzoo: training" in worker_out and "MultiWorkerMirroredStrategy: worker 1 of 2" in worker_out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 1 and (out / "model.keras").is_file() and any((out / "logs" / "train").iterdir())
+    # The worker trained the very same weights, and removed its temporary run directory: only the chief writes.
+    assert f"weights sha256 {metrics['weights_sha256'][:16]}" in worker_out
+    worker_dir = re.search(r"run directory: (\S+)", worker_out).group(1)
+    assert worker_dir != str(out) and not Path(worker_dir).exists()
