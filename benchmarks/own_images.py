@@ -13,8 +13,8 @@ relu, Dense 10 softmax; 1/255 rescaling; Adam 1e-3; batch 128; --epochs) on `tra
 to the temporary work folder, with its kept files in a private TFDS data dir there; the Keras side is
 the model written by hand, fed `keras.utils.image_dataset_from_directory` (two calls: train/, test/).
 
-Every measurement runs in a fresh process, the two sides taking turns (--rounds; the side that goes
-first alternates):
+Every measurement runs in a fresh process (--in-process: in the benchmark's own, a quick check that
+the script runs), the two sides taking turns (--rounds; the side that goes first alternates):
 - first pass, img/s: every training and test image decoded once. cnnzoo: a first run's
   `load_folder_datasets` (list, read headers, decode, keep) and one pass over its training and test
   pipelines; Keras: the two `image_dataset_from_directory` calls and one pass over both datasets.

@@ -142,7 +142,7 @@ def is_number(text: str) -> bool:
     return True
 
 
-@functools.cache  # a class's signature does not change; a ResNet config asks for each layer's ~20 times
+@functools.cache  # a class's signature does not change, and a config asks again for every layer of every repeat
 def _params(cls: type) -> tuple[inspect.Parameter, ...]:
     try:
         params = tuple(inspect.signature(cls.__init__).parameters.values())
