@@ -13,7 +13,7 @@ def evaluate(path: str, split: str | None = None, config_path: str | None = None
     support}}} for the run's test split or `split`."""
     from cnnzoo.data.tfds_input import load_datasets
     from cnnzoo.deploy.runs import class_names_of
-    from cnnzoo.models.compile import compile_model, outputs_logits, uses_one_hot_labels
+    from cnnzoo.models.compile import build_metrics, compile_model, outputs_logits, uses_one_hot_labels
     from cnnzoo.training.per_class import per_class, predict
     from cnnzoo.training.tta import augmented_test
 
@@ -23,6 +23,7 @@ def evaluate(path: str, split: str | None = None, config_path: str | None = None
     data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
     if not model.compiled:
         compile_model(model, config)
+    build_metrics(model, data.test.element_spec)
     metrics = {k: float(v) for k, v in model.evaluate(data.test, return_dict=True, verbose=0).items()}
     tta, _ = augmented_test(model, data.test, config)  # with train.test_time_augmentation: accuracy_tta
     predicted = predict(model, data.test, outputs_logits(config))

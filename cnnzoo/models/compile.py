@@ -232,3 +232,23 @@ def config_callbacks(config: Config) -> list:
                      locate=lambda key, i=i, name=name: config.where("train", "callbacks", i, name, key))
         result.append(construct(cls, bound, what=f"callback {cls.__name__}", location=where, path=path))
     return result
+
+
+def build_metrics(model, spec) -> None:
+    """Create the compiled metrics' variables eagerly, from one example shaped as `spec` (the data's
+    element spec): left to Keras on one device, they are created inside the first traced train (or
+    test) step, and tf.function then traces that step a second time (it created variables). Keras
+    builds them itself under a distribution strategy. Nothing is measured: the update is recorded
+    in a StatelessScope and dropped."""
+    import keras
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy() or model.distribute_strategy is not tf.distribute.get_strategy():
+        return
+    x, y = (tf.nest.map_structure(lambda s: tf.zeros((1, *s.shape[1:]), s.dtype), part) for part in spec[:2])
+    try:
+        y_pred = model(x, training=False)
+        with keras.StatelessScope():
+            model.compute_metrics(x, y, y_pred, sample_weight=None)
+    except Exception:  # a metric that refuses zeros: Keras builds it in the first step, as it would have
+        return

@@ -15,6 +15,7 @@ from typing import Callable
 
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import CnnzooError, TrainingError
+from cnnzoo.models.compile import build_metrics
 from cnnzoo.training.run_dir import RunDir
 
 Log = Callable[[str], None]
@@ -75,7 +76,7 @@ def _fit_phases(model, data, config: Config, start: Start, standard: list, callb
     def fit_epochs(first: int, end: int, skip: int = 0) -> None:
         backup.offset = skip  # batches of epoch `first` trained before this fit
         _build_optimizer(model)
-        _build_metrics(model, data.test.element_spec)
+        build_metrics(model, data.test.element_spec)
         model.fit(data.stream.starting_at(first * steps + skip), validation_data=data.validation, epochs=end,
                   initial_epoch=first, steps_per_epoch=steps - skip, class_weight=class_weights(config, data),
                   callbacks=[*standard, *callbacks], shuffle=False, verbose=1 if bar else 0)
@@ -107,26 +108,6 @@ def _build_optimizer(model) -> None:
     if not model.optimizer.built:
         with model.distribute_strategy.scope():
             model.optimizer.build(model.trainable_variables)
-
-
-def _build_metrics(model, spec) -> None:
-    """Create the compiled metrics' variables eagerly, from one example shaped as `spec` (the data's
-    element spec): left to Keras on one device, they are created inside the first traced train step,
-    and tf.function then traces that step a second time (it created variables). Keras builds them
-    itself under a distribution strategy. Nothing is measured: the update is recorded in a
-    StatelessScope and dropped."""
-    import keras
-    import tensorflow as tf
-
-    if tf.distribute.has_strategy() or model.distribute_strategy is not tf.distribute.get_strategy():
-        return
-    x, y = (tf.nest.map_structure(lambda s: tf.zeros((1, *s.shape[1:]), s.dtype), part) for part in spec[:2])
-    try:
-        y_pred = model(x, training=False)
-        with keras.StatelessScope():
-            model.compute_metrics(x, y, y_pred, sample_weight=None)
-    except Exception:  # a metric that refuses zeros: Keras builds it in the first step, as it would have
-        return
 
 
 def _explained(exc: BaseException, run: RunDir, config: Config) -> BaseException:
