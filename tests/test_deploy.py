@@ -47,6 +47,18 @@ def test_evaluate_reproduces_the_runs_test_metrics(run):
 
 
 @pytest.mark.slow
+def test_evaluate_traces_the_test_step_once(run, monkeypatch):
+    """A loaded model's compiled metrics are built before its first step (created inside it, they made
+    tf.function trace the step twice)."""
+    import keras
+
+    traced, step = [], keras.Model.test_step
+    monkeypatch.setattr(keras.Model, "test_step", lambda self, data: (traced.append(1), step(self, data))[1])
+    assert cli("evaluate", str(run.run_dir.path), "--split", "test[:256]").returncode == 0
+    assert len(traced) == 1
+
+
+@pytest.mark.slow
 def test_predict_png_and_npy_with_the_runs_preprocessing(run, test_images, tmp_path):
     images, labels = test_images
     for i in range(3):
