@@ -243,6 +243,8 @@ def build_metrics(model, spec) -> None:
     import keras
     import tensorflow as tf
 
+    if all(getattr(metric, "built", True) for metric in model.metrics):
+        return  # built by an earlier fit (a phase before, the part of an epoch a resume finished)
     if tf.distribute.has_strategy() or model.distribute_strategy is not tf.distribute.get_strategy():
         return
     x, y = (tf.nest.map_structure(lambda s: tf.zeros((1, *s.shape[1:]), s.dtype), part) for part in spec[:2])
