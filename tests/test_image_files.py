@@ -350,3 +350,50 @@ def test_a_bomb_declared_in_a_jpeg_or_bmp_header_is_refused_before_pillow_opens_
     with pytest.raises(BadImage) as bad:
         read_size(path)
     assert bad.value.reason == "declares 40000x30000 pixels (over 89,478,485)"
+
+
+def _jpeg_kinds(tmp_path: Path) -> dict[str, Path]:
+    """JPEGs as cameras, editors and scripts write them, each of another size."""
+    pixels = picture(37, 45, seed=5)
+    kinds = {
+        "4:2:0": save(tmp_path / "a.jpg", pixels, quality=85),
+        "4:4:4": save(tmp_path / "b.jpg", pixels[:30, :41], quality=95, subsampling=0),
+        "progressive": save(tmp_path / "c.jpg", pixels[:33], quality=80, progressive=True),
+        "gray": save(tmp_path / "d.jpg", pixels[:29, :31, 1], quality=90),
+        "cmyk": save(tmp_path / "e.jpg", Image.fromarray(pixels[:20, :22]).convert("CMYK"), quality=90),
+        "rgb": save(tmp_path / "g.jpg", pixels[:26, :25], quality=90, keep_rgb=True),
+    }
+    data = kinds["4:2:0"].read_bytes()  # junk after the first segment: libjpeg warns, TensorFlow decodes it
+    end = 4 + struct.unpack(">H", data[4:6])[0]
+    kinds["junk before a marker"] = tmp_path / "f.jpg"
+    kinds["junk before a marker"].write_bytes(data[:end] + b"\x00\x17\x2a" + data[end:])
+    return kinds
+
+
+def test_jpegs_give_tensorflows_pixels_whichever_decoder_takes_them(tmp_path, monkeypatch):
+    """libjpeg-turbo (simplejpeg) decodes JPEGs directly: the pixels must be those of the TensorFlow path
+    it stands in for, converted and resized alike; the JPEGs it refuses go that path."""
+    from cnnzoo.data import image_decode
+
+    kinds = _jpeg_kinds(tmp_path)
+    paths = list(kinds.values())
+
+    def every_way() -> list[np.ndarray]:  # a folder at one size, in rgb and grayscale, its own size, `predict`'s
+        return [*decode_many(paths, 3, (24, 28))[0], *decode_many(paths, 1, (24, 28))[0],
+                *(decode_many([p], 3, None)[0][0] for p in paths), *(decode(p, 1, (24, 28)) for p in paths)]
+
+    direct, jpeg_pixels = set(), image_decode._jpeg_pixels
+    monkeypatch.setattr(image_decode, "_jpeg_pixels", lambda path, data=None: _noted(jpeg_pixels(path, data), path, direct))
+    fast = every_way()
+    assert direct == {str(kinds[k]) for k in ("4:2:0", "4:4:4", "progressive", "gray")}
+    monkeypatch.setattr(image_decode, "_jpeg_pixels", lambda path, data=None: None)  # TensorFlow's path only
+    slow = every_way()
+    assert len(fast) == len(slow) == 4 * len(paths)
+    for i, (got, want) in enumerate(zip(fast, slow)):
+        np.testing.assert_array_equal(got, want, err_msg=f"{list(kinds)[i % len(paths)]}, way {i // len(paths)}")
+
+
+def _noted(pixels, path, direct: set):
+    if pixels is not None:
+        direct.add(str(path))
+    return pixels

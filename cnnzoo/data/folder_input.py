@@ -7,8 +7,8 @@ The folder is listed and its headers read once per process; its pixels are decod
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
-from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,9 +19,9 @@ from cnnzoo.data.cache import choose_cache
 from cnnzoo.data.folder_source import (FolderDataset, arrays_of, assign, class_table, fractions, imbalance,
                                        open_folder, split_names)
 from cnnzoo.data.image_decode import decode_many
-from cnnzoo.data.pipeline import Datasets, augment_fn, build_pipeline, preprocess_fn, split_pipelines
+from cnnzoo.data.pipeline import Datasets, InMemory, augment_fn, memory_pipeline, preprocess_fn, split_pipelines
 from cnnzoo.data.splits import Splits, check_split
-from cnnzoo.errors import DataError
+from cnnzoo.errors import CnnzooWarning, DataError
 
 
 def folder_splits(config: Config, by_split: dict[str, list]) -> Splits:
@@ -84,31 +84,41 @@ def skipped_files(dataset: FolderDataset) -> list[tuple[str, str]]:
     return sorted(dataset.listing.skipped + bad)
 
 
-def decoded(dataset: FolderDataset, log=None) -> tuple[np.ndarray, dict[str, int], str | None]:
-    """(pixels, key -> row, note): the kept pixels, after decoding the files not kept yet."""
+def decoded(dataset: FolderDataset, log=None) -> tuple[np.ndarray, dict[str, int]]:
+    """(pixels, key -> row): the kept pixels, after decoding the files not kept yet (kept for later runs
+    by a thread while this one goes on)."""
     store, usable = dataset.store, dataset.usable
     present = {f.key for f in dataset.listing.files}
     if store and store.covers(usable) and set(store.native) == present:
-        return store.images(), store.rows, None
+        return store.images(), store.rows
     old = {f.key: store.rows[f.key] for f in usable if store and f.key in store.rows}
     todo = [f for f in usable if f.key not in old]
     if todo and log:
         log(f"cnnzoo: decoding {len(todo):,} images of {dataset.listing.origin} (once; kept in {dataset.kept})")
+    contents, dataset.contents = dataset.contents, {}  # read with the headers; not needed after this
     new, failed = decode_many([dataset.listing.path_of(f) for f in todo], dataset.channels, dataset.size,
-                              headers_checked=True)
+                              headers_checked=True, contents=[contents.get(f.key) for f in todo])
     failures = {todo[i].key: reason for i, reason in failed}
     dataset.reasons.update(failures)
     fresh = [f for f in todo if f.key not in failures]
-    images = np.empty((len(old) + len(fresh), *dataset.image_shape), np.uint8)
+    images = new
     if old:
+        images = np.empty((len(old) + len(fresh), *dataset.image_shape), np.uint8)
         images[:len(old)] = store.images()[np.fromiter(old.values(), np.int64, len(old))]
-    if fresh:
         images[len(old):] = new
     rows = {key: i for i, key in enumerate([*old, *(f.key for f in fresh)])}
     decode_reasons = {**(store.reasons if store else {}), **failures}
     native = {f.key: dataset.native[f.key] for f in dataset.listing.files}
-    note = kept_images.save(dataset.kept, native, {k: v for k, v in decode_reasons.items() if k in native}, rows, images)
-    return images, rows, note
+    kept_images.save_later(dataset.kept, native, {k: v for k, v in decode_reasons.items() if k in native}, rows,
+                           images, say=lambda note: _say(note, log))
+    return images, rows
+
+
+def _say(note: str, log) -> None:
+    if log is not None:
+        log(f"cnnzoo: {note}")
+    else:
+        warnings.warn(note, CnnzooWarning, stacklevel=2)
 
 
 def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool = False,
@@ -117,14 +127,12 @@ def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool =
     import tensorflow as tf
 
     dataset = folder or open_folder(config)
-    images, rows, note = decoded(dataset, log)
+    images, rows = decoded(dataset, log)
     by_split = assign(dataset, config)
     for name, files in by_split.items():  # files that failed to decode just now are not used
         by_split[name] = [f for f in files if f.key in rows]
     splits = folder_splits(config, by_split)
     cache = choose_cache(config, splits, dataset.image_shape)
-    if note:
-        cache = replace(cache, note="; ".join(filter(None, [cache.note, note])))
     preprocess = preprocess_fn(config.data, len(dataset.class_names), one_hot)
 
     def pipeline(spec: str, key: str, training: bool):
@@ -132,10 +140,9 @@ def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool =
         if not len(labels):
             raise DataError(f"split `{spec}` of {config.data.path} holds no usable image",
                             location=config.where("data", key), path=f"data.{key}")
-        return build_pipeline(tf.data.Dataset.from_tensor_slices((pixels, labels)), preprocess, config.data,
-                              training=training, cache=cache.cache, drop_remainder=static_shapes,
-                              augment=augment_fn(config.data, dataset.image_shape) if training else None, batched=True,
-                              seed=config.runtime.seed)
+        return memory_pipeline(InMemory(tf.constant(pixels), tf.constant(labels), preprocess), config.data, training=training,
+                               drop_remainder=static_shapes, seed=config.runtime.seed,
+                               augment=augment_fn(config.data, dataset.image_shape) if training else None)
 
     train, validation, test = split_pipelines(pipeline, splits, config)
     counts = Counter(f.label for f in files_of(splits.train, by_split))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +21,11 @@ import numpy as np
 from cnnzoo.config.schema import Config
 from cnnzoo.data import kept_images
 from cnnzoo.data.folder_listing import FolderListing, list_images
-from cnnzoo.data.image_files import BadImage, read_size
+from cnnzoo.data.image_files import BadImage, read_head
 from cnnzoo.errors import DataError
 
 DEFAULT_TEST_FRACTION = 0.1  # for files that give no test split
+CONTENTS_BYTES = 128 << 20  # small files' bytes kept from the header pass for the decoder
 IMBALANCE = 10  # warn when the largest class has more than this many times the smallest's images
 
 
@@ -39,6 +40,8 @@ class FolderDataset:
     reasons: dict[str, str]  # key -> why unusable; absent: usable as far as known
     kept: Path  # where the decoded pixels are kept
     store: kept_images.Store | None  # what earlier runs decoded (None: nothing yet)
+    contents: dict[str, bytes] = field(default_factory=dict, repr=False)  # key -> a small file's bytes, read with
+    # its header and handed to the decoder (up to CONTENTS_BYTES in all)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -87,7 +90,11 @@ def open_folder(config: Config) -> FolderDataset:
     known = store.native if store else {}
     todo = [f for f in listing.files if f.key not in known]
     # One thread: reading a small file's header holds Python's lock (4 threads took 4x longer with Pillow's)
-    found = {f.key: _size_or_reason(listing.path_of(f)) for f in todo}
+    found, contents, held = {}, {}, 0
+    for f in todo:
+        found[f.key], data = _size_or_reason(listing.path_of(f))
+        if data is not None and held + len(data) <= CONTENTS_BYTES:
+            contents[f.key], held = data, held + len(data)
     sizes = {**known, **found}
     reasons = {k: v for k, v in sizes.items() if isinstance(v, str)}
     if store:
@@ -99,16 +106,17 @@ def open_folder(config: Config) -> FolderDataset:
                             path="data.path", hint="Every file of it was skipped (see the reasons with "
                             "`cnnzoo validate`): add images that open, or remove the class.")
     size = tuple(resize) if resize else _one_size(listing, sizes, reasons, config)
-    return FolderDataset(listing, channels, size, sizes, reasons, kept, store)
+    return FolderDataset(listing, channels, size, sizes, reasons, kept, store, contents)
 
 
-def _size_or_reason(path: str):
+def _size_or_reason(path: str) -> tuple:
+    """((rows, cols) or why the file is skipped, its bytes when small)."""
     try:
-        return read_size(path)
+        return read_head(path)
     except BadImage as bad:
-        return bad.reason
+        return bad.reason, None
     except OSError as exc:
-        return f"cannot read ({exc.strerror or exc})"
+        return f"cannot read ({exc.strerror or exc})", None
 
 
 def _one_size(listing: FolderListing, sizes: dict, reasons: dict, config: Config) -> tuple[int, int]:

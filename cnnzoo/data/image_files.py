@@ -9,6 +9,7 @@ header, before any pixel is allocated. Decoding many files, colours and sizes: `
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import struct
 import threading
@@ -20,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})  # compared lower-case
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb bound (Image.MAX_IMAGE_PIXELS)
+HEAD_BYTES = 1 << 16  # read at once for a header
 
 HIDDEN_NAMES = frozenset({"thumbs.db", "desktop.ini"})  # Windows litter; Windows ignores case
 _GRAY_MODES = frozenset({"L", "1", "LA", "La", "F"})  # kept as one channel ('I', 'I;16*': see _to_array)
@@ -63,18 +65,33 @@ def read_size(path: Path | str) -> tuple[int, int]:
     Raises:
         BadImage: the file is empty, unreadable, not an image, or declares more than MAX_PIXELS.
     """
+    return read_head(path)[0]
+
+
+def read_head(path: Path | str) -> tuple[tuple[int, int], bytes | None]:
+    """`read_size`, and the file's bytes when they are fewer than HEAD_BYTES (one read gave them all: the
+    decoder need not read a small file again). Raises BadImage as `read_size`."""
+    data = None
     try:
-        with open(path, "rb") as fp:
-            declared = _declared_size(fp)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            head = os.read(fd, HEAD_BYTES)  # one read: a small file whole, else a photo's header and EXIF
+        finally:
+            os.close(fd)
+        data = head if len(head) < HEAD_BYTES else None
+        declared = _declared_size(io.BytesIO(head))
+        if declared is None and data is None:  # a header longer than the first read
+            with open(path, "rb") as fp:
+                declared = _declared_size(fp)
     except OSError:
         declared = None  # Pillow's open below says why
     if declared is None:
         with _opened(path) as image:
-            return image.height, image.width
+            return (image.height, image.width), None
     rows, cols = declared
     if rows * cols > MAX_PIXELS:
         raise BadImage(f"declares {cols}x{rows} pixels (over {MAX_PIXELS:,})")
-    return declared
+    return declared, data
 
 
 _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})

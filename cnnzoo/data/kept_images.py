@@ -4,13 +4,15 @@
 file version seen (`path\\0bytes\\0mtime`): its header size or why it was skipped, and the row of
 its decoded, resized pixels. A run decodes only the files it does not find there, then writes the
 file again under a unique temporary name and renames it (a killed run or two writers never leave
-half a file). On a read-only or full disk the run goes on and says so.
+half a file), in a thread of its own while the run goes on. On a read-only or full disk the run
+goes on and says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +51,9 @@ def path_for(data_dir: str | None, origin: Path, channels: int, size) -> Path:
 
 
 def load(path: Path) -> Store | None:
-    """The store at `path` without its pixels (None: none yet, or unreadable: decoded again)."""
+    """The store at `path` without its pixels (None: none yet, or unreadable: decoded again), after any
+    write of it this process started."""
+    wait(path)
     try:
         with np.load(path) as arrays:
             keys, native, reasons, rows = (arrays[k] for k in ("keys", "native", "reasons", "rows"))
@@ -74,3 +78,34 @@ def save(path: Path, native: dict, reasons: dict[str, str], rows: dict[str, int]
         return None
     except OSError as exc:
         return f"the decoded images could not be kept in {path} ({exc.strerror or exc}): the next run decodes them again"
+
+
+_WRITERS: dict[Path, threading.Thread] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def save_later(path: Path, native: dict, reasons: dict[str, str], rows: dict[str, int], images: np.ndarray,
+               say) -> None:
+    """`save` in a thread, while the run goes on (writing 10,000 small images took 0.1 s); `say(note)` when
+    it could not be written. Python waits for the thread before it exits; `load` waits for it too."""
+    def write():
+        note = save(path, native, reasons, rows, images)
+        if note:
+            say(note)
+
+    wait(path)  # one writer of a path at a time in this process
+    thread = threading.Thread(target=write, name=f"cnnzoo-keep-{path.name}")  # not a daemon: it finishes
+    with _WRITERS_LOCK:
+        _WRITERS[path] = thread
+    thread.start()
+
+
+def wait(path: Path | None = None) -> None:
+    """Until this process's writes of `path` (None: of every path) have ended."""
+    with _WRITERS_LOCK:
+        threads = [t for p, t in _WRITERS.items() if path is None or p == path]
+    for thread in threads:
+        thread.join()
+    with _WRITERS_LOCK:
+        for p in [p for p, t in _WRITERS.items() if not t.is_alive()]:
+            del _WRITERS[p]

@@ -53,12 +53,17 @@ class TrainStream:
     alternating flip's from (run seed, the example's index in the split) and e's parity.
     """
 
-    examples: Any  # preprocessed (and cached) examples in the split's order
+    source: Any  # preprocessed (and cached) examples in the split's order (a dataset), or `InMemory` pixels
     data: DataConfig
     augment: Any  # `augment_fn`'s function of (image, label, [flip,] seed), or None
     drop_remainder: bool
     batches: int  # batches in one pass over the split
     seed: int = 0  # the run's seed
+
+    @property
+    def examples(self):
+        """The preprocessed examples in the split's order (a dataset)."""
+        return self.source.examples() if isinstance(self.source, InMemory) else self.source
 
     def starting_at(self, batch: int = 0):
         """Batches from the `batch`-th on (counted from the first epoch's first), without end."""
@@ -73,14 +78,22 @@ class TrainStream:
             tf.compat.v1.get_default_graph().seed = None
             order_seed = e * 1_000_003 + self.seed % 1_000_003
             alternate = self.augment is not None and self.data.augmentation.horizontal_flip == "alternate"
-            ds = self.examples.enumerate() if alternate else self.examples  # (index in the split, example)
-            ds = ds.shuffle(self.data.shuffle_buffer, seed=order_seed, reshuffle_each_iteration=False)
+            skipped = tf.where(e == first, tf.constant(skip * bs, tf.int64), 0)
+            if isinstance(self.source, InMemory):  # indices shuffle as the examples they stand for would
+                ds = self.source.indices().shuffle(self.data.shuffle_buffer, seed=order_seed,
+                                                   reshuffle_each_iteration=False)
+                if self.augment is None:  # gathered and preprocessed a batch at a time
+                    return self.source.batches(ds.skip(skipped).batch(bs, drop_remainder=self.drop_remainder))
+                ds = ds.map(plain(lambda k: (k, self.source.gather(k))) if alternate else plain(self.source.gather))
+            else:
+                ds = self.examples.enumerate() if alternate else self.examples  # (index in the split, example)
+                ds = ds.shuffle(self.data.shuffle_buffer, seed=order_seed, reshuffle_each_iteration=False)
             if alternate:
                 ds = ds.map(plain(lambda k, example: (*example, alternate_flip(self.seed, k, e))))
             if self.augment is not None:
                 base = tf.stack([tf.constant(self.seed, tf.int64), e])
                 ds = ds.enumerate().map(plain(lambda i, example: (*example, tf.random.experimental.stateless_fold_in(base, i))))
-            ds = ds.skip(tf.where(e == first, tf.constant(skip * bs, tf.int64), 0))  # before augmenting: no work lost
+            ds = ds.skip(skipped)  # before augmenting: no work lost
             if self.augment is not None:
                 ds = ds.map(plain(self.augment), num_parallel_calls=tf.data.AUTOTUNE)
             return ds.batch(bs, drop_remainder=self.drop_remainder)
@@ -94,6 +107,37 @@ class TrainStream:
 
         epoch = self.starting_at(e * self.batches).take(self.batches)
         return epoch.apply(tf.data.experimental.assert_cardinality(self.batches))
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """A split's raw pixels and labels held in memory (a folder's kept images): an epoch shuffles their
+    indices and gathers each batch, preprocessed at once, instead of handling examples one by one."""
+
+    images: Any  # uint8 (n, rows, cols, channels), in the split's order
+    labels: Any  # (n,)
+    preprocess: Any  # `preprocess_fn`'s (images, labels) -> (model input, labels), for one or a batch
+
+    def indices(self):
+        import tensorflow as tf
+
+        return tf.data.Dataset.range(len(self.labels))
+
+    def gather(self, index):
+        import tensorflow as tf
+
+        return self.preprocess(tf.gather(self.images, index), tf.gather(self.labels, index))
+
+    def batches(self, indices):
+        import tensorflow as tf
+
+        return indices.map(plain(self.gather), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def examples(self):
+        import tensorflow as tf
+
+        examples = self.batches(self.indices().batch(1024)).unbatch()
+        return examples.apply(tf.data.experimental.assert_cardinality(len(self.labels)))
 
 
 def alternate_flip(seed: int, index, epoch):
@@ -181,6 +225,23 @@ def build_pipeline(ds, preprocess, data: DataConfig, *, training: bool, cache: b
     if drop_remainder:
         ds = padded_to_batches(ds, data.batch_size)
     return ds.batch(data.batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def memory_pipeline(source: InMemory, data: DataConfig, *, training: bool, augment=None,
+                    drop_remainder: bool = False, seed: int | None = None):
+    """`build_pipeline` for pixels held in memory: the same batches, preprocessed a batch at a time (no cache:
+    the pixels are in memory already, as uint8)."""
+    import tensorflow as tf
+
+    count, bs = len(source.labels), data.batch_size
+    if training:
+        batches = count // bs if drop_remainder else -(-count // bs)
+        return TrainStream(source, data, augment, drop_remainder, max(batches, 1), seed or 0)
+    if drop_remainder:
+        ds = padded_to_batches(source.examples(), bs).batch(bs, drop_remainder=True)
+    else:
+        ds = source.batches(source.indices().batch(bs))
+    return ds.with_options(_options(data)).prefetch(tf.data.AUTOTUNE)
 
 
 def plain(function):
