@@ -17,7 +17,8 @@ Every measurement runs in a fresh process (--in-process: in the benchmark's own,
 the script runs), the two sides taking turns (--rounds; the side that goes first alternates):
 - first pass, img/s: every training and test image decoded once. cnnzoo: a first run's
   `load_folder_datasets` (list, read headers, decode, keep) and one pass over its training and test
-  pipelines; Keras: the two `image_dataset_from_directory` calls and one pass over both datasets.
+  pipelines (the kept file is written by a thread meanwhile; "saving" is the time to start it);
+  Keras: the two `image_dataset_from_directory` calls and one pass over both datasets.
 - first run / later run, s to step 1: from calling `cnnzoo.train` (or the Keras script's first
   data call) to the end of the first training batch (a callback's on_train_batch_end), TensorFlow
   and Keras imported before on both sides; "from launch" counts from launching the process. A
@@ -170,7 +171,7 @@ def cnnzoo_first_pass(task: dict) -> dict:
 
     for module, name, part in ((folder_source, "list_images", "listing"), (kept_images, "load", "kept file read"),
                                (folder_input, "open_folder", "open_folder"), (folder_input, "decode_many", "decoding"),
-                               (kept_images, "save", "saving"), (folder_input, "folder_splits", "splits")):
+                               (kept_images, "save_later", "saving"), (folder_input, "folder_splits", "splits")):
         if hasattr(module, name):
             setattr(module, name, _timed(getattr(module, name), part, parts))
     start = time.perf_counter()

@@ -397,3 +397,14 @@ def _noted(pixels, path, direct: set):
     if pixels is not None:
         direct.add(str(path))
     return pixels
+
+
+@pytest.mark.parametrize("shape, size", [((37, 45), (24, 28)), ((20, 22), (32, 32)), ((1, 7), (5, 3)),
+                                         ((64, 48), (64, 17)), ((33, 33), (1, 1))])
+def test_a_folders_rgb_resize_is_the_one_definitions(shape, size):
+    """Folder JPEGs are resized by ResizeBilinear itself, with less Python around it than the one
+    definition (`_converted`: tf.image.resize, tf.round, clip_by_value): the same pixels."""
+    from cnnzoo.data.image_decode import _converted, _resized_rgb
+
+    images = np.random.default_rng(sum(shape)).integers(0, 256, (5, *shape, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(_resized_rgb(images, size), _converted(images, 3, size).numpy())

@@ -132,7 +132,8 @@ def _read(path: str) -> bytes:
 
 def _decode_jpegs_into(out: np.ndarray, files: list[str], contents: list, channels: int, size, progress) -> list[int]:
     """Fill the rows of `out` whose file is a JPEG libjpeg-turbo decodes; returns the other rows. The
-    decoded images are converted CHUNK_BYTES at a time, those of one size in one call."""
+    decoded images are converted CHUNK_BYTES at a time, those of one size in one call. (A converting
+    thread beside the decoding one was slower: 0.47 s against 0.36 s for 10,000 small JPEGs.)"""
     rest, pending, held, shown = [], {}, 0, time.monotonic()
     for row, (path, data) in enumerate(zip(files, contents)):
         pixels = _jpeg_pixels(path, data)
@@ -153,10 +154,26 @@ def _decode_jpegs_into(out: np.ndarray, files: list[str], contents: list, channe
 
 def _convert_into(out: np.ndarray, by_shape: dict, channels: int, size) -> None:
     """Write decoded RGB images, grouped by shape, into their rows of `out`, converted and resized."""
-    for shape, decoded in by_shape.items():
-        rows = [row for row, _ in decoded]
-        images = np.stack([pixels for _, pixels in decoded])
-        out[rows] = images if (*(size or shape[:2]), channels) == shape else _converted(images, channels, size).numpy()
+    for shape, group in by_shape.items():
+        rows = [row for row, _ in group]
+        images = np.stack([pixels for _, pixels in group])
+        if (*(size or shape[:2]), channels) == shape:
+            out[rows] = images
+        elif channels == 3:
+            out[rows] = _resized_rgb(images, size)
+        else:
+            out[rows] = _converted(images, channels, size).numpy()
+
+
+def _resized_rgb(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`_converted(images, 3, size)` for uint8 RGB images, with a third of its Python around the same
+    kernel (tf.image.resize's bilinear resize is ResizeBilinear with half-pixel centres; rounding half to
+    even and clipping as tf.round and clip_by_value do): called once for every size of a folder."""
+    import tensorflow as tf
+
+    resized = tf.raw_ops.ResizeBilinear(images=images, size=size, half_pixel_centers=True).numpy()
+    np.rint(resized, out=resized)
+    return np.clip(resized, 0.0, 255.0, out=resized).astype(np.uint8)
 
 
 def _decode_into(out: np.ndarray, rows: list[int], files: list[str], graph, progress) -> list[int]:
