@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 CGROUP = Path("/sys/fs/cgroup")
+ALIGNMENT = 64  # bytes: TensorFlow's alignment for tensors it may take from NumPy without a slow copy
 _NO_LIMIT_V1 = 2**60  # v1 writes about 2**63 rounded down to a page when no limit is set
 
 
@@ -58,3 +59,13 @@ def _read(path: Path) -> int | None:
         return None  # "max": no limit
     value = int(text)
     return value if 0 < value < _NO_LIMIT_V1 else None
+
+
+def aligned_empty(shape: tuple[int, ...], dtype):
+    """`np.empty(shape, dtype)` whose data starts on an ALIGNMENT-byte boundary."""
+    import numpy as np
+
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = np.empty(size + ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % ALIGNMENT
+    return buffer[start:start + size].view(dtype).reshape(shape)

@@ -27,7 +27,11 @@ def _pipelines(overrides: list[str], training: bool, drop_remainder: bool = Fals
     options = dict(training=training, augment=augment, drop_remainder=drop_remainder, seed=3)
     general = build_pipeline(tf.data.Dataset.from_tensor_slices((images, labels)), preprocess, data, cache=False,
                              batched=True, **options)
-    memory = memory_pipeline(InMemory(tf.constant(images), tf.constant(labels), preprocess), data, **options)
+    order = rng.permutation(100)  # the split's rows of the pixels held
+    held = np.empty_like(images)
+    held[order] = images
+    source = InMemory(tf.constant(held), tf.constant(order), tf.constant(labels), preprocess)
+    memory = memory_pipeline(source, data, **options)
     return general, memory
 
 

@@ -16,10 +16,11 @@ import numpy as np
 from cnnzoo.config.schema import Config
 from cnnzoo.data import kept_images
 from cnnzoo.data.cache import choose_cache
-from cnnzoo.data.folder_source import (FolderDataset, arrays_of, assign, class_table, fractions, imbalance,
-                                       open_folder, split_names)
+from cnnzoo.data.folder_source import (FolderDataset, assign, class_table, fractions, imbalance,
+                                       open_folder, split_names, split_rows)
 from cnnzoo.data.image_decode import decode_many
-from cnnzoo.data.pipeline import Datasets, InMemory, augment_fn, memory_pipeline, preprocess_fn, split_pipelines
+from cnnzoo.data.pipeline import (Datasets, InMemory, as_tensor, augment_fn, memory_pipeline, preprocess_fn,
+                                  split_pipelines)
 from cnnzoo.data.splits import Splits, check_split
 from cnnzoo.errors import CnnzooWarning, DataError
 
@@ -134,14 +135,16 @@ def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool =
     splits = folder_splits(config, by_split)
     cache = choose_cache(config, splits, dataset.image_shape)
     preprocess = preprocess_fn(config.data, len(dataset.class_names), one_hot)
+    pixels = as_tensor(images)  # one tensor for every split: each gathers its rows
 
     def pipeline(spec: str, key: str, training: bool):
-        pixels, labels = arrays_of(files_of(spec, by_split), rows, images)
+        index, labels = split_rows(files_of(spec, by_split), rows)
         if not len(labels):
             raise DataError(f"split `{spec}` of {config.data.path} holds no usable image",
                             location=config.where("data", key), path=f"data.{key}")
-        return memory_pipeline(InMemory(tf.constant(pixels), tf.constant(labels), preprocess), config.data, training=training,
-                               drop_remainder=static_shapes, seed=config.runtime.seed,
+        source = InMemory(pixels, tf.constant(index), tf.constant(labels), preprocess)
+        return memory_pipeline(source, config.data, training=training, drop_remainder=static_shapes,
+                               seed=config.runtime.seed,
                                augment=augment_fn(config.data, dataset.image_shape) if training else None)
 
     train, validation, test = split_pipelines(pipeline, splits, config)

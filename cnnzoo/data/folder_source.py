@@ -212,8 +212,8 @@ def imbalance(train_files: list, class_names: list[str]) -> str | None:
     return None
 
 
-def arrays_of(files: list, rows: dict[str, int], images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The decoded pixels and labels of `files`, in their order."""
+def split_rows(files: list, rows: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(the rows of `files` in the decoded pixels, their labels), in their order."""
     index = np.fromiter((rows[f.key] for f in files), dtype=np.int64, count=len(files))
     labels = np.fromiter((f.label for f in files), dtype=np.int64, count=len(files))
-    return images[index], labels
+    return index, labels

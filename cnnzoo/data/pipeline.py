@@ -114,7 +114,8 @@ class InMemory:
     """A split's raw pixels and labels held in memory (a folder's kept images): an epoch shuffles their
     indices and gathers each batch, preprocessed at once, instead of handling examples one by one."""
 
-    images: Any  # uint8 (n, rows, cols, channels), in the split's order
+    images: Any  # uint8 (N, rows, cols, channels): every split's (see `rows`)
+    rows: Any  # (n,) the split's rows of `images`, in the split's order
     labels: Any  # (n,)
     preprocess: Any  # `preprocess_fn`'s (images, labels) -> (model input, labels), for one or a batch
 
@@ -126,7 +127,7 @@ class InMemory:
     def gather(self, index):
         import tensorflow as tf
 
-        return self.preprocess(tf.gather(self.images, index), tf.gather(self.labels, index))
+        return self.preprocess(tf.gather(self.images, tf.gather(self.rows, index)), tf.gather(self.labels, index))
 
     def batches(self, indices):
         import tensorflow as tf
@@ -138,6 +139,20 @@ class InMemory:
 
         examples = self.batches(self.indices().batch(1024)).unbatch()
         return examples.apply(tf.data.experimental.assert_cardinality(len(self.labels)))
+
+
+def as_tensor(array):
+    """`array` as a tensor, copied through a 64-byte aligned buffer when it is not aligned: TensorFlow took
+    0.05-0.08 s for 30 MB of unaligned pixels, 0.005 s for aligned ones."""
+    import tensorflow as tf
+
+    from cnnzoo.memory import ALIGNMENT, aligned_empty
+
+    if array.ctypes.data % ALIGNMENT:
+        aligned = aligned_empty(array.shape, array.dtype)
+        aligned[...] = array
+        array = aligned
+    return tf.convert_to_tensor(array)
 
 
 def alternate_flip(seed: int, index, epoch):
