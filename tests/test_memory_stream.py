@@ -65,3 +65,31 @@ def test_in_memory_evaluation_batches_are_the_general_pipelines(drop_remainder):
     general, memory = _pipelines([], training=False, drop_remainder=drop_remainder)
     assert int(memory.cardinality()) == int(general.cardinality()) == 7
     _same(general, memory, 7)
+
+
+def test_pixels_become_a_tensor_sharing_their_memory_when_aligned_and_a_copy_otherwise():
+    from cnnzoo.data.pipeline import as_tensor
+    from cnnzoo.memory import ALIGNMENT, aligned_empty
+
+    aligned = aligned_empty((50, 8, 8, 3), np.uint8)
+    assert aligned.ctypes.data % ALIGNMENT == 0 and aligned.flags.c_contiguous
+    aligned[...] = 7
+    shared = as_tensor(aligned)
+    aligned[0, 0, 0, 0] = 9
+    assert int(shared[0, 0, 0, 0]) == 9  # one buffer, no copy
+    unaligned = np.frombuffer(bytes(1 + aligned.size), np.uint8)[1:].reshape(aligned.shape)  # 1 byte off
+    copied = as_tensor(unaligned)  # (DLPack would abort the process on it)
+    np.testing.assert_array_equal(copied.numpy(), unaligned)
+    assert as_tensor(aligned[:, :4]).shape == (50, 4, 8, 3)  # not contiguous: copied too
+    assert as_tensor(aligned_empty((0, 8, 8, 3), np.uint8)).shape == (0, 8, 8, 3)
+
+
+def test_kept_pixels_are_read_into_aligned_memory(tmp_path):
+    from cnnzoo.data.kept_images import _read_aligned
+    from cnnzoo.memory import ALIGNMENT
+
+    images = np.random.default_rng(1).integers(0, 256, (300, 9, 7, 3), dtype=np.uint8)
+    np.savez(tmp_path / "kept.npz", keys=np.array(["a"]), images=images)
+    read = _read_aligned(tmp_path / "kept.npz", "images")
+    assert read.ctypes.data % ALIGNMENT == 0
+    np.testing.assert_array_equal(read, images)
