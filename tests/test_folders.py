@@ -261,6 +261,30 @@ def test_a_damaged_kept_file_is_decoded_again(tmp_path):
     assert said and "decoding 30 images" in said[0]
 
 
+def test_a_missing_or_short_pixel_file_is_decoded_again_and_old_ones_are_removed(tmp_path):
+    root = folder(tmp_path / "pets", per_class=10)
+    _, config = config_for(tmp_path, root)
+    load_folder_datasets(config, one_hot=True)
+    image(root / "eel" / "more.png")
+    said = []
+    load_folder_datasets(config, one_hot=True, log=said.append)  # one more decoded: the store written again
+    assert said and "decoding 1 images" in said[0]
+    kept = open_folder(config).kept
+    pixels = sorted(kept.parent.glob("*.npy"))
+    assert len(pixels) == 1 and pixels[0].name.startswith(kept.stem + ".")  # the earlier version's removed
+    assert np.load(pixels[0]).shape == (31, 20, 20, 3)
+
+    pixels[0].write_bytes(pixels[0].read_bytes()[:-100])  # cut short
+    said.clear()
+    load_folder_datasets(config, one_hot=True, log=said.append)
+    assert said and "decoding 31 images" in said[0]
+    for pixels in kept.parent.glob("*.npy"):
+        pixels.unlink()
+    said.clear()
+    load_folder_datasets(config, one_hot=True, log=said.append)
+    assert said and "decoding 31 images" in said[0]
+
+
 def test_a_runs_recorded_versions_do_not_import_tfds(monkeypatch):
     """A run on a folder never needs TFDS; recording its version reads the package's metadata (importing
     it cost 0.2-0.5 s of a folder run's start)."""

@@ -85,11 +85,11 @@ def test_pixels_become_a_tensor_sharing_their_memory_when_aligned_and_a_copy_oth
 
 
 def test_kept_pixels_are_read_into_aligned_memory(tmp_path):
-    from cnnzoo.data.kept_images import _read_aligned
+    from cnnzoo.data.kept_images import _read_pixels
     from cnnzoo.memory import ALIGNMENT
 
     images = np.random.default_rng(1).integers(0, 256, (300, 9, 7, 3), dtype=np.uint8)
-    np.savez(tmp_path / "kept.npz", keys=np.array(["a"]), images=images)
-    read = _read_aligned(tmp_path / "kept.npz", "images")
+    np.save(tmp_path / "kept.npy", images)
+    read = _read_pixels(tmp_path / "kept.npy")
     assert read.ctypes.data % ALIGNMENT == 0
     np.testing.assert_array_equal(read, images)
