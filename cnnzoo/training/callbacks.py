@@ -12,7 +12,6 @@ import keras
 from cnnzoo.training.averaging import AveragedWeights
 from cnnzoo.training.checkpoints import Backup, Checkpoints
 from cnnzoo.training.run_dir import RunDir
-from cnnzoo.training.summaries import write_graph
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -24,26 +23,6 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self._start
-
-
-class OpGraph(keras.callbacks.Callback):
-    """Writes the forward pass's op graph for TensorBoard when the first epoch ends (or training does, if
-    sooner), not before the first step: tracing it took 0.24 s of a small CNN's start."""
-
-    def __init__(self, run: RunDir):
-        super().__init__()
-        self.run, self.written = run, False
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._write()
-
-    def on_train_end(self, logs=None):
-        self._write()
-
-    def _write(self) -> None:
-        if not self.written:
-            self.written = True
-            write_graph(self.run, self.model)
 
 
 class Diverged(Exception):

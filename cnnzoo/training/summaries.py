@@ -1,4 +1,4 @@
-"""What a run records about its model: a weights digest, and TensorBoard's config text and op graph."""
+"""What a run records about its model: a weights digest, and TensorBoard's start extras."""
 
 from __future__ import annotations
 
@@ -16,25 +16,19 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def write_start_summaries(run: RunDir, config: Config) -> None:
-    """TensorBoard's Text tab: the resolved config."""
+def write_start_summaries(run: RunDir, config: Config, model) -> None:
+    """TensorBoard extras: the resolved config (Text tab) and the op graph of the forward pass.
+
+    Keras 3's TensorBoard callback writes only the conceptual `keras` graph, so the
+    op-level graph is traced here once from the model's call.
+    """
     import tensorflow as tf
 
     text = "    " + config.to_yaml().replace("\n", "\n    ")  # indented: a Markdown code block
-    writer = tf.summary.create_file_writer(str(run.logs / "train"))
-    with writer.as_default():
-        tf.summary.text("config", text, step=0)
-    writer.close()
-
-
-def write_graph(run: RunDir, model) -> None:
-    """TensorBoard's Graphs tab: the op graph of the forward pass. Keras 3's TensorBoard callback writes
-    only the conceptual `keras` graph, so the op-level graph is traced here once from the model's call."""
-    import tensorflow as tf
-
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
     graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
     writer = tf.summary.create_file_writer(str(run.logs / "train"))
     with writer.as_default():
+        tf.summary.text("config", text, step=0)
         tf.summary.graph(graph)
     writer.close()

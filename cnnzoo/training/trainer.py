@@ -54,7 +54,6 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
     from cnnzoo.plan import plan
     from cnnzoo.runtime.setup import start_runtime
     from cnnzoo.runtime.strategy import choose_strategy
-    from cnnzoo.training.callbacks import OpGraph
 
     config = with_seed(config)
     choice = choose_strategy(config)
@@ -78,10 +77,9 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
                 run = RunDir(run_dir.create(scratch / "run").path, shared=Path(output_dir) if output_dir else None)
             run.config.write_text(planned.config.to_yaml())
             write_data_records(run, data, log)
-            write_start_summaries(run, planned.config)
+            write_start_summaries(run, planned.config, planned.model)
             initialize_from_data(run, planned.model, data, planned.config, worker_log(log, placement))
-            return execute(run, planned, data, placement, 0, worker_log(log, placement),
-                           [*(callbacks or []), OpGraph(run)], "training")
+            return execute(run, planned, data, placement, 0, worker_log(log, placement), callbacks or [], "training")
 
 
 def prepared(planned, manual_dir: str | None, log: Log = print):
