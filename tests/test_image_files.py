@@ -406,5 +406,8 @@ def test_a_folders_rgb_resize_is_the_one_definitions(shape, size):
     definition (`_converted`: tf.image.resize, tf.round, clip_by_value): the same pixels."""
     from cnnzoo.data.image_decode import _converted, _resized_rgb
 
-    images = np.random.default_rng(sum(shape)).integers(0, 256, (5, *shape, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(_resized_rgb(images, size), _converted(images, 3, size).numpy())
+    rng = np.random.default_rng(sum(shape))
+    images = rng.integers(0, 256, (5, *shape, 3), dtype=np.uint8)
+    extremes = rng.choice(np.array([0, 255], np.uint8), (5, *shape, 3))  # where a clip would matter, if anywhere
+    for pixels in (images, extremes):
+        np.testing.assert_array_equal(_resized_rgb(pixels, size), _converted(pixels, 3, size).numpy())

@@ -178,13 +178,14 @@ def _convert_into(out: np.ndarray, by_shape: dict, channels: int, size) -> None:
 
 def _resized_rgb(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`_converted(images, 3, size)` for uint8 RGB images, with a third of its Python around the same
-    kernel (tf.image.resize's bilinear resize is ResizeBilinear with half-pixel centres; rounding half to
-    even and clipping as tf.round and clip_by_value do): called once for every size of a folder."""
+    kernel (tf.image.resize's bilinear resize is ResizeBilinear with half-pixel centres; NumPy rounds
+    half to even as tf.round does): called once for every size of a folder. No clipping: a bilinear
+    value lies between the four pixels it mixes, so rounding keeps it within 0-255 (10,000 images:
+    0.10 s against 0.125 s with the clip, the same pixels)."""
     import tensorflow as tf
 
     resized = tf.raw_ops.ResizeBilinear(images=images, size=size, half_pixel_centers=True).numpy()
-    np.rint(resized, out=resized)
-    return np.clip(resized, 0.0, 255.0, out=resized).astype(np.uint8)
+    return np.rint(resized, out=resized).astype(np.uint8)
 
 
 def _decode_into(out: np.ndarray, rows: list[int], files: list[str], channels: int, size, progress) -> list[int]:
