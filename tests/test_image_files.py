@@ -362,7 +362,10 @@ def _jpeg_kinds(tmp_path: Path) -> dict[str, Path]:
         "gray": save(tmp_path / "d.jpg", pixels[:29, :31, 1], quality=90),
         "cmyk": save(tmp_path / "e.jpg", Image.fromarray(pixels[:20, :22]).convert("CMYK"), quality=90),
         "rgb": save(tmp_path / "g.jpg", pixels[:26, :25], quality=90, keep_rgb=True),
+        "larger than one read": save(tmp_path / "h.jpg", np.random.default_rng(6).integers(0, 256, (300, 310, 3),
+                                                                                         dtype=np.uint8), quality=95),
     }
+    assert kinds["larger than one read"].stat().st_size > image_files.HEAD_BYTES
     data = kinds["4:2:0"].read_bytes()  # junk after the first segment: libjpeg warns, TensorFlow decodes it
     end = 4 + struct.unpack(">H", data[4:6])[0]
     kinds["junk before a marker"] = tmp_path / "f.jpg"
@@ -385,7 +388,7 @@ def test_jpegs_give_tensorflows_pixels_whichever_decoder_takes_them(tmp_path, mo
     direct, jpeg_pixels = set(), image_decode._jpeg_pixels
     monkeypatch.setattr(image_decode, "_jpeg_pixels", lambda path, data=None: _noted(jpeg_pixels(path, data), path, direct))
     fast = every_way()
-    assert direct == {str(kinds[k]) for k in ("4:2:0", "4:4:4", "progressive", "gray")}
+    assert direct == {str(kinds[k]) for k in ("4:2:0", "4:4:4", "progressive", "gray", "larger than one read")}
     monkeypatch.setattr(image_decode, "_jpeg_pixels", lambda path, data=None: None)  # TensorFlow's path only
     slow = every_way()
     assert len(fast) == len(slow) == 4 * len(paths)

@@ -114,21 +114,25 @@ def _jpeg_pixels(path: str, data: bytes | None = None) -> np.ndarray | None:
     import simplejpeg
 
     try:
-        data = _read(path) if data is None else data
-        if data[:3] != JPEG_START or simplejpeg.decode_jpeg_header(data)[2] not in DIRECT_COLOURS:
+        data = _jpeg_bytes(path) if data is None else data
+        if data is None or data[:3] != JPEG_START or simplejpeg.decode_jpeg_header(data)[2] not in DIRECT_COLOURS:
             return None
         return simplejpeg.decode_jpeg(data, colorspace="RGB")
     except (OSError, ValueError):  # unreadable, or libjpeg-turbo's error or warning
         return None
 
 
-def _read(path: str) -> bytes:
-    """The file's bytes (os.open/os.read: half the time of open().read() for a small file)."""
+def _jpeg_bytes(path: str) -> bytes | None:
+    """The file's bytes if it starts as a JPEG, else None (a large PNG is not read whole for nothing).
+    os.open/os.read: half the time of open().read() for a small file."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        parts = [os.read(fd, 1 << 20)]
-        while len(parts[-1]) == 1 << 20:
-            parts.append(os.read(fd, 1 << 20))
+        parts, want = [os.read(fd, 1 << 16)], 1 << 16  # a small file whole; enough to see what a large one is
+        if parts[0][:3] != JPEG_START:
+            return None
+        while len(parts[-1]) == want:
+            want = 1 << 20
+            parts.append(os.read(fd, want))
         return b"".join(parts) if len(parts) > 1 else parts[0]
     finally:
         os.close(fd)
