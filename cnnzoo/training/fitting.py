@@ -58,7 +58,10 @@ def fit(model, data, config: Config, run: RunDir, start: Start, callbacks: list,
     try:
         _fit_phases(model, data, config, start, standard, callbacks, restore, bar, steps or data.stream.batches, log)
     except BaseException as exc:
-        raise _explained(exc, run, config) from None
+        explained = _explained(exc, run, config)
+        if explained is not exc:
+            _free_frames(exc)
+        raise explained from None
     finally:  # what on_train_end undoes, which Keras skips when fit raises: signal handlers, patches, writers
         for callback in [*standard, *callbacks]:
             if callable(getattr(callback, "close", None)):
@@ -146,6 +149,20 @@ def _explained(exc: BaseException, run: RunDir, config: Config) -> BaseException
 
     run.update_info(status="failed")
     return lost_worker_error(exc, f"cnnzoo train --resume {run.home}") or exc
+
+
+def _free_frames(exc: BaseException) -> None:
+    """Free the frames a failure told in a sentence happened in, now rather than at interpreter exit:
+    TensorFlow's eager all-reduce leaves a thread pool open in them when a worker is lost, and its
+    clean-up at exit printed a traceback after the message (Pool.__del__: Bad file descriptor)."""
+    import gc
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+    gc.collect()
 
 
 def class_weights(config: Config, data) -> dict[int, float] | None:
