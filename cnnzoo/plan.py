@@ -18,7 +18,7 @@ from typing import Any
 from cnnzoo.config.schema import Config
 from cnnzoo.data.cache import CacheChoice, choose_cache
 from cnnzoo.data.catalog import DatasetSignature, dataset_signature
-from cnnzoo.data.folder_input import described, folder_splits
+from cnnzoo.data.folder_input import HELD_IN_MEMORY, described, folder_splits
 from cnnzoo.data.folder_source import assign
 from cnnzoo.data.prepare import Source, locate, manual_dir_of
 from cnnzoo.data.splits import Splits, check_splits, known_splits, resolve_splits
@@ -145,12 +145,11 @@ def _folder_plan(config: Config, strategy, precision, signature: DatasetSignatur
     by_split = assign(folder, config)
     splits = folder_splits(config, by_split)
     details, notes, warnings_ = described(folder, config, by_split)
-    cache = choose_cache(config, splits, signature.image_shape)
     result = Plan(config, strategy, precision, signature, Source(folder, None, None, folder.description), splits,
-                  cache, config.train.steps_per_epoch, model, callbacks,
+                  HELD_IN_MEMORY, config.train.steps_per_epoch, model, callbacks,
                   pictures_wanted(config.train.pictures, model.count_params(), strategy.kind, model),
                   details=details, source_notes=(notes, warnings_), loaded=loaded)
-    return with_data(result, splits, cache)  # steps per epoch known now
+    return with_data(result, splits, HELD_IN_MEMORY)  # steps per epoch known now
 
 
 def with_data(plan_: Plan, splits: Splits, cache: CacheChoice) -> Plan:

@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnzoo.config.schema import Config
 from cnnzoo.data import kept_images
-from cnnzoo.data.cache import choose_cache
+from cnnzoo.data.cache import CacheChoice
 from cnnzoo.data.folder_source import (FolderDataset, assign, class_table, fractions, imbalance,
                                        open_folder, split_names, split_rows)
 from cnnzoo.data.image_decode import decode_many
@@ -23,6 +23,10 @@ from cnnzoo.data.pipeline import (Datasets, InMemory, as_tensor, augment_fn, mem
                                   split_pipelines)
 from cnnzoo.data.splits import Splits, check_split
 from cnnzoo.errors import CnnzooWarning, DataError
+
+# A folder's pixels are held in memory as uint8 and gathered a batch at a time (`InMemory`): there is no
+# cache of float32 examples to choose, so `data.cache` does not apply.
+HELD_IN_MEMORY = CacheChoice(True)
 
 
 def folder_splits(config: Config, by_split: dict[str, list]) -> Splits:
@@ -133,7 +137,6 @@ def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool =
     for name, files in by_split.items():  # files that failed to decode just now are not used
         by_split[name] = [f for f in files if f.key in rows]
     splits = folder_splits(config, by_split)
-    cache = choose_cache(config, splits, dataset.image_shape)
     preprocess = preprocess_fn(config.data, len(dataset.class_names), one_hot)
     pixels = as_tensor(images)  # one tensor for every split: each gathers its rows
 
@@ -149,6 +152,6 @@ def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool =
 
     train, validation, test = split_pipelines(pipeline, splits, config)
     counts = Counter(f.label for f in files_of(splits.train, by_split))
-    return Datasets(train, validation, test, dataset.image_shape, len(dataset.class_names), splits, cache,
+    return Datasets(train, validation, test, dataset.image_shape, len(dataset.class_names), splits, HELD_IN_MEMORY,
                     dataset.class_names, tuple(counts.get(i, 0) for i in range(len(dataset.class_names))),
                     tuple(skipped_files(dataset)))

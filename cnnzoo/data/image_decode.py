@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo.data.image_files import BadImage, decode_pillow, read_size
+from cnnzoo.data.image_files import BadImage, decode_pillow, read_head, read_size
 from cnnzoo.data.pipeline import plain
 from cnnzoo.memory import aligned_empty
 
@@ -40,10 +40,10 @@ def decode(path: Path, channels: int, size: tuple[int, int] | None = None) -> np
     Raises:
         BadImage: an unreadable, empty, non-image, oversized, truncated or corrupt file.
     """
-    read_size(path)  # the header first: a bomb is never handed to a decoder
+    _, data = read_head(path)  # the header first: a bomb is never handed to a decoder (a small file: whole)
     import tensorflow as tf
 
-    pixels = _jpeg_pixels(str(path))
+    pixels = _jpeg_pixels(str(path), data)
     if pixels is not None:
         return _finish(pixels, channels, _size(size))
     try:
