@@ -414,3 +414,32 @@ def test_a_folders_rgb_resize_is_the_one_definitions(shape, size):
     extremes = rng.choice(np.array([0, 255], np.uint8), (5, *shape, 3))  # where a clip would matter, if anywhere
     for pixels in (images, extremes):
         np.testing.assert_array_equal(_resized_rgb(pixels, size), _converted(pixels, 3, size).numpy())
+
+
+def test_decoded_pixels_are_converted_on_the_cpu_whatever_devices_the_machine_has(tmp_path, monkeypatch):
+    """The kept pixels must not depend on the machine that decoded the folder: called eagerly, a resize
+    would run on a GPU where there is one (whose rounding differs), so every eager conversion asks for
+    the CPU, where tf.data's decoding map runs. Seen here as the device each eager resize is asked for."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    from cnnzoo.data import preprocessing
+
+    asked = []
+
+    def spying(function):
+        def spy(*args, **kwargs):
+            if tf.executing_eagerly():
+                asked.append((function.__name__, context.context().device_name))
+            return function(*args, **kwargs)
+        return spy
+
+    monkeypatch.setattr(tf.raw_ops, "ResizeBilinear", spying(tf.raw_ops.ResizeBilinear))  # a folder's RGB JPEGs
+    monkeypatch.setattr(preprocessing, "resize", spying(preprocessing.resize))  # the one definition
+    jpeg = tmp_path / "a.jpg"
+    Image.fromarray(picture(20, 24)).save(jpeg, quality=95)
+    for channels in (3, 1):
+        decode_many([jpeg], channels, (8, 8))
+        decode(jpeg, channels, (8, 8))  # predict's
+    assert {name for name, _ in asked} == {"resize_bilinear", "resize"}, asked
+    assert all(device.endswith("CPU:0") for _, device in asked), asked

@@ -188,7 +188,8 @@ def _resized_rgb(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     0.10 s against 0.125 s with the clip, the same pixels)."""
     import tensorflow as tf
 
-    resized = tf.raw_ops.ResizeBilinear(images=images, size=size, half_pixel_centers=True).numpy()
+    with tf.device("/CPU:0"):  # see `_converted`
+        resized = tf.raw_ops.ResizeBilinear(images=images, size=size, half_pixel_centers=True).numpy()
     return np.rint(resized, out=resized).astype(np.uint8)
 
 
@@ -235,15 +236,20 @@ def _graph(channels: int, size: tuple[int, int] | None):
 
 
 def _converted(image, channels: int, size):
-    """uint8 pixels -> `channels` and `size`, rounded back to uint8 (the one definition's operations)."""
+    """uint8 pixels -> `channels` and `size`, rounded back to uint8 (the one definition's operations).
+
+    On the CPU, as tf.data's decoding map is: called eagerly on a machine with a GPU, the resize
+    would run there, and a GPU's rounding can move a kept pixel by one level: the kept pixels (and
+    so a run's numbers) would depend on the machine that decoded the folder."""
     import tensorflow as tf
 
     from cnnzoo.data.preprocessing import resize, to_channels
 
-    image = to_channels(tf.cast(image, tf.float32), channels)
-    if size is not None:
-        image = resize(image, size)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+    with tf.device("/CPU:0"):
+        image = to_channels(tf.cast(image, tf.float32), channels)
+        if size is not None:
+            image = resize(image, size)
+        return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
 def _finish(pixels: np.ndarray, channels: int, size) -> np.ndarray:
