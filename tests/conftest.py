@@ -72,6 +72,14 @@ def pytest_collection_finish(session):
         session.config.add_cleanup(_end_worker)
 
 
+@pytest.fixture
+def unfrozen():
+    """The heap as a program's is, not frozen (`pytest_collection_finish` freezes the test process's)."""
+    gc.unfreeze()
+    yield
+    gc.freeze()
+
+
 def pytest_unconfigure(config):
     """Each process's TFDS folder goes with it; the run's shared one goes with the controller."""
     shutil.rmtree(TFDS_DIR, ignore_errors=True)

@@ -1,6 +1,9 @@
-"""Memory limits are the container's: cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`, else the RAM."""
+"""Memory limits are the container's: cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`, else the RAM.
+A run's heap is left out of full garbage collections while it runs, and only then."""
 
 from __future__ import annotations
+
+import gc
 
 from cnnzoo import load_config
 from cnnzoo import memory
@@ -35,3 +38,46 @@ def test_the_cache_and_the_weights_budget_follow_the_container(tmp_path, monkeyp
     choice = choose_cache(config, splits, (28, 28, 1))
     assert not choice.cache and "0 GB of memory" in choice.note
     assert WeightsBudget().limit == int(0.5 * GiB // 4 / 4)
+
+
+class Node:
+    def __init__(self):
+        self.other = self
+
+
+def test_a_frozen_heap_leaves_older_objects_out_of_collections_and_collects_new_garbage(unfrozen):
+    older = Node()
+    with memory.frozen_heap():
+        assert gc.get_freeze_count() > 0
+        assert not any(o is older for o in gc.get_objects())  # a full collection does not scan it
+        with memory.frozen_heap():  # re-entrant: the inner exit unfreezes nothing
+            pass
+        assert gc.get_freeze_count() > 0
+        Node()  # garbage made during the run: a cycle
+        assert gc.collect() >= 1
+    assert gc.get_freeze_count() == 0
+    assert any(o is older for o in gc.get_objects())
+
+
+def test_a_heap_frozen_by_the_caller_is_left_as_the_caller_set_it(unfrozen):
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    Node()
+    with memory.frozen_heap():
+        assert gc.get_freeze_count() == frozen  # nothing more frozen (the caller decides what is)
+    assert gc.get_freeze_count() == frozen
+
+
+def test_a_later_run_in_the_process_frees_the_garbage_an_earlier_one_left_before_freezing(unfrozen):
+    import weakref
+
+    with memory.frozen_heap():
+        pass
+    gc.disable()  # no automatic collection in between
+    try:
+        left = weakref.ref(Node())  # an earlier run's model: garbage in a cycle, not collected yet
+        assert left() is not None
+        with memory.frozen_heap():
+            assert left() is None  # collected, not frozen for the run's length
+    finally:
+        gc.enable()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 
@@ -18,12 +19,12 @@ class Boom(keras.callbacks.Callback):
     """A failure inside fit (as a full disk or a NaN inside a sweep), keeping the model to look at."""
 
     def on_train_batch_end(self, batch, logs=None):
-        self.seen = self.model
+        self.seen, self.frozen = self.model, gc.get_freeze_count()
         raise RuntimeError("boom")
 
 
 @pytest.mark.slow
-def test_a_failed_run_restores_signal_handlers_and_unpatches_the_model(tmp_path):
+def test_a_failed_run_restores_signal_handlers_and_unpatches_the_model(tmp_path, unfrozen):
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     boom = Boom()
     with pytest.raises(RuntimeError, match="boom"):  # pictures on: they patch compute_metrics
@@ -31,6 +32,7 @@ def test_a_failed_run_restores_signal_handlers_and_unpatches_the_model(tmp_path)
               output_dir=str(tmp_path / "run"), callbacks=[boom], log=lambda _: None)
     assert {s: signal.getsignal(s) for s in before} == before  # the next Ctrl-C is not swallowed
     assert "compute_metrics" not in boom.seen.__dict__
+    assert boom.frozen > 0 and gc.get_freeze_count() == 0  # the heap frozen during the run only
 
 
 @pytest.mark.slow

@@ -15,12 +15,14 @@ import warnings
 from cnnzoo.config.loader import load_config
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import CnnzooError, CnnzooWarning
+from cnnzoo.memory import frozen_heap
 from cnnzoo.training import checkpoints, trainer
 from cnnzoo.training.history import read_history
 from cnnzoo.training.initialize import initialize_from_data
 from cnnzoo.training.run_dir import RunDir, existing_run_dir
 
 
+@frozen_heap()  # as `train`
 def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | None = None,
            log: trainer.Log = print, callbacks: list | None = None) -> trainer.RunResult:
     """Continue an interrupted run (or train a completed one further) from its newest intact saved state."""

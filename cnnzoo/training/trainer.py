@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnnzoo.config.schema import Config
+from cnnzoo.memory import frozen_heap
 from cnnzoo.training import run_dir
 from cnnzoo.training.history import read_history, repair_history
 from cnnzoo.training.initialize import initialize_from_data
@@ -32,6 +33,7 @@ class RunResult:
     model: Any
 
 
+@frozen_heap()  # a run's start no longer scans TensorFlow's objects in a full collection
 def train(config: Config, *, output_dir: str | None = None, manual_dir: str | None = None, overwrite: bool = False,
           log: Log = print, callbacks: list | None = None) -> RunResult:
     """Train the model a config describes and fill a run directory.
