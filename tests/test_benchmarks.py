@@ -145,6 +145,7 @@ def test_own_images_times_cnnzoo_and_keras_on_one_folder():
     assert "parameters: cnnzoo 315,722, keras 315,722" in out  # the same network on both sides
     assert "cnnzoo's first pass, where the time goes" in out and "decoding" in out
     assert "first pass >= 1.0x keras" in out and "later run >= 5x faster" in out
+    assert "round by round" in out and "inside model.fit" in out
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "cifar10").is_dir(),
