@@ -155,6 +155,40 @@ def test_list_prints_the_names_a_config_may_use():
     assert done.returncode == 0 and {"Conv2D", "MaxPooling2D", "Dense"} <= set(done.stdout.split())
 
 
+def test_a_commands_first_imports_run_without_garbage_collections_and_freeze_what_they_made(tmp_path, monkeypatch,
+                                                                                          unfrozen):
+    """TensorFlow's and Keras' imports make long-lived objects that collections during the import would scan
+    again and again: a command's first import of each runs with none, and freezes what it made."""
+    import gc
+
+    from cnnzoo.cli import console
+
+    write(tmp_path / "like_tensorflow.py", "made = [[] for _ in range(50_000)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen = []
+
+    def collecting(phase, info):
+        if phase == "start":
+            seen.append(info["generation"])
+
+    gc.callbacks.append(collecting)
+    try:
+        for first_import in (None, console._first_keras_import):
+            finder = [console._FirstImport("like_tensorflow", first_import)] if first_import else []
+            monkeypatch.setattr(sys, "meta_path", [*finder, *sys.meta_path])
+            seen.clear()
+            import like_tensorflow
+
+            if first_import is None:
+                assert seen, "an import this big causes collections"
+            else:
+                assert not seen and gc.isenabled()
+                assert not any(o is like_tensorflow.made for o in gc.get_objects())  # frozen
+            monkeypatch.delitem(sys.modules, "like_tensorflow")
+    finally:
+        gc.callbacks.remove(collecting)
+
+
 def test_a_commands_first_keras_import_leaves_out_the_notebook_modules(tmp_path, monkeypatch):
     """Keras imports IPython and pyplot when installed; a command's first import of it runs without them
     (Keras takes their ImportError as "not installed"), and afterwards they import as usual."""

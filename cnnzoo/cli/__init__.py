@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from cnnzoo.cli.parser import parser
 
     args = _parse(parser(), argv)
-    console.quiet_library_logs()
+    console.first_imports()
     console.show_warnings_as_one_line()
     try:
         return args.handler(args) or 0

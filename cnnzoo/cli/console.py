@@ -1,8 +1,10 @@
-"""The command line's process set-up: library logs held back, cnnzoo's warnings as one line each."""
+"""The command line's process set-up: TensorFlow's and Keras' first imports (muted, without notebook
+modules or garbage collections), cnnzoo's warnings as one line each."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.abc
 import importlib.machinery
 import os
@@ -11,10 +13,11 @@ import tempfile
 import warnings
 
 from cnnzoo.errors import CnnzooWarning
+from cnnzoo.memory import import_uncollected
 
 
-def quiet_library_logs() -> None:
-    """Hold back TensorFlow's C++ start-up lines and TFDS's absl INFO/WARNING lines.
+def first_imports() -> None:
+    """Set up how TensorFlow and Keras are first imported, and hold back TFDS's absl INFO/WARNING lines.
 
     TensorFlow is imported only when a command needs it, so a broken config file is reported
     before the seconds that import takes. TF 2.21 prints its start-up lines (oneDNN, CUDA
@@ -25,14 +28,17 @@ def quiet_library_logs() -> None:
     Keras imports IPython and matplotlib's pyplot when they are installed, for notebooks and
     image galleries a command never shows: its first import runs without them (a new Python
     importing Keras took 0.6 s less here, of ~4.6 s). cnnzoo imports pyplot itself where it plots.
+
+    Both first imports run without garbage collections (`cnnzoo.memory.import_uncollected`).
     """
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.ERROR)
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0" and "tensorflow" not in sys.modules:
-        sys.meta_path.insert(0, _FirstImport("tensorflow", _muted_first_import))
+    if "tensorflow" not in sys.modules:
+        muted = os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
+        sys.meta_path.insert(0, _FirstImport("tensorflow", functools.partial(_first_tensorflow_import, muted=muted)))
     if "keras" not in sys.modules:
-        sys.meta_path.insert(0, _FirstImport("keras", _without_notebook_modules))
+        sys.meta_path.insert(0, _FirstImport("keras", _first_keras_import))
 
 
 class _FirstImport(importlib.abc.MetaPathFinder):
@@ -64,10 +70,20 @@ class _AroundLoader(importlib.abc.Loader):
 
 
 @contextlib.contextmanager
-def _muted_first_import(module):
-    with _muted_stderr():
+def _first_tensorflow_import(module, muted: bool):
+    with import_uncollected():
+        if not muted:
+            yield
+            return
+        with _muted_stderr():
+            yield
+            module.config.list_physical_devices()  # probes CUDA now, while muted
+
+
+@contextlib.contextmanager
+def _first_keras_import(module):
+    with import_uncollected(), _without_notebook_modules(module):
         yield
-        module.config.list_physical_devices()  # probes CUDA now, while muted
 
 
 NOTEBOOK_MODULES = ("IPython", "matplotlib.pyplot")
