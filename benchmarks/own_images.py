@@ -21,12 +21,12 @@ the script runs), the two sides taking turns (--rounds; the side that goes first
   Keras: the two `image_dataset_from_directory` calls and one pass over both datasets.
 - first run / later run, s to step 1: from calling `cnnzoo.train` (or the Keras script's first
   data call) to the end of the first training batch (a callback's on_train_batch_end), TensorFlow
-  and Keras imported before on both sides; "from launch" counts from launching the process; "in fit":
-  from fit's start (on_train_begin) to the same point (the first batch read, the train step traced
-  and run once). A
-  first run has no kept file; a later run finds the first run's. Keras decodes again in every run
-  (its `.cache()` keeps images in memory within one process only). "s to the end": from the call
-  to the end of the later run's last epoch (before the test evaluation).
+  and Keras imported before on both sides (cnnzoo's as its command line imports them); "from launch"
+  counts from launching the process; "in fit": from fit's start (on_train_begin) to the same point
+  (the first batch read, the train step traced and run once). A first run has no kept file; a later
+  run finds the first run's. Keras decodes again in every run (its `.cache()` keeps images in memory
+  within one process only). "s to the end": from the call to the end of the later run's last epoch
+  (before the test evaluation).
 - last epoch, img/s: training images over the wall time from the end of the previous epoch to the
   end of the last (cnnzoo's checkpoint and log writing included; Keras decodes every epoch).
 - test accuracy: each training run's, after its last epoch; runs use seeds 1, 2, ... (a first and a
@@ -161,6 +161,10 @@ def step_timer():
 
 def worker(task: dict) -> dict:
     """Run one measurement (`task["what"]`: first_pass or train) for one side; its figures."""
+    if task["side"] == "cnnzoo":  # the process as cnnzoo's command line sets it up (`python train.py`)
+        from cnnzoo.cli import console
+
+        console.first_imports()
     import keras  # noqa: F401  (both sides start timing with TensorFlow and Keras imported)
     import tensorflow as tf  # noqa: F401
 
