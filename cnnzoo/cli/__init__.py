@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from cnnzoo.errors import CnnzooError
@@ -29,10 +30,20 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except CnnzooError as err:
         print(err, file=sys.stderr)
+        _let_go_of_closed_stdout()
         return err.exit_code
-    except BrokenPipeError:  # e.g. `cnnzoo list layers | head`
+    except BrokenPipeError:  # e.g. `cnnzoo list layers | head`: stopped, as SIGPIPE stops a command
+        _let_go_of_closed_stdout()
+        return 128 + signal.SIGPIPE
+
+
+def _let_go_of_closed_stdout() -> None:
+    """Where the program reading stdout exited (`| head`), point stdout at /dev/null: the lines still
+    buffered would otherwise fail at exit, printing "Exception ignored ... BrokenPipeError"."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

@@ -9,6 +9,7 @@ counter (and so any learning-rate schedule) where an uninterrupted run has it.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from dataclasses import dataclass
 from typing import Callable
@@ -27,6 +28,25 @@ class TrainingInterrupted(CnnzooError):
     def __init__(self, message: str, *, signum: int = 2, **kwargs):
         super().__init__(message, **kwargs)
         self.exit_code = 128 + signum
+
+
+@contextlib.contextmanager
+def stopped_when_output_closes(run: RunDir):
+    """A run whose output is closed (`python train.py ... | head` once `head` exits) stops as a signal
+    stops it: what it saved is kept, the run marked interrupted, SIGPIPE's exit status, and a
+    message on stderr. (Not exit 0 with the run left `running`, nor `fit`'s disk-error message.)"""
+    try:
+        yield
+    except BrokenPipeError:
+        if run.read_info().get("status") == "completed":
+            raise  # nothing left to stop: only its last lines went unread
+        run.update_info(status="interrupted")
+        raise TrainingInterrupted(
+            "training stopped: its output was closed (the program reading it, such as `head`, exited); "
+            "what the run saved is kept", signum=signal.SIGPIPE,
+            hint=f"Continue with: cnnzoo train --resume {run.home}. To read a run's first lines, write its "
+            "output to a file (`... > train.log`) and read that.",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,8 @@ def _explained(exc: BaseException, run: RunDir, config: Config) -> BaseException
         run.update_info(status="interrupted")
         return TrainingInterrupted("training interrupted; the last saved state is kept",
                                    hint=f"Continue with: cnnzoo train --resume {run.home}")
+    if isinstance(exc, BrokenPipeError):
+        return exc  # the output was closed, not a file: see `stopped_when_output_closes`
     if isinstance(exc, OSError):  # e.g. the disk filled up while saving a checkpoint
         run.update_info(status=f"failed: {exc.strerror or exc}")
         return TrainingError(

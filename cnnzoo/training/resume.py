@@ -17,6 +17,7 @@ from cnnzoo.config.schema import Config
 from cnnzoo.errors import CnnzooError, CnnzooWarning
 from cnnzoo.memory import frozen_heap
 from cnnzoo.training import checkpoints, trainer
+from cnnzoo.training.fitting import stopped_when_output_closes
 from cnnzoo.training.history import read_history
 from cnnzoo.training.initialize import initialize_from_data
 from cnnzoo.training.run_dir import RunDir, existing_run_dir
@@ -45,20 +46,26 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
         with trainer.worker_folder(placement) as scratch:
             if scratch is not None:  # a worker restores from a copy of the chief's state (a shared filesystem)
                 run = RunDir(shutil.copytree(run.path, scratch / "run"), shared=run.path)
-            state = _restore(run, planned)
-            if any(o.partition("=")[0].startswith("train.optimizer") for o in overrides):
-                _learning_rate_as_configured(planned, log)
-            if scratch is None:
-                run.record_resume(list(overrides))
-            log = trainer.worker_log(log, placement)
-            if state.source is None:
-                log(f"cnnzoo: {run.path} has no saved state; training starts again from epoch 1")
-                initialize_from_data(run, planned.model, data, planned.config, log)
-            else:
-                at = f", batch {state.batch} of epoch {state.epoch + 1}" if state.batch else ""
-                log(f"cnnzoo: resuming from {state.source} after epoch {state.epoch}{at}")
-            return trainer.execute(run, planned, data, placement, state.epoch, log, callbacks or [], "resuming",
-                                   state.counters, state.batch)
+            with stopped_when_output_closes(run):
+                return _go_on(run, planned, data, placement, overrides, scratch is None, log, callbacks)
+
+
+def _go_on(run: RunDir, planned, data, placement, overrides, chief: bool, log, callbacks) -> trainer.RunResult:
+    """Restore the newest intact state and train on from it."""
+    state = _restore(run, planned)
+    if any(o.partition("=")[0].startswith("train.optimizer") for o in overrides):
+        _learning_rate_as_configured(planned, log)
+    if chief:
+        run.record_resume(list(overrides))
+    log = trainer.worker_log(log, placement)
+    if state.source is None:
+        log(f"cnnzoo: {run.path} has no saved state; training starts again from epoch 1")
+        initialize_from_data(run, planned.model, data, planned.config, log)
+    else:
+        at = f", batch {state.batch} of epoch {state.epoch + 1}" if state.batch else ""
+        log(f"cnnzoo: resuming from {state.source} after epoch {state.epoch}{at}")
+    return trainer.execute(run, planned, data, placement, state.epoch, log, callbacks or [], "resuming",
+                           state.counters, state.batch)
 
 
 def _learning_rate_as_configured(planned, log) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from cnnzoo.config.schema import Config
 from cnnzoo.memory import frozen_heap
 from cnnzoo.training import run_dir
+from cnnzoo.training.fitting import stopped_when_output_closes
 from cnnzoo.training.history import read_history, repair_history
 from cnnzoo.training.initialize import initialize_from_data
 from cnnzoo.training.run_dir import RunDir, write_json
@@ -77,11 +78,13 @@ def train(config: Config, *, output_dir: str | None = None, manual_dir: str | No
         with worker_folder(placement) as scratch:
             if scratch is not None:
                 run = RunDir(run_dir.create(scratch / "run").path, shared=Path(output_dir) if output_dir else None)
-            run.config.write_text(planned.config.to_yaml())
-            write_data_records(run, data, log)
-            write_start_summaries(run, planned.config, planned.model)
-            initialize_from_data(run, planned.model, data, planned.config, worker_log(log, placement))
-            return execute(run, planned, data, placement, 0, worker_log(log, placement), callbacks or [], "training")
+            with stopped_when_output_closes(run):
+                run.config.write_text(planned.config.to_yaml())
+                write_data_records(run, data, log)
+                write_start_summaries(run, planned.config, planned.model)
+                initialize_from_data(run, planned.model, data, planned.config, worker_log(log, placement))
+                return execute(run, planned, data, placement, 0, worker_log(log, placement), callbacks or [],
+                               "training")
 
 
 def prepared(planned, manual_dir: str | None, log: Log = print):
