@@ -82,8 +82,8 @@ class TrainStream:
             if isinstance(self.source, InMemory):  # indices shuffle as the examples they stand for would
                 ds = self.source.indices().shuffle(self.data.shuffle_buffer, seed=order_seed,
                                                    reshuffle_each_iteration=False)
-                if self.augment is None:  # gathered and preprocessed a batch at a time
-                    return self.source.batches(ds.skip(skipped).batch(bs, drop_remainder=self.drop_remainder))
+                if self.augment is None:  # batches of indices: gathered and preprocessed below, a batch at a time
+                    return ds.skip(skipped).batch(bs, drop_remainder=self.drop_remainder)
                 ds = ds.map(plain(lambda k: (k, self.source.gather(k))) if alternate else plain(self.source.gather))
             else:
                 ds = self.examples.enumerate() if alternate else self.examples  # (index in the split, example)
@@ -99,6 +99,8 @@ class TrainStream:
             return ds.batch(bs, drop_remainder=self.drop_remainder)
 
         epochs = tf.data.Dataset.range(first, tf.int64.max).flat_map(plain(epoch))
+        if isinstance(self.source, InMemory) and self.augment is None:  # (traced once here, not inside `epoch`)
+            epochs = self.source.batches(epochs)
         return epochs.with_options(_options(self.data, isinstance(self.source, InMemory))).prefetch(tf.data.AUTOTUNE)
 
     def epoch(self, e: int = 0):
