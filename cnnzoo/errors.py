@@ -78,6 +78,9 @@ class TrainingError(CnnzooError):
     exit_code = 3
 
 
+SIGPIPE = 13  # the signal of a pipe whose reader exited (Windows names none): 128 + 13 is what shells report
+
+
 class CnnzooWarning(UserWarning):
     """Something works but is probably not what the user meant; printed as one line."""
 

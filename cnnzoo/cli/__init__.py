@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 
-from cnnzoo.errors import CnnzooError
+from cnnzoo.errors import SIGPIPE, CnnzooError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except BrokenPipeError:  # e.g. `cnnzoo list layers | head`: stopped, as SIGPIPE stops a command
         _let_go_of_closed_stdout()
-        return 128 + signal.SIGPIPE
+        return 128 + SIGPIPE
 
 
 def _let_go_of_closed_stdout() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from cnnzoo.config.schema import Config
-from cnnzoo.errors import CnnzooError, TrainingError
+from cnnzoo.errors import SIGPIPE, CnnzooError, TrainingError
 from cnnzoo.models.compile import build_metrics
 from cnnzoo.training.run_dir import RunDir
 
@@ -43,7 +43,7 @@ def stopped_when_output_closes(run: RunDir):
         run.update_info(status="interrupted")
         raise TrainingInterrupted(
             "training stopped: its output was closed (the program reading it, such as `head`, exited); "
-            "what the run saved is kept", signum=signal.SIGPIPE,
+            "what the run saved is kept", signum=SIGPIPE,
             hint=f"Continue with: cnnzoo train --resume {run.home}. To read a run's first lines, write its "
             "output to a file (`... > train.log`) and read that.",
         ) from None
