@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo.data.image_files import BadImage, decode_pillow, read_head, read_size
+from cnnzoo.data.image_files import HEAD_BYTES, BadImage, decode_pillow, read_head, read_size
 from cnnzoo.data.pipeline import plain
 from cnnzoo.memory import aligned_empty
 
@@ -127,7 +127,7 @@ def _jpeg_bytes(path: str) -> bytes | None:
     os.open/os.read: half the time of open().read() for a small file."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        parts, want = [os.read(fd, 1 << 16)], 1 << 16  # a small file whole; enough to see what a large one is
+        parts, want = [os.read(fd, HEAD_BYTES)], HEAD_BYTES  # as `read_head`: a small file whole, a large one's start
         if parts[0][:3] != JPEG_START:
             return None
         while len(parts[-1]) == want:
