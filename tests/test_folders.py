@@ -197,6 +197,9 @@ def test_imbalance_is_warned_and_balanced_class_weights_follow_the_counts(tmp_pa
     file, config = config_for(tmp_path, root, "data.validation_split=null", "data.test_split=0.01")
     done = cli("validate", file)
     assert "warning" in done.stderr and "imbalanced" in done.stderr and "class_weight: balanced" in done.stderr
+    done = cli("validate", file, "train.class_weight=balanced")  # the advice taken: a fact, no longer a warning
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    assert "note: the training images are imbalanced" in done.stdout and "weighs the classes alike" in done.stdout
 
     from cnnzoo.training.fitting import class_weights
 

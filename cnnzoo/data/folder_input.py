@@ -79,8 +79,11 @@ def described(dataset: FolderDataset, config: Config, by_split: dict[str, list])
     if skipped:  # a run lists them all in its folder (truncated files are found only when decoded)
         lines.append(f"{len(skipped):,} files skipped: " + "; ".join(f"{f} ({why})" for f, why in skipped[:3])
                      + ("; ..." if len(skipped) > 3 else ""))
-    warning = imbalance(by_split.get("train", []), dataset.class_names)
-    return lines, notes, [warning] if warning else []
+    balanced = config.train.class_weight == "balanced"
+    said = imbalance(by_split.get("train", []), dataset.class_names, balanced)
+    if said and balanced:  # the advice taken: a fact of the run, not a warning
+        return lines, [*notes, said], []
+    return lines, notes, [said] if said else []
 
 
 def skipped_files(dataset: FolderDataset) -> list[tuple[str, str]]:

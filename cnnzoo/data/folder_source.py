@@ -201,14 +201,18 @@ def class_table(files_by_split: dict[str, list], class_names: list[str]) -> list
     return lines
 
 
-def imbalance(train_files: list, class_names: list[str]) -> str | None:
+def imbalance(train_files: list, class_names: list[str], balanced: bool = False) -> str | None:
+    """A sentence when the largest class has over IMBALANCE times the images of the smallest: with the
+    setting that answers it, or (`balanced`: that setting is on) saying the loss weighs them alike."""
     counts = Counter(f.label for f in train_files)
     most, least = max(counts.values()), min(counts.get(i, 0) for i in range(len(class_names)))
     if least and most > IMBALANCE * least:
         big = class_names[max(counts, key=counts.get)]
         small = class_names[min(range(len(class_names)), key=lambda i: counts.get(i, 0))]
+        remedy = "`train.class_weight: balanced` " + ("weighs the classes alike in the loss" if balanced else
+                                                      "would weigh the classes alike in the loss")
         return (f"the training images are imbalanced: `{big}` has {most:,}, `{small}` {least:,} "
-                f"({most / least:.0f}x); `train.class_weight: balanced` weighs the classes alike in the loss")
+                f"({most / least:.0f}x); {remedy}")
     return None
 
 
