@@ -103,7 +103,7 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
     if config.data.path:  # the run's records name the folder (a base config's `data.name` is not it), and
         origin = signature.builder.listing.origin  # hold its full path: resume and predict read them elsewhere
         config = config.model_copy(update={"data": config.data.model_copy(
-            update={"name": origin.stem, "path": str(origin.resolve())})})
+            update={"name": origin.resolve().stem, "path": str(origin.resolve())})})  # (`.`: the folder's name)
 
     def scope():
         return placement.strategy.scope() if placement is not None else contextlib.nullcontext()
@@ -143,7 +143,7 @@ def _folder_plan(config: Config, strategy, precision, signature: DatasetSignatur
     """The plan for `data.path`: the files are read already (names and headers), so everything is known."""
     folder = signature.builder
     by_split = assign(folder, config)
-    splits = folder_splits(config, by_split)
+    splits = folder_splits(config, by_split, folder.class_names)
     details, notes, warnings_ = described(folder, config, by_split)
     result = Plan(config, strategy, precision, signature, Source(folder, None, None, folder.description), splits,
                   HELD_IN_MEMORY, config.train.steps_per_epoch, model, callbacks,

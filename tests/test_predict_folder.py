@@ -137,6 +137,8 @@ def test_chunks_change_nothing(run, photos, monkeypatch):
 def test_nothing_predicted_is_an_error_without_a_traceback(run, photos, tmp_path):
     only_bad = cli("predict", run.run_dir.path, photos / "bad.jpg", photos / "empty.png")
     assert only_bad.returncode == 2 and "none of the 2 images could be read" in only_bad.stderr
+    one_bad = cli("predict", run.run_dir.path, photos / "bad.jpg")
+    assert one_bad.returncode == 2 and "the image could not be read" in one_bad.stderr, one_bad.stderr
     (tmp_path / "empty" / ".hidden").mkdir(parents=True)
     shutil.copy(photos / "a.png", tmp_path / "empty" / ".hidden" / "a.png")
     empty = cli("predict", run.run_dir.path, tmp_path / "empty")

@@ -198,7 +198,8 @@ def predict(args: argparse.Namespace) -> int:
     total = len(prediction.sources)
     where = f" (reasons in {args.csv})" if args.csv else ""
     if failed == total:
-        raise CnnzooError((f"none of the {total} images" if total > 1 else "the image") + f" could be read{where}")
+        raise CnnzooError((f"none of the {total} images could be read" if total > 1 else "the image could not be read")
+                          + where)
     if args.csv or failed:
         print(f"cnnzoo: {total - failed} of {total} images predicted" + (f"; {failed} could not be read{where}"
               if failed else "") + (f"; wrote {args.csv}" if args.csv else ""), file=sys.stderr)

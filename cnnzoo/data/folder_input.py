@@ -16,8 +16,8 @@ import numpy as np
 from cnnzoo.config.schema import Config
 from cnnzoo.data import kept_images
 from cnnzoo.data.cache import CacheChoice
-from cnnzoo.data.folder_source import (FolderDataset, assign, class_table, fractions, imbalance,
-                                       open_folder, split_names, split_rows)
+from cnnzoo.data.folder_source import (DEFAULT_TEST_FRACTION, FolderDataset, assign, check_usable, class_table,
+                                       fractions, imbalance, open_folder, split_names, split_rows)
 from cnnzoo.data.image_decode import decode_many
 from cnnzoo.data.pipeline import (Datasets, InMemory, as_tensor, augment_fn, memory_pipeline, preprocess_fn,
                                   split_pipelines)
@@ -29,13 +29,17 @@ from cnnzoo.errors import CnnzooWarning, DataError
 HELD_IN_MEMORY = CacheChoice(True)
 
 
-def folder_splits(config: Config, by_split: dict[str, list]) -> Splits:
-    """The run's splits of a folder, checked, with their sizes."""
+def folder_splits(config: Config, by_split: dict[str, list], class_names: list[str]) -> Splits:
+    """The run's splits of a folder, checked, with their sizes.
+
+    Raises:
+        DataError: a split held out or named that has no file, or a class with no training image."""
     infos = _infos(by_split)
     names = split_names(config)
     for key, name in (("test_split", "test"), ("validation_split", "validation")):
         fraction = getattr(config.data, key)
-        fraction = 0.1 if fraction == "test" else fraction
+        if key == "test_split" and fraction == "test":  # (`validation_split: test` names the test split)
+            fraction = DEFAULT_TEST_FRACTION
         if isinstance(fraction, float) and name not in by_split:
             raise DataError(f"{config.data.path} has too few images to hold out {fraction:.0%} for {name}: "
                             f"none of its {sum(len(f) for f in by_split.values()):,} files fell there",
@@ -46,8 +50,22 @@ def folder_splits(config: Config, by_split: dict[str, list]) -> Splits:
                       ("test_split", names["test"])):
         if spec is not None and spec not in infos:  # a slice or a sum (TFDS's parser), or a missing split
             check_split(config, infos, key, spec)
+    _check_trained(config, files_of(names["train"], by_split), by_split, class_names)
     sizes = tuple((spec, len(files_of(spec, by_split))) for spec in dict.fromkeys(names.values()) if spec)
     return Splits(names["train"], names["validation"], names["test"], sizes=sizes)
+
+
+def _check_trained(config: Config, train: list, by_split: dict[str, list], class_names: list[str]) -> None:
+    """Every class has a training image (a class only in test/, as a misspelt folder makes, cannot be learnt)."""
+    trained = {f.label for f in train}
+    for label, name in enumerate(class_names):
+        if label not in trained:
+            where = {split: n for split, files in by_split.items() if (n := sum(f.label == label for f in files))}
+            held = ", ".join(f"{n:,} in {split}" for split, n in where.items()) or "none usable"
+            raise DataError(f"class `{name}` has no training image in {config.data.path} ({held})",
+                            location=config.where("data", "path"), path="data.path",
+                            hint="Check the class folders' names in every split (a misspelt one is a class of its "
+                                 "own), add training images of the class, or remove it.")
 
 
 def files_of(spec: str, by_split: dict[str, list]) -> list:
@@ -136,10 +154,11 @@ def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool =
 
     dataset = folder or open_folder(config)
     images, rows = decoded(dataset, log)
+    check_usable(dataset.listing, dataset.reasons, config.where("data", "path"))
     by_split = assign(dataset, config)
     for name, files in by_split.items():  # files that failed to decode just now are not used
         by_split[name] = [f for f in files if f.key in rows]
-    splits = folder_splits(config, by_split)
+    splits = folder_splits(config, by_split, dataset.class_names)
     preprocess = preprocess_fn(config.data, len(dataset.class_names), one_hot)
     pixels = as_tensor(images)  # one tensor for every split: each gathers its rows
 

@@ -2,25 +2,33 @@
 
 Two layouts, as Keras' `image_dataset_from_directory` and most course material use them:
 - a folder of class subfolders, `DIR/<class>/**/*.jpg`, or of split subfolders of those,
-  `DIR/train/<class>/...`, `DIR/test/<class>/...` (and `validation/` or `val/`);
-- a CSV file with a header and columns `path,label` (paths relative to the CSV), optionally `split`.
+  `DIR/train/<class>/...`, `DIR/test/<class>/...` (and `validation/`, `val/` or `valid/`): split
+  folders only when every subfolder names a split, so a class may be called `train`;
+- a CSV file with a header and columns `path,label` (paths relative to the CSV), optionally `split`,
+  as spreadsheets save it (UTF-8, a BOM, empty rows, Windows' backslashes).
 Class names are the folder names or labels, sorted. Hidden files (`.DS_Store`, `Thumbs.db`,
-`._*`) are ignored silently; other files that are not images by name are listed as skipped.
-Only names and `stat` results are read here: nothing is decoded.
+`._*`) are ignored silently; other files that cannot be images (by name, kind, or a broken link)
+are listed as skipped, with why. Links to folders inside a class are not followed (as Keras'
+`image_dataset_from_directory`: a link to `..` would loop). Only names and `stat` results are read
+here: nothing is decoded.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import io
 import os
+import stat as stat_mode
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnzoo.data.image_files import HIDDEN_NAMES, IMAGE_SUFFIXES, is_hidden
 from cnnzoo.errors import DataError, Location
 
-SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "val": "validation"}
+SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "val": "validation",
+                 "valid": "validation"}  # valid/: Roboflow's and Kaggle's exports
+LOOSE = "not in a class folder"
 
 
 @dataclass(frozen=True)
@@ -64,18 +72,19 @@ def list_images(origin: Path, where: Location | None) -> FolderListing:
     if origin.is_file():
         return _from_csv(origin, where)
     if not origin.is_dir():
-        raise DataError(f"data.path {origin} does not exist", location=where, path="data.path",
+        raise DataError(f"{origin} does not exist", location=where, path="data.path",
                         hint="Give a folder of class subfolders, or a CSV file with `path,label` columns.")
-    split_dirs = {SPLIT_FOLDERS[d.name]: d for d in _subfolders(origin) if d.name in SPLIT_FOLDERS}
-    if "train" in split_dirs:
-        tops = [(split, _subfolders(folder)) for split, folder in sorted(split_dirs.items())]
-    else:
-        tops = [(None, _subfolders(origin))]
+    subfolders = _subfolders(origin)
+    split_dirs = _split_folders(origin, subfolders, where)
+    tops = [(s, _subfolders(d)) for s, d in sorted(split_dirs.items())] if split_dirs else [(None, subfolders)]
     names = sorted({d.name for _, dirs in tops for d in dirs})
     if not names:
-        raise DataError(f"data.path {origin} holds no class subfolders", location=where, path="data.path",
+        raise DataError(f"{origin} holds no class subfolders", location=where, path="data.path",
                         hint="Lay images out as DIR/<class>/<image>.jpg (or DIR/train/<class>/..., DIR/test/<class>/...).")
     listing = FolderListing(origin, origin, names, [])
+    for folder in [origin, *split_dirs.values()]:  # images beside the class folders belong to no class
+        listing.skipped += [(_rel(listing, f), LOOSE) for f in sorted(folder.iterdir())
+                            if f.is_file() and not is_hidden(Path(f.name)) and f.suffix.lower() in IMAGE_SUFFIXES]
     for split, dirs in tops:
         for folder in dirs:
             count = _add_folder(listing, folder, names.index(folder.name), split)
@@ -89,6 +98,43 @@ def _subfolders(folder: Path) -> list[Path]:
     return sorted(d for d in folder.iterdir() if d.is_dir() and not is_hidden(Path(d.name)))
 
 
+def _split_folders(origin: Path, subfolders: list[Path], where: Location | None) -> dict[str, Path]:
+    """{split: its folder} when the subfolders are split folders (every one names a split, `train` among
+    them), else {} (class folders: a class may be called `train`, when its folder holds images)."""
+    splits = [d for d in subfolders if d.name in SPLIT_FOLDERS]
+    if not any(d.name == "train" for d in splits):
+        return {}
+    others = [d.name for d in subfolders if d not in splits]
+    train = origin / "train"
+    if others and any(f.is_file() for f in train.iterdir()):
+        return {}  # `train` is one of the classes
+    if others:
+        raise DataError(f"{origin} holds split folders ({', '.join(d.name for d in splits)}) beside other folders "
+                        f"({', '.join(others)})", location=where, path="data.path",
+                        hint="Put every class folder inside train/ (and test/), or give a folder of class folders only.")
+    found: dict[str, Path] = {}
+    for d in splits:
+        if SPLIT_FOLDERS[d.name] in found:
+            raise DataError(f"{origin} holds both {found[SPLIT_FOLDERS[d.name]].name} and {d.name}, two folders of "
+                            f"the {SPLIT_FOLDERS[d.name]} split", location=where, path="data.path",
+                            hint="Merge them into one, or move one out of the folder.")
+        found[SPLIT_FOLDERS[d.name]] = d
+    return found
+
+
+def _rel(listing: FolderListing, path: Path) -> str:
+    return shown(path.relative_to(listing.root).as_posix())
+
+
+def shown(rel: str) -> str:
+    """A path as text that can be printed and written: a name that is not UTF-8 with its bytes as \\xNN."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        return os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
 def _add_folder(listing: FolderListing, folder: Path, label: int, split: str | None) -> int:
     """Add the images below `folder` (recursively, in name order); returns how many. Plain strings and
     `os.scandir` (its entries carry their stat): pathlib objects per file cost more than the listing."""
@@ -98,54 +144,93 @@ def _add_folder(listing: FolderListing, folder: Path, label: int, split: str | N
         where, rel_dir = stack.pop()
         with os.scandir(where) as entries:
             entries = sorted(entries, key=lambda e: e.name)
-        for entry in reversed([e for e in entries if e.is_dir() and not e.name.startswith(".")]):
+        for entry in reversed([e for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]):
             stack.append((entry.path, f"{rel_dir}/{entry.name}"))
         for entry in entries:
-            if entry.is_dir() or entry.name.startswith(".") or entry.name.lower() in HIDDEN_NAMES:
+            if entry.is_dir(follow_symlinks=False) or entry.name.startswith(".") or entry.name.lower() in HIDDEN_NAMES:
                 continue  # hidden files (and their folders) are ignored silently
-            rel, suffix = f"{rel_dir}/{entry.name}", os.path.splitext(entry.name)[1]
-            if suffix.lower() not in IMAGE_SUFFIXES:  # (hidden names were left out above)
-                listing.skipped.append((rel, f"not an image file name ({suffix or 'no suffix'})"))
+            rel = f"{rel_dir}/{entry.name}"
+            found = _file_of(entry, rel, label, split)
+            if isinstance(found, str):
+                listing.skipped.append((shown(rel), found))
                 continue
-            stat = entry.stat()
-            listing.files.append(ImageFile(rel, label, split, stat.st_size, stat.st_mtime_ns))
+            listing.files.append(found)
             count += 1
     listing.files[len(listing.files) - count:] = sorted(listing.files[len(listing.files) - count:], key=lambda f: f.rel)
     return count
 
 
+def _file_of(entry: os.DirEntry, rel: str, label: int, split: str | None) -> ImageFile | str:
+    """The listed image, or why the entry is skipped."""
+    if entry.is_symlink() and entry.is_dir():
+        return "a link to a folder (not followed)"
+    suffix = os.path.splitext(entry.name)[1]
+    if suffix.lower() not in IMAGE_SUFFIXES:  # (hidden names were left out by the caller)
+        return f"not an image file name ({suffix or 'no suffix'})"
+    try:
+        stat = entry.stat()
+    except OSError as exc:
+        return "a broken link" if entry.is_symlink() else f"cannot read ({exc.strerror or exc})"
+    if not stat_mode.S_ISREG(stat.st_mode):
+        return "not a regular file"
+    if shown(rel) != rel:
+        return "its name is not UTF-8 (rename the file)"
+    return ImageFile(rel, label, split, stat.st_size, stat.st_mtime_ns)
+
+
 def _from_csv(origin: Path, where: Location | None) -> FolderListing:
-    root = origin.parent
-    with origin.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: spreadsheets' BOM
-        reader = csv.DictReader(handle)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        if not {"path", "label"} <= set(columns):
-            raise DataError(f"{origin}: the header names columns {columns or 'none'}; `path` and `label` are needed",
-                            location=where, path="data.path",
-                            hint="First line e.g. `path,label` or `path,label,split`; paths relative to the CSV.")
-        rows = [({k.strip(): (v or "").strip() for k, v in row.items() if k}, reader.line_num) for row in reader]
+    if origin.suffix.lower() in IMAGE_SUFFIXES:
+        raise DataError(f"{origin} is an image file, not a folder or a CSV", location=where, path="data.path",
+                        hint=f"Give the folder of class subfolders it is in, e.g. `data.path: {origin.parent.parent}`.")
+    root, raw = origin.parent, origin.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # utf-8-sig: spreadsheets' BOM
+    except UnicodeDecodeError as bad:
+        line = raw[:bad.start].count(b"\n") + 1
+        raise DataError(f"{origin}:{line}: not UTF-8 text (byte 0x{raw[bad.start]:02x})",
+                        location=where, path="data.path", hint="Save the CSV as UTF-8 (Excel: Save As, "
+                        "`CSV UTF-8`; LibreOffice: character set Unicode (UTF-8)).") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    if not {"path", "label"} <= set(columns):
+        raise DataError(f"{origin}: the header names columns {columns or 'none'}; `path` and `label` are needed",
+                        location=where, path="data.path",
+                        hint="First line e.g. `path,label` or `path,label,split`; paths relative to the CSV.")
+    rows = [({k.strip(): (v or "").strip() for k, v in row.items() if k}, reader.line_num) for row in reader]
+    rows = [(row, line) for row, line in rows if any(row.values())]  # a spreadsheet's empty rows (`,,`)
     names = sorted({row["label"] for row, _ in rows if row["label"]})
-    listing = FolderListing(origin, root, names, [])
+    listing, lines = FolderListing(origin, root, names, []), {}
     for row, line in rows:
-        _add_row(listing, origin, row, line, where)
+        _add_row(listing, origin, row, line, where, lines)
     if not listing.files:
         raise DataError(f"{origin} lists no images", location=where, path="data.path")
     return listing
 
 
-def _add_row(listing: FolderListing, origin: Path, row: dict, line: int, where: Location | None) -> None:
-    path = listing.root / row["path"]
+def _add_row(listing: FolderListing, origin: Path, row: dict, line: int, where: Location | None,
+             lines: dict[str, int]) -> None:
+    """Add one row's image; `lines`: the line of every path listed so far (a path listed twice is refused)."""
     if not row["path"] or not row["label"]:
-        raise DataError(f"{origin}:{line}: a row without a path or a label", location=where, path="data.path")
+        raise DataError(f"{origin}:{line}: a row without a path or a label", location=where, path="data.path",
+                        hint="Give both on every row, or delete the row.")
+    given = row["path"]
+    if "\\" in given and not (listing.root / given).exists():  # a path written on Windows
+        given = given.replace("\\", "/")
+    path, rel = listing.root / given, Path(given).as_posix()
     if not path.is_file():
-        raise DataError(f"{origin}:{line}: {row['path']} does not exist (looked for {path})", location=where,
-                        path="data.path", hint="Paths in the CSV are relative to the CSV file's folder.")
-    split = row.get("split") or None
+        kind = "is a folder, not an image file" if path.is_dir() else "does not exist"
+        raise DataError(f"{origin}:{line}: {row['path']} {kind} (looked for {path})", location=where,
+                        path="data.path", hint="Paths in the CSV are relative to the CSV file's folder, one image a row.")
+    if rel in lines:
+        raise DataError(f"{origin}:{line}: {rel} is listed again (first on line {lines[rel]})", location=where,
+                        path="data.path", hint="List every image once, with its one label.")
+    lines[rel] = line
+    split = row.get("split", "").lower() or None
     if split is not None and split not in SPLIT_FOLDERS:
-        raise DataError(f"{origin}:{line}: split `{split}` is not one of train, validation (or val), test",
+        raise DataError(f"{origin}:{line}: split `{row['split']}` is not one of train, validation (or val, valid), test",
                         location=where, path="data.path")
-    if is_hidden(Path(row["path"])):
+    if is_hidden(Path(given)):
         return
     stat = path.stat()
-    listing.files.append(ImageFile(Path(row["path"]).as_posix(), listing.class_names.index(row["label"]),
+    listing.files.append(ImageFile(rel, listing.class_names.index(row["label"]),
                                    SPLIT_FOLDERS.get(split) if split else None, stat.st_size, stat.st_mtime_ns))

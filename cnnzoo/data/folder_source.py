@@ -99,14 +99,21 @@ def open_folder(config: Config) -> FolderDataset:
     reasons = {k: v for k, v in sizes.items() if isinstance(v, str)}
     if store:
         reasons.update(store.reasons)
+    check_usable(listing, reasons, where)
+    size = tuple(resize) if resize else _one_size(listing, sizes, reasons, config)
+    return FolderDataset(listing, channels, size, sizes, reasons, kept, store, contents)
+
+
+def check_usable(listing: FolderListing, reasons: dict[str, str], where) -> None:
+    """Every class keeps a usable image, the skipped files (`reasons`: by file key) left out: its headers
+    read, and again once decoded (a truncated file is found only then)."""
     by_class = Counter(f.label for f in listing.files if f.key not in reasons)
     for label, name in enumerate(listing.class_names):
         if not by_class[label]:
-            raise DataError(f"class `{name}` has no usable image in {listing.origin}", location=where,
-                            path="data.path", hint="Every file of it was skipped (see the reasons with "
-                            "`cnnzoo validate`): add images that open, or remove the class.")
-    size = tuple(resize) if resize else _one_size(listing, sizes, reasons, config)
-    return FolderDataset(listing, channels, size, sizes, reasons, kept, store, contents)
+            bad = [f"{f.rel} ({reasons[f.key]})" for f in listing.files if f.label == label]
+            raise DataError(f"class `{name}` has no usable image in {listing.origin}: " + "; ".join(bad[:3])
+                            + (f"; and {len(bad) - 3:,} more" if len(bad) > 3 else ""), location=where,
+                            path="data.path", hint="Add images that open to it, or remove the class.")
 
 
 def _size_or_reason(path: str) -> tuple:
@@ -131,7 +138,7 @@ def _one_size(listing: FolderListing, sizes: dict, reasons: dict, config: Config
         f"the images in {listing.origin} have {len(counts)} different sizes: {shown}"
         f"{', ...' if len(common) > 4 else ''}", location=config.where("data", "path"), path="data.preprocessing.resize",
         hint=f"Give one size for all, e.g. `data.preprocessing.resize: [{common[0][0][0]}, {common[0][0][1]}]` "
-             f"(the most common) or [{rows}, {cols}] (the median).",
+             "(the most common)" + ("" if (rows, cols) == common[0][0] else f" or [{rows}, {cols}] (the median)") + ".",
     )
 
 

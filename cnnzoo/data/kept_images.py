@@ -81,7 +81,7 @@ def path_for(data_dir: str | None, origin: Path, channels: int, size) -> Path:
     root = Path(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
     name = hashlib.sha1(str(origin.resolve()).encode()).hexdigest()[:16]
     shape = f"{size[0]}x{size[1]}" if size else "native"
-    return root / FOLDER / f"{origin.name}-{name}-{channels}c-{shape}.npz"
+    return root / FOLDER / f"{origin.resolve().name}-{name}-{channels}c-{shape}.npz"
 
 
 def load(path: Path) -> Store | None:

@@ -1,0 +1,124 @@
+"""What a `data.path` lists, on the folders and CSVs people have: spreadsheets' CSVs, links, odd
+names, a class called `train`, the split folders' other names. Each either works or exits 2 saying
+which file or line and what to do; none ends in a traceback."""
+
+from __future__ import annotations
+
+import os
+
+from cnnzoo.data.folder_listing import list_images
+from conftest import cli, write
+from test_folders import MODEL, folder, image
+
+
+def refused(tmp_path, path, *overrides) -> str:
+    """`cnnzoo validate` on a config naming `path`: exit 2 and no traceback; its error."""
+    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {path}\n  data_dir: {tmp_path / 'tfds'}\n")
+    done = cli("validate", config, *overrides)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    return done.stderr
+
+
+def test_a_csv_saved_by_a_spreadsheet_in_a_legacy_encoding_is_refused_naming_its_line(tmp_path):
+    folder(tmp_path / "pets", per_class=2)
+    sheet = tmp_path / "labels.csv"
+    sheet.write_bytes("path,label\npets/cat/cat0.png,cat\npets/dog/dog0.png,dog\n# caf\xe9\n".encode("cp1252"))
+    error = refused(tmp_path, sheet)
+    assert "labels.csv:4" in error and "UTF-8" in error
+
+
+def test_an_image_file_as_data_path_is_refused_asking_for_its_folder(tmp_path):
+    pets = folder(tmp_path / "pets", per_class=2)
+    error = refused(tmp_path, pets / "cat" / "cat0.png")
+    assert "cat0.png is an image" in error and "folder" in error
+
+
+def test_spreadsheet_habits_in_a_csv_are_read(tmp_path):
+    """Backslashes of Windows paths, empty rows a spreadsheet leaves, a split's capital letter."""
+    folder(tmp_path / "pets", per_class=2)
+    sheet = write(tmp_path / "labels.csv", "path,label,split\r\npets\\cat\\cat0.png,cat,Train\r\n"
+                  "pets/dog/dog0.png,dog,TEST\r\n,,\r\npets/eel/eel0.png,eel,valid\r\n,,\r\n")
+    listing = list_images(sheet, None)
+    assert [(f.rel, f.split) for f in listing.files] == [
+        ("pets/cat/cat0.png", "train"), ("pets/dog/dog0.png", "test"), ("pets/eel/eel0.png", "validation")]
+
+
+def test_a_csv_listing_a_file_twice_or_a_folder_is_refused_naming_the_lines(tmp_path):
+    folder(tmp_path / "pets", per_class=2)
+    twice = write(tmp_path / "twice.csv", "path,label\npets/cat/cat0.png,cat\npets/dog/dog0.png,dog\n"
+                  "pets/cat/cat0.png,dog\n")
+    error = refused(tmp_path, twice)
+    assert "twice.csv:4" in error and "line 2" in error and "pets/cat/cat0.png" in error
+    error = refused(tmp_path, write(tmp_path / "dir.csv", "path,label\npets/cat,cat\n"))
+    assert "dir.csv:2" in error and "a folder" in error
+
+
+def test_links_odd_files_and_names_in_a_class_folder_are_skipped_with_their_reason(tmp_path):
+    pets = folder(tmp_path / "pets", per_class=20)
+    os.symlink(tmp_path / "nowhere.jpg", pets / "cat" / "broken.jpg")
+    os.symlink("..", pets / "cat" / "up")  # a loop, were links to folders followed (Keras does not)
+    os.mkfifo(pets / "dog" / "pipe.jpg")  # reading it would wait forever
+    image(pets / "eel" / os.fsdecode(b"caf\xe9.png"))  # a name that is not UTF-8 (an old zip's)
+    listing = list_images(pets, None)
+    assert len(listing.files) == 60
+    reasons = dict(listing.skipped)
+    assert "broken link" in reasons["cat/broken.jpg"]
+    assert "link to a folder" in reasons["cat/up"]
+    assert "not a regular file" in reasons["dog/pipe.jpg"]
+    assert "not UTF-8" in next(why for rel, why in listing.skipped if rel.startswith("eel/caf"))
+    done = cli("validate", write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {pets}\n  data_dir: "
+                                 f"{tmp_path / 'tfds'}\n  validation_split: null\n"))
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_class_named_train_is_a_class_unless_every_folder_names_a_split(tmp_path):
+    for name in ("train", "car", "bus"):
+        image(tmp_path / "vehicles" / name / f"{name}.png")
+    assert list_images(tmp_path / "vehicles", None).class_names == ["bus", "car", "train"]
+    image(tmp_path / "splits" / "train" / "car" / "a.png")
+    image(tmp_path / "splits" / "valid" / "car" / "b.png")  # Roboflow's and Kaggle's name
+    listing = list_images(tmp_path / "splits", None)
+    assert listing.class_names == ["car"] and sorted(f.split for f in listing.files) == ["train", "validation"]
+
+
+def test_two_folders_of_one_split_are_refused_and_loose_images_are_listed_as_skipped(tmp_path):
+    for split in ("train", "val", "validation"):
+        image(tmp_path / "both" / split / "car" / "a.png")
+    assert "both val and validation" in refused(tmp_path, tmp_path / "both")
+    pets = folder(tmp_path / "pets", per_class=2)
+    image(pets / "stray.png")
+    assert dict(list_images(pets, None).skipped)["stray.png"] == "not in a class folder"
+
+
+def test_the_current_folder_as_data_path_is_named_as_its_folder(tmp_path):
+    pets = folder(tmp_path / "pets", per_class=20)
+    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: .\n  data_dir: {tmp_path / 'tfds'}\n")
+    done = cli("validate", config, cwd=pets)
+    assert done.returncode == 0 and "data: pets 20x20x3, 3 classes" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_class_with_no_training_image_is_refused_naming_it(tmp_path):
+    pets = folder(tmp_path / "pets", per_class=20, layout="train")
+    image(pets / "test" / "cats" / "a.png")  # a typo in the test folder: `cats` has test images only
+    error = refused(tmp_path, pets, "model.layers.2.Dense=4")
+    assert "class `cats` has no training image" in error and "(1 in test)" in error, error
+
+
+def test_validating_on_the_test_split_works_on_a_folder_with_its_warning(tmp_path):
+    pets = folder(tmp_path / "pets", per_class=20)
+    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {pets}\n  data_dir: {tmp_path / 'tfds'}\n")
+    done = cli("validate", config, "data.validation_split=test")
+    assert done.returncode == 0 and "validating on the test split" in done.stderr, done.stderr
+
+
+def test_a_class_whose_files_are_all_truncated_ends_the_first_run_as_it_ends_later_ones(tmp_path):
+    """A truncated file's header reads: it is found bad only when decoded, after the plan."""
+    pets = folder(tmp_path / "pets", per_class=20)
+    for i in (0, 4, 8):  # (the PNGs)
+        whole = (pets / "cat" / f"cat{i}.png").read_bytes()
+        image(pets / "fox" / f"fox{i}.png").write_bytes(whole[:len(whole) // 2])
+    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {pets}\n  data_dir: {tmp_path / 'tfds'}\n")
+    for attempt in ("first", "again"):
+        done = cli("train", config, "model.layers.2.Dense=4", "--output-dir", tmp_path / attempt)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "class `fox` has no usable image" in done.stderr and "fox/fox0.png (truncated" in done.stderr
