@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -237,3 +238,21 @@ def test_a_run_on_own_photos_exports_a_model_taking_rgb_photos(run, photos, tmp_
         agree(predicted(target, photo), ours)
         top = json.loads(cli("predict", target, photo, "--json").stdout)[0]["top"][0]
         assert top["name"] == NAMES[int(ours.argmax())]
+
+
+@pytest.mark.slow
+def test_links_pipes_and_odd_names_in_a_folder_are_rows_with_their_reason(run, photos, tmp_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    shutil.copy(photos / "a.png", folder / "a.png")
+    shutil.copy(photos / "b.png", folder / os.fsdecode(b"caf\xe9.png"))  # a name that is not UTF-8
+    os.symlink(tmp_path / "nowhere.jpg", folder / "broken.jpg")
+    os.mkfifo(folder / "pipe.jpg")  # opened, it would wait for a writer forever
+    out = tmp_path / "out.csv"
+    done = cli("predict", run.run_dir.path, folder, "--csv", out)
+    assert done.returncode == 0 and "1 of 4 images predicted; 3 could not be read" in done.stderr, done.stderr
+    with out.open(newline="") as f:
+        reasons = {row["path"]: row["error"] for row in csv.DictReader(f)}
+    assert reasons == {f"{folder}/a.png": "", f"{folder}/broken.jpg": "a broken link",
+                       f"{folder}/caf\\xe9.png": "its name is not UTF-8 (rename the file)",
+                       f"{folder}/pipe.jpg": "not a regular file"}

@@ -167,15 +167,22 @@ def _file_of(entry: os.DirEntry, rel: str, label: int, split: str | None) -> Ima
     suffix = os.path.splitext(entry.name)[1]
     if suffix.lower() not in IMAGE_SUFFIXES:  # (hidden names were left out by the caller)
         return f"not an image file name ({suffix or 'no suffix'})"
+    stat, why = checked(entry.stat, entry.is_symlink(), rel)
+    return why or ImageFile(rel, label, split, stat.st_size, stat.st_mtime_ns)
+
+
+def checked(stat, is_link: bool, rel: str) -> tuple[os.stat_result | None, str | None]:
+    """(`stat()`, None) for a file named as an image that can be read as one, else (None, why not): checked
+    before it is opened (a pipe would block the reader)."""
     try:
-        stat = entry.stat()
+        found = stat()
     except OSError as exc:
-        return "a broken link" if entry.is_symlink() else f"cannot read ({exc.strerror or exc})"
-    if not stat_mode.S_ISREG(stat.st_mode):
-        return "not a regular file"
+        return None, "a broken link" if is_link else f"cannot read ({exc.strerror or exc})"
+    if not stat_mode.S_ISREG(found.st_mode):
+        return None, "not a regular file"
     if shown(rel) != rel:
-        return "its name is not UTF-8 (rename the file)"
-    return ImageFile(rel, label, split, stat.st_size, stat.st_mtime_ns)
+        return None, "its name is not UTF-8 (rename the file)"
+    return found, None
 
 
 def _from_csv(origin: Path, where: Location | None) -> FolderListing:

@@ -103,7 +103,9 @@ def gather(given: str, shape: tuple[int, ...]) -> list[Source]:
 
 def _folder(given: str, folder: Path) -> list[Source]:
     """Every image under `folder`, sorted, named as `given/relative/path`; hidden files (.DS_Store,
-    ._x.jpg, .git/...) are skipped silently, as training skips them."""
+    ._x.jpg, .git/...) are skipped silently, as training skips them, and files that cannot be images
+    (a broken link, a pipe, a name that is not UTF-8) have their reason, as training lists them."""
+    from cnnzoo.data.folder_listing import checked, shown
     from cnnzoo.data.image_files import is_hidden, is_image_name
 
     found = sorted(Path(top, name).relative_to(folder) for top, _, names in os.walk(folder) for name in names)
@@ -111,7 +113,12 @@ def _folder(given: str, folder: Path) -> list[Source]:
     if not images:
         raise CnnzooError(f"no images in folder {given}",
                           hint="Predict reads .jpg, .jpeg, .png, .bmp and .gif files, in subfolders too.")
-    return [Source(str(Path(given) / rel), folder / rel) for rel in images]
+    sources = []
+    for rel in images:
+        path = folder / rel
+        _, why = checked(path.stat, path.is_symlink(), str(rel))
+        sources.append(Source(shown(str(Path(given) / rel)), path, error=why))
+    return sources
 
 
 def _array_rows(given: str, path: Path, shape: tuple[int, ...]) -> list[Source]:
