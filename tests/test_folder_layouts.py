@@ -122,3 +122,13 @@ def test_a_class_whose_files_are_all_truncated_ends_the_first_run_as_it_ends_lat
         done = cli("train", config, "model.layers.2.Dense=4", "--output-dir", tmp_path / attempt)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert "class `fox` has no usable image" in done.stderr and "fox/fox0.png (truncated" in done.stderr
+
+
+def test_the_class_table_lines_up_under_short_class_names(tmp_path):
+    from cnnzoo.data.folder_source import class_table
+
+    folder(tmp_path / "pets", per_class=2)
+    sheet = write(tmp_path / "labels.csv", "path,label\npets/cat/cat0.png,0\npets/dog/dog0.png,1\n")
+    listing = list_images(sheet, None)
+    lines = class_table({"train": listing.files}, listing.class_names)
+    assert len({len(line) for line in lines}) == 1 and lines[0].index("train") == lines[-1].index("2") - 4, lines

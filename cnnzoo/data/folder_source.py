@@ -200,7 +200,7 @@ def class_table(files_by_split: dict[str, list], class_names: list[str]) -> list
     """Lines for `validate`: images per split and per class."""
     order = [s for s in ("train", "validation", "test") if s in files_by_split]
     counts = {s: Counter(f.label for f in files_by_split[s]) for s in order}
-    width = max(len(n) for n in class_names)
+    width = max(len("class"), *(len(n) for n in class_names))
     lines = [f"{'class':<{width}}  " + "  ".join(f"{s:>10}" for s in order)]
     for label, name in enumerate(class_names):
         lines.append(f"{name:<{width}}  " + "  ".join(f"{counts[s][label]:>10,}" for s in order))
