@@ -13,6 +13,13 @@ from cnnzoo.config.schema import DataConfig
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
+def rounds_pixels(data: DataConfig) -> bool:
+    """Whether the run's images were rounded to whole 0-255 values after their colour conversion and
+    resize: a folder's are (decoded once and kept as uint8), a catalogue dataset's are resized in float
+    by the pipeline. `predict` and the export round exactly when training did."""
+    return data.path is not None
+
+
 def to_channels(images, channels: int):
     """RGB -> grayscale or grayscale -> RGB, as TensorFlow converts; other counts are left as they are."""
     import tensorflow as tf

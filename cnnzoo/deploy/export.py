@@ -4,11 +4,11 @@ The exported model takes raw pixels, 0-255 (any float or integer values), of any
 and applies the run's whole preprocessing itself with standard Keras layers: colour conversion (a
 run on your own photos takes 3 channels, converted to the model's as training converted them), a
 bilinear `Resizing` to the model's input size (as `tf.image.resize`; an identity at that size),
+whole 0-255 values where training rounded them (`preprocessing.rounds_pixels`: a run on image files),
 `Rescaling` and `Normalization`. So a deployment needs no cnnzoo and no knowledge of the training
-statistics or input size: it gives `cnnzoo predict`'s probabilities for the same photo (to ~1e-3:
-predict rounds the resized pixels to uint8 as training does, the export does not). TFLite and ONNX
-files also carry the model's input size and class names as metadata (`runtimes.export_metadata`), so
-`cnnzoo predict` runs them without their run.
+statistics or input size: it gives `cnnzoo predict`'s probabilities for the same photo (float
+rounding apart). TFLite and ONNX files also carry the model's input size, class names and rounding
+as metadata (`runtimes.export_metadata`), so `cnnzoo predict` runs them without their run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config.schema import DataConfig
+from cnnzoo.data.preprocessing import rounds_pixels
 from cnnzoo.deploy.runs import class_names_of, load_trained
 from cnnzoo.deploy.runtimes import METADATA, export_metadata
 from cnnzoo.models.compile import outputs_logits
@@ -54,6 +55,8 @@ def with_preprocessing(model, data: DataConfig, logits: bool = False):
         # resolved `training` on to the layers after it, so the model's Dropout would stay on when the
         # export is called as model(x), served as a SavedModel or converted to TFLite (which then fails).
         x = keras.layers.Resizing(rows, cols, interpolation="bilinear", name="resize")(x, training=False)
+    if rounds_pixels(data):  # as the kept pixels were: Keras ops, saved with the model (no custom layer)
+        x = keras.ops.clip(keras.ops.round(x), 0.0, 255.0)
     prep = data.preprocessing
     x = keras.layers.Rescaling(1.0 / 255 if prep.rescale else 1.0, name="scale_to_unit")(x)
     if prep.mean is not None or prep.std is not None:
@@ -119,7 +122,7 @@ def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = 
               "onnx": ".onnx"}[fmt]
     target = Path(output) if output else run / "export" / f"{model.name}{suffix}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    metadata = export_metadata(model.input_shape[1:], class_names_of(run_path, config))
+    metadata = export_metadata(model.input_shape[1:], class_names_of(run_path, config), rounds_pixels(config.data))
     if fmt == "keras":
         inference.save(target)
     elif fmt == "savedmodel":

@@ -1,7 +1,8 @@
 """`cnnzoo predict`: top-k classes for image files, folders of them and `.npy` arrays, with the run's preprocessing.
 
 Each image is decoded as training decodes files (`cnnzoo.data.image_decode.decode`: colour converted
-and resized to the model's input, rounded to uint8), then goes to the model (`cnnzoo.deploy.runtimes`):
+and resized to the model's input, rounded to uint8 where training rounded: a run on image files; a
+catalogue run's are resized in float, as its pipeline resizes), then goes to the model (`cnnzoo.deploy.runtimes`):
 a run's Keras model after `preprocess_images`, the run's own preprocessing, or an `.onnx` or
 `.tflite` export (preprocessing inside) run by ONNX Runtime or LiteRT. Images are read and predicted `CHUNK` at a time, so a folder of any size
 never sits in memory as float32. A file that cannot be read gets a result saying why instead of
@@ -66,7 +67,7 @@ class Prediction:
             yield from self._chunk(self.sources[start:start + CHUNK])
 
     def _chunk(self, sources: list[Source]) -> list[dict[str, Any]]:
-        read = [_pixels(source, self.shape) for source in sources]
+        read = [_pixels(source, self.shape, self.model.rounded) for source in sources]
         good = [pixels for pixels, _ in read if pixels is not None]
         probabilities = iter(self.model.probabilities(np.stack(good)) if good else [])
         return [self._result(source.label, next(probabilities)) if pixels is not None
@@ -139,17 +140,22 @@ def _array_rows(given: str, path: Path, shape: tuple[int, ...]) -> list[Source]:
     return [Source(f"{given}[{i}]", path, array=array[i]) for i in range(len(array))]
 
 
-def _pixels(source: Source, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | None]:
-    """(raw pixels of `shape`, None), or (None, why not): colour and size as the run's training data."""
+def _pixels(source: Source, shape: tuple[int, ...], rounded: bool) -> tuple[np.ndarray | None, str | None]:
+    """(raw pixels of `shape`, None), or (None, why not): colour and size as the run's training data
+    (`rounded`: resized and rounded as a folder's kept pixels, else resized in float as a pipeline resizes)."""
     from cnnzoo.data.image_decode import decode
     from cnnzoo.data.image_files import BadImage
+    from cnnzoo.data.preprocessing import resize
 
     if source.error is not None:
         return None, source.error
     if source.array is not None:
         return np.asarray(source.array, dtype="float32"), None
     try:
-        return decode(source.path, channels=shape[-1], size=tuple(shape[:2])), None
+        if rounded:
+            return decode(source.path, channels=shape[-1], size=tuple(shape[:2])), None
+        pixels = decode(source.path, channels=shape[-1])
+        return np.asarray(resize(pixels[None].astype("float32"), shape[:2])[0]), None
     except BadImage as bad:  # also unreadable files (permissions) and files gone since they were listed
         return None, bad.reason
 

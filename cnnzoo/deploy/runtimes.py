@@ -22,10 +22,11 @@ ONNX_PACKAGES = ("tf2onnx", "onnx", "onnxruntime")
 EXPORTS = (".onnx", ".tflite")
 
 
-def export_metadata(input_shape: tuple[int, ...], class_names: list[str] | None) -> str:
-    """The JSON an export carries: the trained model's input (rows, cols, channels) and the class names."""
+def export_metadata(input_shape: tuple[int, ...], class_names: list[str] | None, rounded: bool) -> str:
+    """The JSON an export carries: the trained model's input (rows, cols, channels), the class names, and
+    whether resized pixels are rounded (`preprocessing.rounds_pixels`: predict reads images for it so)."""
     return json.dumps({"input_shape": [None if d is None else int(d) for d in input_shape],
-                       "class_names": class_names})
+                       "class_names": class_names, "rounded": rounded})
 
 
 def require(packages: tuple[str, ...], extra: str, why: str) -> None:
@@ -51,6 +52,7 @@ class KerasModel:
     """A run's model (a run directory, or a `.keras` file in a run or with `config_path`), with the run's preprocessing."""
 
     def __init__(self, model_path: str, config_path: str | None = None):
+        from cnnzoo.data.preprocessing import rounds_pixels
         from cnnzoo.deploy.runs import class_names_of, load_trained
         from cnnzoo.models.compile import outputs_logits
 
@@ -59,6 +61,7 @@ class KerasModel:
         self.classes = int(self.model.output_shape[-1])
         self.names = class_names_of(model_path, self.config)
         self.logits = outputs_logits(self.config)
+        self.rounded = rounds_pixels(self.config.data)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         from cnnzoo.data.preprocessing import preprocess_images
@@ -80,11 +83,11 @@ class OnnxModel:
             raise CnnzooError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
         self.input = self.session.get_inputs()[0]
         meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA)
-        self.shape, self.names = _described(path, meta, self.input.shape[-1])
+        self.shape, self.names, self.rounded = _described(path, meta, self.input.shape[-1])
         self.classes = int(self.session.get_outputs()[0].shape[-1])
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input.name: np.asarray(pixels, "float32")})[0]
+        return self.session.run(None, {self.input.name: _as_input(pixels, self.input.shape[-1])})[0]
 
 
 class LiteRtModel:
@@ -100,11 +103,13 @@ class LiteRtModel:
         except (ValueError, RuntimeError) as exc:
             raise CnnzooError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
         (self.input, details), = self.runner.get_input_details().items()
-        self.shape, self.names = _described(path, _tflite_metadata(content), details["shape_signature"][-1])
+        self.shape, self.names, self.rounded = _described(path, _tflite_metadata(content),
+                                                          details["shape_signature"][-1])
         self.classes = int(next(iter(self.runner.get_output_details().values()))["shape_signature"][-1])
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        return next(iter(self.runner(**{self.input: np.asarray(pixels, "float32")}).values()))
+        channels = self.runner.get_input_details()[self.input]["shape_signature"][-1]
+        return next(iter(self.runner(**{self.input: _as_input(pixels, channels)}).values()))
 
 
 def open_model(model_path: str, config_path: str | None = None):
@@ -119,16 +124,28 @@ def open_model(model_path: str, config_path: str | None = None):
     return OnnxModel(path) if suffix == ".onnx" else LiteRtModel(path)
 
 
-def _described(path: Path, meta: str | None, channels) -> tuple[tuple[int, ...], list[str] | None]:
-    """(shape images are read at, class names) from an export's metadata and its input's channels."""
+def _as_input(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """Pixels read at the model's channels as the export's input: a grayscale model's export takes RGB
+    photos, and gray given as RGB converts back to the same whole values (the weights sum to 0.9999)."""
+    pixels = np.asarray(pixels, "float32")
+    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 and channels == 3 else pixels
+
+
+def _described(path: Path, meta: str | None, channels) -> tuple[tuple[int, ...], list[str] | None, bool]:
+    """(shape images are read at, class names, rounded) from an export's metadata and its input's channels.
+    Images are read at the trained model's channels when the metadata has them (a grayscale model's export
+    takes RGB photos: read as gray, they are converted and resized as training did). An export written
+    before `rounded` was recorded: rounded, as predict then read every image."""
     try:
         described = json.loads(meta)
-        rows, cols, _ = described["input_shape"]
+        rows, cols, trained = described["input_shape"]
+        channels = trained if "rounded" in described and trained in (1, 3) else channels
         names = described.get("class_names")
+        rounded = bool(described.get("rounded", True))
     except (TypeError, ValueError, KeyError):
         raise CnnzooError(f"{path} has no cnnzoo metadata: the input size its images are read at is unknown",
                           hint="Predict with the run it was exported from, or export it again with `cnnzoo export`.")
-    return (rows, cols, int(channels)), names
+    return (rows, cols, int(channels)), names, rounded
 
 
 def _tflite_metadata(content: bytes) -> str | None:
