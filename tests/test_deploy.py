@@ -225,3 +225,27 @@ def test_a_missing_optional_package_is_named_with_its_extra(run, test_images, tm
     assert done.returncode == 2 and "Traceback" not in done.stderr
     extra = "litert" if module == "ai_edge_litert" else "onnx"
     assert f"needs {module}" in done.stderr and f"pip install 'cnnzoo[{extra}]'" in done.stderr
+
+
+@pytest.mark.slow
+def test_export_paths_it_cannot_write_and_exported_models_given_as_runs_are_refused(run, tmp_path):
+    """Each exits 2 with its reason and no traceback, and nothing of another kind is overwritten."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    cases = [("keras", tmp_path / "model.onnx", "--format keras writes a .keras file"),
+             ("tflite", photos, "is a folder; --format tflite writes one file"),
+             ("savedmodel", photos, "a folder holding other files"),
+             ("keras", photos / "a.jpg" / "m.keras", "cannot write")]
+    for fmt, target, said in cases:
+        done = cli("export", run.run_dir.path, "--format", fmt, "-o", target)
+        assert done.returncode == 2 and "Traceback" not in done.stderr and said in done.stderr, done.stderr
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
+
+    exported = cli("export", run.run_dir.path, "--format", "keras")  # into the run: run/export/<name>.keras
+    assert exported.returncode == 0, exported.stderr
+    model = next((run.run_dir.path / "export").glob("*.keras"))
+    for command in (["predict", model, tmp_path / "photos" / "a.jpg"], ["evaluate", model],
+                    ["export", model, "--format", "onnx"]):
+        done = cli(*command)
+        assert done.returncode == 2 and "is an export" in done.stderr and "Traceback" not in done.stderr, done.stderr

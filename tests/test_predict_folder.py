@@ -251,11 +251,16 @@ def test_links_pipes_and_odd_names_in_a_folder_are_rows_with_their_reason(run, p
     shutil.copy(photos / "b.png", folder / os.fsdecode(b"caf\xe9.png"))  # a name that is not UTF-8
     os.symlink(tmp_path / "nowhere.jpg", folder / "broken.jpg")
     os.mkfifo(folder / "pipe.jpg")  # opened, it would wait for a writer forever
+    os.symlink(photos / "sub", folder / "linked")  # not followed, as training does not follow it
     out = tmp_path / "out.csv"
     done = cli("predict", run.run_dir.path, folder, "--csv", out)
-    assert done.returncode == 0 and "1 of 4 images predicted; 3 could not be read" in done.stderr, done.stderr
+    assert done.returncode == 0 and "1 of 5 images predicted; 4 could not be read" in done.stderr, done.stderr
     with out.open(newline="") as f:
         reasons = {row["path"]: row["error"] for row in csv.DictReader(f)}
     assert reasons == {f"{folder}/a.png": "", f"{folder}/broken.jpg": "a broken link",
                        f"{folder}/caf\\xe9.png": "its name is not UTF-8 (rename the file)",
-                       f"{folder}/pipe.jpg": "not a regular file"}
+                       f"{folder}/linked": "a link to a folder (not followed)", f"{folder}/pipe.jpg": "not a regular file"}
+    shutil.copy(folder / "a.png", tmp_path / "v1.png")
+    done = cli("predict", run.run_dir.path, "--csv", tmp_path / "v1.png", tmp_path / "b.png")  # --csv's value
+    assert done.returncode == 2 and "would overwrite that image" in done.stderr, done.stderr
+    assert (tmp_path / "v1.png").read_bytes() == (folder / "a.png").read_bytes()

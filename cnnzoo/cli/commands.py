@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import sys
+from pathlib import Path
 
 from cnnzoo.errors import CnnzooError, ConfigError
 
@@ -180,8 +181,12 @@ def pictures(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
+    from cnnzoo.data.image_files import IMAGE_SUFFIXES
     from cnnzoo.deploy.predict import Prediction
 
+    if args.csv and (Path(args.csv).suffix.lower() in IMAGE_SUFFIXES or args.csv in args.images):
+        raise CnnzooError(f"--csv {args.csv}: the table would overwrite that image",
+                          hint=f"--csv takes the file to write, e.g. --csv out.csv {args.csv}.")
     prediction = Prediction(args.model, args.images, args.top_k, args.config)
     with _csv_writer(args.csv, prediction.k) as rows:
         results, failed = [], 0

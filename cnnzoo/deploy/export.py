@@ -21,7 +21,7 @@ import numpy as np
 
 from cnnzoo.config.schema import DataConfig
 from cnnzoo.data.preprocessing import rounds_pixels
-from cnnzoo.deploy.runs import class_names_of, load_trained
+from cnnzoo.deploy.runs import EXPORTED, class_names_of, load_trained
 from cnnzoo.deploy.runtimes import METADATA, export_metadata
 from cnnzoo.models.compile import outputs_logits
 from cnnzoo.errors import CnnzooError
@@ -66,7 +66,7 @@ def with_preprocessing(model, data: DataConfig, logits: bool = False):
     outputs = model(x)
     if logits:  # trained on logits: the deployed model returns probabilities, as predict does
         outputs = keras.layers.Softmax(name="probabilities")(outputs)
-    return keras.Model(inputs, outputs, name=f"{model.name}_with_preprocessing")
+    return keras.Model(inputs, outputs, name=f"{model.name}{EXPORTED}")
 
 
 def _to_channels(x, channels: int):
@@ -121,17 +121,39 @@ def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = 
     suffix = {"keras": ".keras", "savedmodel": "", "tflite": "_int8.tflite" if quantize else ".tflite",
               "onnx": ".onnx"}[fmt]
     target = Path(output) if output else run / "export" / f"{model.name}{suffix}"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _check_target(target, fmt)
+    import tensorflow as tf
+
     metadata = export_metadata(model.input_shape[1:], class_names_of(run_path, config), rounds_pixels(config.data))
-    if fmt == "keras":
-        inference.save(target)
-    elif fmt == "savedmodel":
-        inference.export(str(target), format="tf_saved_model", verbose=False)
-    elif fmt == "onnx":
-        write_onnx(inference, target, metadata, model.input_shape[1:3])
-    else:
-        target.write_bytes(_with_metadata(_tflite(inference, quantize), metadata))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "keras":
+            inference.save(target)
+        elif fmt == "savedmodel":
+            inference.export(str(target), format="tf_saved_model", verbose=False)
+        elif fmt == "onnx":
+            write_onnx(inference, target, metadata, model.input_shape[1:3])
+        else:
+            target.write_bytes(_with_metadata(_tflite(inference, quantize), metadata))
+    except (OSError, tf.errors.OpError) as exc:  # (TensorFlow's file system raises its own errors)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise CnnzooError(f"cannot write {target}: {reason}", hint="Give -o a path in a folder you can write to.") from None
     return target
+
+
+def _check_target(target: Path, fmt: str) -> None:
+    """Refuse an output path the format cannot be written to, before the model is converted."""
+    if fmt == "savedmodel":
+        if target.is_file() or (target.is_dir() and any(target.iterdir()) and not (target / "saved_model.pb").exists()):
+            raise CnnzooError(f"-o {target}: a SavedModel is a folder of its own, and this is "
+                              + ("a file" if target.is_file() else "a folder holding other files"),
+                              hint="Give a new folder's name, e.g. -o exported_model.")
+        return
+    if fmt == "keras" and target.suffix != ".keras":
+        raise CnnzooError(f"-o {target}: --format keras writes a .keras file", hint=f"Give e.g. -o {target.stem}.keras.")
+    if target.is_dir():
+        raise CnnzooError(f"-o {target} is a folder; --format {fmt} writes one file", hint=f"Give a file name in it, "
+                          f"e.g. -o {target / ('model.' + fmt)}.")
 
 
 def _tflite(inference, quantize: bool) -> bytes:

@@ -109,17 +109,22 @@ def _folder(given: str, folder: Path) -> list[Source]:
     from cnnzoo.data.folder_listing import checked, shown
     from cnnzoo.data.image_files import is_hidden, is_image_name
 
-    found = sorted(Path(top, name).relative_to(folder) for top, _, names in os.walk(folder) for name in names)
+    walked = list(os.walk(folder))  # links to folders are not followed, as training's listing does not
+    found = sorted(Path(top, name).relative_to(folder) for top, _, names in walked for name in names)
     images = [rel for rel in found if not is_hidden(rel) and is_image_name(rel)]
+    linked = sorted(Path(top, name).relative_to(folder) for top, dirs, _ in walked for name in dirs
+                    if Path(top, name).is_symlink() and not is_hidden(Path(top, name).relative_to(folder)))
     if not images:
-        raise CnnzooError(f"no images in folder {given}",
-                          hint="Predict reads .jpg, .jpeg, .png, .bmp and .gif files, in subfolders too.")
-    sources = []
+        raise CnnzooError(f"no images in folder {given}", hint="Predict reads .jpg, .jpeg, .png, .bmp and .gif files, "
+                          "in subfolders too" + (f"; links to folders ({linked[0]}) are not followed: give the "
+                                                 "folder a link names itself." if linked else "."))
+    sources = [Source(shown(str(Path(given) / rel)), folder / rel, error="a link to a folder (not followed)")
+               for rel in linked]
     for rel in images:
         path = folder / rel
         _, why = checked(path.stat, path.is_symlink(), str(rel))
         sources.append(Source(shown(str(Path(given) / rel)), path, error=why))
-    return sources
+    return sorted(sources, key=lambda source: Path(source.label).parts)
 
 
 def _array_rows(given: str, path: Path, shape: tuple[int, ...]) -> list[Source]:

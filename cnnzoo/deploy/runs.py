@@ -10,6 +10,8 @@ from cnnzoo.config.schema import Config
 from cnnzoo.errors import CnnzooError
 from cnnzoo.training.run_dir import RunDir, is_run
 
+EXPORTED = "_with_preprocessing"  # the end of an exported model's name (`export.with_preprocessing`)
+
 
 def load_trained(path: str, config_path: str | None = None):
     """(config, model) for a run directory, a `.keras` file in one, or any `.keras` with `--config`."""
@@ -22,6 +24,14 @@ def load_trained(path: str, config_path: str | None = None):
             f"{path} is neither a completed run directory (with model.keras) nor a .keras file",
             hint="Pass the folder `cnnzoo train` wrote, e.g. runs/slide_cnn-20261125-130236, or its model.keras.",
         )
+    try:
+        model = keras.models.load_model(model_file)
+    except (ValueError, OSError) as exc:
+        raise CnnzooError(f"cannot load {model_file}: {str(exc).splitlines()[0]}") from None
+    if model.name.endswith(EXPORTED):  # its preprocessing is inside: the run's would be applied twice
+        raise CnnzooError(f"{model_file} is an export (`cnnzoo export`: it takes raw photos, its preprocessing "
+                          "built in), not a trained run's model", hint="Pass the run it was exported from (its "
+                          "folder or model.keras); or export it as .onnx or .tflite, which `predict` runs as they are.")
     run = _run_of(model_file)
     if config_path:
         config: Config = load_config(config_path)
@@ -32,10 +42,6 @@ def load_trained(path: str, config_path: str | None = None):
             f"no config.yaml found next to {model_file}: the data and preprocessing it was trained with are unknown",
             hint="Pass the config it was trained with: --config configs/X.yaml.",
         )
-    try:
-        model = keras.models.load_model(model_file)
-    except (ValueError, OSError) as exc:
-        raise CnnzooError(f"cannot load {model_file}: {str(exc).splitlines()[0]}") from None
     return config, model
 
 
@@ -61,7 +67,6 @@ def class_names_of(path: str, config: Config) -> list[str] | None:
 
 
 def _run_of(model_file: Path) -> RunDir | None:
-    for folder in (model_file.parent, model_file.parent.parent):  # run/model.keras, run/checkpoints/best.keras
-        if is_run(folder):
-            return RunDir(folder)
-    return None
+    """The run a model file is part of: run/model.keras, run/checkpoints/best.keras (not run/export/...)."""
+    folder = model_file.parent.parent if model_file.parent.name == "checkpoints" else model_file.parent
+    return RunDir(folder) if is_run(folder) else None
