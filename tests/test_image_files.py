@@ -443,3 +443,103 @@ def test_decoded_pixels_are_converted_on_the_cpu_whatever_devices_the_machine_ha
         decode(jpeg, channels, (8, 8))  # predict's
     assert {name for name, _ in asked} == {"resize_bilinear", "resize"}, asked
     assert all(device.endswith("CPU:0") for _, device in asked), asked
+
+
+# -- BMPs TensorFlow's decoder gets wrong (a palette's indices as grey, other channel orders): Pillow's --
+
+def _bmp(values: np.ndarray, bits: int, palette=(), core: bool = False, masks=(), gap: int = 0) -> bytes:
+    """A bottom-up BMP as Pillow cannot write one: `values` are palette indices (bits <= 8) or whole
+    pixels (16, 24, 32 bits); an OS/2 core header with `core`; BI_BITFIELDS with `masks`; `gap` bytes
+    before the pixels (the header's offset to them says so)."""
+    lines = []
+    for row in values[::-1]:
+        if bits <= 8:
+            line = np.packbits(np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]).tobytes()
+        else:
+            line = row.astype("<u4").view(np.uint8).reshape(-1, 4)[:, :bits // 8].tobytes()
+        lines.append(line + b"\0" * (-len(line) % 4))
+    colours = b"".join(bytes(colour[::-1]) + b"\0" * (not core) for colour in palette)  # BGR(X)
+    rows, cols = values.shape
+    if core:
+        info = struct.pack("<IHHHH", 12, cols, rows, 1, bits)
+    else:
+        info = struct.pack("<IiiHHIIiiII", 40, cols, rows, 1, bits, 3 if masks else 0, 0, 2835, 2835, len(palette), 0)
+        info += struct.pack(f"<{len(masks)}I", *masks)
+    start, body = 14 + len(info) + len(colours) + gap, b"".join(lines)
+    return b"BM" + struct.pack("<IHHI", start + len(body), 0, 0, start) + info + colours + b"\0" * gap + body
+
+
+def _bmp_kinds(tmp_path: Path, rows: int = 23, cols: int = 29) -> tuple[dict[str, Path], dict[str, Path]]:
+    """BMPs of one size: ({kind: path} of those TensorFlow's decoder gets wrong or refuses, {kind: path}
+    of those it decodes right)."""
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(picture(rows, cols, seed=7))
+    palette = [tuple(int(v) for v in colour) for colour in rng.integers(0, 256, (16, 3))]
+    indices, words = rng.integers(0, 16, (rows, cols)), rng.integers(0, 1 << 32, (rows, cols), dtype=np.uint64)
+    wrong = {
+        "8-bit palette": image.convert("P"), "8-bit, 16 colours": image.quantize(16), "8-bit grey": image.convert("L"),
+        "1-bit": image.convert("1"), "4-bit palette": _bmp(indices, 4, palette),
+        "8-bit palette, larger than one read": _bmp(indices, 8, palette, gap=image_files.HEAD_BYTES),
+        "1-bit, two colours": _bmp(indices % 2, 1, palette[5:7]),
+        "OS/2 8-bit palette": _bmp(indices, 8, palette, core=True), "OS/2 24-bit": _bmp(words, 24, core=True),
+        "32-bit XBGR masks": _bmp(words, 32, masks=(0xFF000000, 0xFF0000, 0xFF00)),
+        "16-bit 5-6-5": _bmp(words, 16, masks=(0xF800, 0x07E0, 0x001F)), "16-bit 5-5-5": _bmp(words & 0x7FFF, 16),
+    }
+    right = {"24-bit": image, "32-bit": image.convert("RGBA"),
+             "32-bit BGR masks": _bmp(words, 32, masks=(0xFF0000, 0xFF00, 0xFF))}
+    paths = ({}, {})
+    for found, kinds in zip(paths, (wrong, right)):
+        for kind, made in kinds.items():
+            found[kind] = tmp_path / f"{len(paths[0]) + len(paths[1])}.bmp"
+            if isinstance(made, bytes):
+                found[kind].write_bytes(made)
+            else:
+                made.save(found[kind])
+    return paths
+
+
+def _as_png(path: Path, png: Path) -> Path:
+    """The BMP's pixels as Pillow decodes them (in RGB), saved as a PNG: the module's pixels to expect."""
+    with Image.open(path) as image:
+        return save(png, image.convert("RGB"))
+
+
+@pytest.mark.parametrize("size", [None, (16, 20)])
+def test_palette_and_other_bmps_tensorflow_gets_wrong_give_pillows_pixels(tmp_path, size):
+    """TensorFlow's BMP decoder gives a palette BMP's indices as grey (silently: the same shape), and
+    reads other channel orders as BGR: such BMPs are Pillow's, in a folder and in `predict` alike."""
+    wrong, _ = _bmp_kinds(tmp_path)
+    for kind, path in wrong.items():
+        assert read_size(path) == (23, 29), kind
+    assert Image.open(wrong["4-bit palette"]).mode == "P" and Image.open(wrong["8-bit palette"]).mode == "P"
+    paths = list(wrong.values())
+    for channels in (3, 1):
+        expected = [decode(_as_png(path, tmp_path / f"{i}.png"), channels, size) for i, path in enumerate(paths)]
+        folder, skipped = decode_many(paths, channels, size)
+        assert skipped == [] and folder.shape == (len(paths), *(size or (23, 29)), channels)
+        checked, _ = decode_many(paths, channels, size or (23, 29), headers_checked=True,  # as a folder's training
+                                 contents=[image_files.read_head(path)[1] for path in paths])
+        for kind, path, want, row, row_checked in zip(wrong, paths, expected, folder, checked):
+            where = f"{kind}, {channels} channel(s)"
+            np.testing.assert_array_equal(decode(path, channels, size), want, err_msg=f"decode: {where}")
+            np.testing.assert_array_equal(row, want, err_msg=f"decode_many: {where}")
+            np.testing.assert_array_equal(row_checked, want, err_msg=f"decode_many, headers checked: {where}")
+
+
+def test_bmps_tensorflow_decodes_right_stay_tensorflows(tmp_path, monkeypatch):
+    """24- and 32-bit BMPs in BGR order are still decoded by TensorFlow's `tf.data` map, not Pillow, and
+    give Pillow's pixels."""
+    from cnnzoo.data import image_decode
+
+    _, right = _bmp_kinds(tmp_path)
+    data = bytearray(right["24-bit"].read_bytes())
+    data[22:26] = struct.pack("<i", -23)  # stored top-down: the rows the other way round
+    right["24-bit top-down"] = tmp_path / "top_down.bmp"
+    right["24-bit top-down"].write_bytes(bytes(data))
+    paths = list(right.values())
+    expected = [decode(_as_png(path, tmp_path / f"{i}.png"), 3, None) for i, path in enumerate(paths)]
+    assert np.array_equal(expected[-1], expected[0][::-1])
+    monkeypatch.setattr(image_decode, "decode_pillow", lambda path: pytest.fail(f"Pillow decoded {path}"))
+    for kind, path, want, row in zip(right, paths, expected, decode_many(paths, 3, None)[0]):
+        np.testing.assert_array_equal(decode(path, 3, None), want, err_msg=kind)
+        np.testing.assert_array_equal(row, want, err_msg=kind)

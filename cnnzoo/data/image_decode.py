@@ -7,8 +7,9 @@ decompression bombs never reach a decoder). A JPEG is decoded by `simplejpeg` (l
 accurate integer DCT and fancy upsampling: TensorFlow's `INTEGER_ACCURATE` pixels and Pillow's, to
 the bit) and converted with the other images of its size in one call: over 10,000 small JPEGs that
 took a third of the time of TensorFlow's decoder in a `tf.data` map, whose per-file overhead is most
-of the cost. A JPEG it refuses (even for a warning), and every other format, go to TensorFlow; a
-file TensorFlow rejects is decoded by Pillow instead, or skipped with Pillow's reason.
+of the cost. A JPEG it refuses (even for a warning), and every other format, go to TensorFlow, save
+the BMPs its decoder gets wrong (a palette's indices as grey: `bmp_needs_pillow`): Pillow decodes those,
+and a file TensorFlow rejects, or skips it with Pillow's reason.
 Colour and size are converted by `cnnzoo.data.preprocessing`, the definition the exported model
 follows; `decode` (one file, for `predict`) takes the same path as `decode_many` (a folder).
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnzoo.data.image_files import HEAD_BYTES, BadImage, decode_pillow, read_head, read_size
+from cnnzoo.data.image_files import HEAD_BYTES, BadImage, bmp_needs_pillow, decode_pillow, read_head, read_size
 from cnnzoo.data.pipeline import plain
 from cnnzoo.memory import aligned_empty
 
@@ -41,15 +42,17 @@ def decode(path: Path, channels: int, size: tuple[int, int] | None = None) -> np
         BadImage: an unreadable, empty, non-image, oversized, truncated or corrupt file.
     """
     _, data = read_head(path)  # the header first: a bomb is never handed to a decoder (a small file: whole)
-    import tensorflow as tf
+    first = _triage(str(path), data)
+    if isinstance(first, np.ndarray):
+        return _finish(first, channels, _size(size))
+    if first == "tensorflow":
+        import tensorflow as tf
 
-    pixels = _jpeg_pixels(str(path), data)
-    if pixels is not None:
-        return _finish(pixels, channels, _size(size))
-    try:
-        return _graph(channels, _size(size))(tf.constant(str(path))).numpy()
-    except tf.errors.OpError:
-        return _finish(decode_pillow(path), channels, _size(size))
+        try:
+            return _graph(channels, _size(size))(tf.constant(str(path))).numpy()
+        except tf.errors.OpError:
+            pass  # refused: Pillow decodes it, or says why it cannot
+    return _finish(decode_pillow(path), channels, _size(size))
 
 
 def decode_many(paths: list[Path] | list[str], channels: int, size: tuple[int, int] | None, *,
@@ -78,19 +81,28 @@ def decode_many(paths: list[Path] | list[str], channels: int, size: tuple[int, i
     shape = (*(size or (next(iter(sizes.values()), None) or (0, 0))), channels)
     out = aligned_empty((len(good), *shape), np.uint8)  # (made a tensor without a slow copy)
     files = [str(paths[i]) for i in good]
-    rest = _decode_jpegs_into(out, files, [contents[i] for i in good] if contents else [None] * len(good),
-                              channels, size, progress)
+    rest, pillows = _decode_jpegs_into(out, files, [contents[i] for i in good] if contents else [None] * len(good),
+                                       channels, size, progress)
+    bad = _pillow_into(out, pillows, files, channels, size)  # before TensorFlow's: its progress counts them done
     failed = _decode_into(out, rest, [files[row] for row in rest], channels, size, progress)
-    rows = np.ones(len(good), bool)
-    for row in failed:  # TensorFlow refused it: Pillow decodes it, or says why it cannot
-        try:
-            out[row] = _finish(decode_pillow(paths[good[row]]), channels, size)
-        except BadImage as bad:
-            skipped.append((good[row], bad.reason))
-            rows[row] = False
+    bad.update(_pillow_into(out, failed, files, channels, size))  # TensorFlow refused them
+    skipped += [(good[row], reason) for row, reason in bad.items()]
     if progress is not None:
         progress(len(paths))
+    rows = np.ones(len(good), bool)
+    rows[list(bad)] = False
     return (out if rows.all() else out[rows]), sorted(skipped)
+
+
+def _pillow_into(out: np.ndarray, rows: list[int], files: list[str], channels: int, size) -> dict[int, str]:
+    """Fill `out[rows]` by Pillow; returns {row: reason} for the files it cannot decode either."""
+    bad = {}
+    for row in rows:
+        try:
+            out[row] = _finish(decode_pillow(files[row]), channels, size)
+        except BadImage as error:
+            bad[row] = error.reason
+    return bad
 
 
 def _one_size(paths: list[Path], good: list[int], sizes: dict, skipped: list) -> list[int]:
@@ -108,28 +120,42 @@ def _one_size(paths: list[Path], good: list[int], sizes: dict, skipped: list) ->
     return [i for i in good if sizes[i] == shape]
 
 
+def _triage(path: str, data: bytes | None) -> np.ndarray | str:
+    """A JPEG's pixels by libjpeg-turbo, else the decoder for the file: "pillow" for a BMP TensorFlow's gets
+    wrong (and a file unreadable now: Pillow says why), else "tensorflow". `data`: the file's bytes when
+    read already, else its start is read here (once: a JPEG whole), so no file is read for this alone."""
+    try:
+        data = _file_start(path) if data is None else data
+    except OSError:
+        return "pillow"
+    if bmp_needs_pillow(data):
+        return "pillow"
+    pixels = _jpeg_pixels(path, data)
+    return "tensorflow" if pixels is None else pixels
+
+
 def _jpeg_pixels(path: str, data: bytes | None = None) -> np.ndarray | None:
     """A JPEG's RGB pixels by libjpeg-turbo (`data`: its bytes, when read already), or None: not a JPEG, or
     refused (TensorFlow and Pillow then decide, and say why)."""
     import simplejpeg
 
     try:
-        data = _jpeg_bytes(path) if data is None else data
-        if data is None or data[:3] != JPEG_START or simplejpeg.decode_jpeg_header(data)[2] not in DIRECT_COLOURS:
+        data = _file_start(path) if data is None else data
+        if data[:3] != JPEG_START or simplejpeg.decode_jpeg_header(data)[2] not in DIRECT_COLOURS:
             return None
         return simplejpeg.decode_jpeg(data, colorspace="RGB")
     except (OSError, ValueError):  # unreadable, or libjpeg-turbo's error or warning
         return None
 
 
-def _jpeg_bytes(path: str) -> bytes | None:
-    """The file's bytes if it starts as a JPEG, else None (a large PNG is not read whole for nothing).
-    os.open/os.read: half the time of open().read() for a small file."""
+def _file_start(path: str) -> bytes:
+    """The file's bytes if it starts as a JPEG, else its first HEAD_BYTES (a large PNG is not read whole
+    for nothing). os.open/os.read: half the time of open().read() for a small file."""
     fd = os.open(path, os.O_RDONLY)
     try:
         parts, want = [os.read(fd, HEAD_BYTES)], HEAD_BYTES  # as `read_head`: a small file whole, a large one's start
         if parts[0][:3] != JPEG_START:
-            return None
+            return parts[0]
         while len(parts[-1]) == want:
             want = 1 << 20
             parts.append(os.read(fd, want))
@@ -138,22 +164,24 @@ def _jpeg_bytes(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _decode_jpegs_into(out: np.ndarray, files: list[str], contents: list, channels: int, size, progress) -> list[int]:
-    """Fill the rows of `out` whose file is a JPEG libjpeg-turbo decodes; returns the other rows.
+def _decode_jpegs_into(out: np.ndarray, files: list[str], contents: list, channels: int, size,
+                       progress) -> tuple[list[int], list[int]]:
+    """Fill the rows of `out` whose file is a JPEG libjpeg-turbo decodes; returns the other rows, as
+    (TensorFlow's, Pillow's): see `_triage`.
 
     BLOCK files at a time are decoded by DECODERS threads (libjpeg-turbo runs outside Python's lock:
     two threads took 0.09-0.11 s for 10,000 small JPEGs in memory, one 0.16 s); the decoded images are
     converted CHUNK_BYTES at a time, those of one size in one call. (A converting thread beside the
     decoding one was slower: its many small TensorFlow calls hold Python's lock.)"""
-    rest, pending, held, shown = [], {}, 0, time.monotonic()
+    rest, pillows, pending, held, shown = [], [], {}, 0, time.monotonic()
     with ThreadPoolExecutor(DECODERS, thread_name_prefix="cnnzoo-decode") as pool:
         for start in range(0, len(files), BLOCK):
             rows = range(start, min(start + BLOCK, len(files)))
             shares = [rows[k::DECODERS] for k in range(DECODERS)]
-            for share, decoded in zip(shares, pool.map(lambda r: [_jpeg_pixels(files[i], contents[i]) for i in r], shares)):
+            for share, decoded in zip(shares, pool.map(lambda r: [_triage(files[i], contents[i]) for i in r], shares)):
                 for row, pixels in zip(share, decoded):
-                    if pixels is None:
-                        rest.append(row)
+                    if isinstance(pixels, str):
+                        (rest if pixels == "tensorflow" else pillows).append(row)
                         continue
                     pending.setdefault(pixels.shape, []).append((row, pixels))
                     held += pixels.nbytes
@@ -161,10 +189,10 @@ def _decode_jpegs_into(out: np.ndarray, files: list[str], contents: list, channe
                 _convert_into(out, pending, channels, size)
                 pending, held = {}, 0
             if progress is not None and time.monotonic() - shown > 0.5:
-                progress(rows.stop - len(rest))
+                progress(rows.stop - len(rest) - len(pillows))
                 shown = time.monotonic()
     _convert_into(out, pending, channels, size)
-    return sorted(rest)
+    return sorted(rest), sorted(pillows)
 
 
 def _convert_into(out: np.ndarray, by_shape: dict, channels: int, size) -> None:
@@ -253,7 +281,9 @@ def _converted(image, channels: int, size):
 
 
 def _finish(pixels: np.ndarray, channels: int, size) -> np.ndarray:
-    """Pillow's pixels (rows, cols, 1 or 3) converted as the TensorFlow path converts them."""
+    """Pillow's pixels (rows, cols, 1 or 3) converted as the TensorFlow path converts them: grey as the 3
+    equal channels TensorFlow's decoders give (TensorFlow's grey of them is 0.9999 of the value: rounded,
+    the value itself, but a resize before the rounding moves some pixels by one)."""
     if pixels.shape == (*(size or pixels.shape[:2]), channels):
         return pixels
-    return _converted(pixels, channels, size).numpy()
+    return _converted(np.repeat(pixels, 3 // pixels.shape[-1], axis=-1), channels, size).numpy()

@@ -114,6 +114,26 @@ def _declared_size(fp) -> tuple[int, int] | None:
     return (rows, cols) if rows > 0 and cols > 0 else None
 
 
+_BGR_MASKS = struct.pack("<III", 0xFF0000, 0xFF00, 0xFF)  # red, green, blue: the order TensorFlow assumes
+
+
+def bmp_needs_pillow(head: bytes) -> bool:
+    """Whether a file starting with `head` (its first bytes, as `read_head` read them) is a BMP TensorFlow's
+    decoder gets wrong, for Pillow to decode.
+
+    TensorFlow reads every BMP as a BITMAPINFOHEADER of 8, 24 or 32 bits a pixel in B, G, R(, A) order: a
+    palette BMP (8 bits) comes out as its indices in grey, and a 32-bit one whose masks order the channels
+    otherwise in the wrong colours, both silently; an OS/2 core header it misreads; 1, 4 and 16 bits it
+    refuses (Pillow's anyway, without TensorFlow's try first)."""
+    if head[:2] != b"BM" or len(head) < 34:
+        return False
+    if struct.unpack("<I", head[14:18])[0] < 40:  # BITMAPCOREHEADER (12 bytes; its bit count at offset 24)
+        return True
+    bits, compression = struct.unpack("<HI", head[28:34])
+    masked = compression == 3  # BI_BITFIELDS: red, green, blue masks at offset 54 (in the header or after it)
+    return bits not in (24, 32) or compression not in (0, 3) or (masked and head[54:66] != _BGR_MASKS)
+
+
 def _jpeg_frame_size(fp) -> tuple[int, int] | None:
     """(rows, cols) from the first start-of-frame segment, walking the segments before it."""
     while True:
