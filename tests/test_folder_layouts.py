@@ -132,3 +132,14 @@ def test_the_class_table_lines_up_under_short_class_names(tmp_path):
     listing = list_images(sheet, None)
     lines = class_table({"train": listing.files}, listing.class_names)
     assert len({len(line) for line in lines}) == 1 and lines[0].index("train") == lines[-1].index("2") - 4, lines
+
+
+def test_validate_counts_the_images_the_run_reads(tmp_path):
+    pets = folder(tmp_path / "pets", per_class=40)
+    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {pets}\n  data_dir: {tmp_path / 'tfds'}\n")
+    rows = {}
+    for train in ("train", "train[:50%]"):
+        done = cli("validate", config, f"data.train_split={train}")
+        assert done.returncode == 0, done.stderr
+        rows[train] = next(line.split() for line in done.stdout.splitlines() if line.split()[:1] == ["all"])
+    assert int(rows["train[:50%]"][1]) == int(rows["train"][1]) // 2 and rows["train[:50%]"][2:] == rows["train"][2:]

@@ -88,17 +88,18 @@ def _infos(by_split: dict[str, list]) -> dict:
 def described(dataset: FolderDataset, config: Config, by_split: dict[str, list]) -> tuple[list[str], list[str],
                                                                                         list[str]]:
     """(lines for the plan, notes, warnings) about a folder split as `assign` splits it: images per split
-    and class, skips, imbalance."""
+    and class as the run reads them (`train_split: train[:50%]`: half), skips, imbalance."""
     test, validation = fractions(config, dataset.listing.given_splits)
     held = [f"{name} {fraction:.0%}" for name, fraction in (("test", test), ("validation", validation)) if fraction]
     notes = [f"held out by a hash of each file's path (stable as images are added): {', '.join(held)}"] if held else []
-    lines = class_table(by_split, dataset.class_names)
+    read = {split: files_of(spec, by_split) for split, spec in split_names(config).items() if spec}
+    lines = class_table(read, dataset.class_names)  # as the run reads them: a slice of train is a slice
     skipped = skipped_files(dataset)
     if skipped:  # a run lists them all in its folder (truncated files are found only when decoded)
         lines.append(f"{len(skipped):,} files skipped: " + "; ".join(f"{f} ({why})" for f, why in skipped[:3])
                      + ("; ..." if len(skipped) > 3 else ""))
     balanced = config.train.class_weight == "balanced"
-    said = imbalance(by_split.get("train", []), dataset.class_names, balanced)
+    said = imbalance(read["train"], dataset.class_names, balanced)
     if said and balanced:  # the advice taken: a fact of the run, not a warning
         return lines, [*notes, said], []
     return lines, notes, [said] if said else []
