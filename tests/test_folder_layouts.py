@@ -90,11 +90,16 @@ def test_two_folders_of_one_split_are_refused_and_loose_images_are_listed_as_ski
     assert dict(list_images(pets, None).skipped)["stray.png"] == "not in a class folder"
 
 
-def test_the_current_folder_as_data_path_is_named_as_its_folder(tmp_path):
+def test_the_current_folder_as_data_path_is_named_as_its_folder_and_its_runs_are_no_class(tmp_path):
+    """`cd photos; python train.py --config ../net.yaml` with `data.path: .`: the runs land in photos/runs/."""
     pets = folder(tmp_path / "pets", per_class=20)
     config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: .\n  data_dir: {tmp_path / 'tfds'}\n")
     done = cli("validate", config, cwd=pets)
     assert done.returncode == 0 and "data: pets 20x20x3, 3 classes" in done.stdout, done.stdout + done.stderr
+    for run in range(2):  # the first finds runs/ with its own folder claimed; the second, a whole run
+        done = cli("train", config, cwd=pets)
+        assert done.returncode == 0, done.stderr
+    assert len(list((pets / "runs").iterdir())) == 2
 
 
 def test_a_class_with_no_training_image_is_refused_naming_it(tmp_path):

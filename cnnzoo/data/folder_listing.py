@@ -95,7 +95,17 @@ def list_images(origin: Path, where: Location | None) -> FolderListing:
 
 
 def _subfolders(folder: Path) -> list[Path]:
-    return sorted(d for d in folder.iterdir() if d.is_dir() and not is_hidden(Path(d.name)))
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not is_hidden(Path(d.name)) and not _holds_runs(d))
+
+
+def _holds_runs(folder: Path) -> bool:
+    """A `runs/` folder of cnnzoo's runs (a run started inside its image folder writes them there): no class."""
+    from cnnzoo.training.run_dir import CLAIM, is_run
+
+    if folder.name != "runs":  # cnnzoo's default place for runs: other names are not looked into
+        return False
+    runs = [d for d in folder.iterdir() if d.is_dir()]
+    return bool(runs) and all(is_run(d) or (d / CLAIM).exists() for d in runs)
 
 
 def _split_folders(origin: Path, subfolders: list[Path], where: Location | None) -> dict[str, Path]:
