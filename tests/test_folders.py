@@ -122,7 +122,7 @@ def test_mixed_sizes_need_a_resize_and_say_which_sizes(tmp_path):
     file, _ = config_for(tmp_path, root)
     done = cli("validate", file)
     assert done.returncode == 2, done.stdout
-    assert "2 different sizes: 20x20 (12 images), 30x24 (6 images)" in done.stderr
+    assert "2 different sizes (rows x cols): 20x20 (12 images), 30x24 (6 images)" in done.stderr
     assert "data.preprocessing.resize: [20, 20]" in done.stderr
     done = cli("validate", file, "data.preprocessing.resize=[16, 16]", "data.color_mode=grayscale")
     assert done.returncode == 0, done.stderr

@@ -135,7 +135,7 @@ def _one_size(listing: FolderListing, sizes: dict, reasons: dict, config: Config
     shown = ", ".join(f"{r}x{c} ({n:,} images)" for (r, c), n in common[:4])
     rows, cols = (sorted(axis)[len(usable) // 2] for axis in zip(*usable))  # the medians
     raise DataError(
-        f"the images in {listing.origin} have {len(counts)} different sizes: {shown}"
+        f"the images in {listing.origin} have {len(counts)} different sizes (rows x cols): {shown}"
         f"{', ...' if len(common) > 4 else ''}", location=config.where("data", "path"), path="data.preprocessing.resize",
         hint=f"Give one size for all, e.g. `data.preprocessing.resize: [{common[0][0][0]}, {common[0][0][1]}]` "
              "(the most common)" + ("" if (rows, cols) == common[0][0] else f" or [{rows}, {cols}] (the median)") + ".",
