@@ -249,3 +249,15 @@ def test_export_paths_it_cannot_write_and_exported_models_given_as_runs_are_refu
                     ["export", model, "--format", "onnx"]):
         done = cli(*command)
         assert done.returncode == 2 and "is an export" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_a_run_that_did_not_complete_points_at_its_resume_and_its_last_checkpoint(run, tmp_path):
+    import shutil
+
+    killed = tmp_path / "killed"
+    shutil.copytree(run.run_dir.path, killed)
+    (killed / "model.keras").unlink()  # as a run stopped before its end leaves it
+    done = cli("evaluate", killed)
+    assert done.returncode == 2 and "has no model.keras: it did not complete" in done.stderr, done.stderr
+    assert f"cnnzoo train --resume {killed}" in done.stderr and str(killed / "checkpoints" / "last.keras") in done.stderr

@@ -19,6 +19,11 @@ def load_trained(path: str, config_path: str | None = None):
 
     given = Path(path)
     model_file = given / "model.keras" if given.is_dir() else given
+    if not model_file.is_file() and is_run(given):
+        last = given / "checkpoints" / "last.keras"
+        raise CnnzooError(f"the run in {path} has no model.keras: it did not complete",
+                          hint=f"Complete it with `cnnzoo train --resume {path}`"
+                               + (f", or use its last epoch's model: {last}." if last.is_file() else "."))
     if not model_file.is_file():
         raise CnnzooError(
             f"{path} is neither a completed run directory (with model.keras) nor a .keras file",
