@@ -1,4 +1,4 @@
-"""Files written whole or not at all."""
+"""Files written whole or not at all, and the files that make a folder a run's."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ import contextlib
 import os
 import uuid
 from pathlib import Path
+
+CLAIM = ".cnnzoo-claim"  # made exclusively by the run that takes a folder; gone once its run.json exists
+
+
+def is_run(path: Path) -> bool:
+    """A run's folder (`cnnzoo.training.run_dir`): its config and record written."""
+    return (path / "config.yaml").is_file() and (path / "run.json").is_file()
 
 
 @contextlib.contextmanager

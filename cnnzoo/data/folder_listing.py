@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cnnzoo.data.image_files import HIDDEN_NAMES, IMAGE_SUFFIXES, is_hidden
 from cnnzoo.errors import DataError, Location
+from cnnzoo.files import CLAIM, is_run
 
 SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "val": "validation",
                  "valid": "validation"}  # valid/: Roboflow's and Kaggle's exports
@@ -100,8 +101,6 @@ def _subfolders(folder: Path) -> list[Path]:
 
 def _holds_runs(folder: Path) -> bool:
     """A `runs/` folder of cnnzoo's runs (a run started inside its image folder writes them there): no class."""
-    from cnnzoo.training.run_dir import CLAIM, is_run
-
     if folder.name != "runs":  # cnnzoo's default place for runs: other names are not looked into
         return False
     runs = [d for d in folder.iterdir() if d.is_dir()]

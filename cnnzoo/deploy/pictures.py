@@ -47,7 +47,7 @@ def _run_pictures(config, model, manual_dir: str | None) -> list[tuple[str, np.n
 
 def _own_images(path: str, config, model, given: list[str]) -> list[tuple[str, np.ndarray]]:
     """Grad-CAM of each image file (decoded and preprocessed as `cnnzoo predict` does), for its two likeliest classes."""
-    from cnnzoo.data.preprocessing import preprocess_images
+    from cnnzoo.data.preprocessing import preprocess_images, rounds_pixels
     from cnnzoo.deploy.predict import _pixels, gather
     from cnnzoo.deploy.runs import class_names_of
     from cnnzoo.pictures.grad_cam import GradCam, find_layer
@@ -59,7 +59,7 @@ def _own_images(path: str, config, model, given: list[str]) -> list[tuple[str, n
     cam, names, shape = GradCam(model, layer.name), class_names_of(path, config), tuple(model.input_shape[1:])
     out, used = [], set()
     for source in (source for image in given for source in gather(image, shape)):
-        pixels, error = _pixels(source, shape)
+        pixels, error = _pixels(source, shape, rounds_pixels(config.data))
         if pixels is None:
             raise CnnzooError(f"cannot read {source.label}: {error}")
         name = f"grad_cam-{Path(source.label).stem or 'image'}"

@@ -8,7 +8,8 @@ from pathlib import Path
 from cnnzoo.config.loader import load_config
 from cnnzoo.config.schema import Config
 from cnnzoo.errors import CnnzooError
-from cnnzoo.training.run_dir import RunDir, is_run
+from cnnzoo.files import is_run
+from cnnzoo.training.run_dir import RunDir
 
 EXPORTED = "_with_preprocessing"  # the end of an exported model's name (`export.with_preprocessing`)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnzoo.errors import CnnzooError
-from cnnzoo.files import atomic_file
+from cnnzoo.files import CLAIM, atomic_file, is_run
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,6 @@ class RunDir:
                                               "started": _now()}]
         self.update_info(status="running", resumes=resumes)
 
-
-def is_run(path: Path) -> bool:
-    return (path / "config.yaml").is_file() and (path / "run.json").is_file()
-
-
-CLAIM = ".cnnzoo-claim"  # made exclusively by the run that takes a folder; gone once its run.json exists
 
 
 def claim(output_dir: str | None, name: str, *, overwrite: bool = False, root: str = "runs") -> Path:

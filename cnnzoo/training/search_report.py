@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cnnzoo.training.run_dir import RunDir, is_run
+from cnnzoo.files import is_run
+from cnnzoo.training.run_dir import RunDir
 from cnnzoo.training.search_study import value_of
 
 MIN_TRIALS_FOR_IMPORTANCE = 4

@@ -16,10 +16,11 @@ from typing import Any
 
 from cnnzoo.config.loader import load_config
 from cnnzoo.errors import CnnzooError, ConfigError, TrainingError
+from cnnzoo.files import is_run
 from cnnzoo.training.checkpoints import has_saved_state
 from cnnzoo.training.fitting import TrainingInterrupted
 from cnnzoo.training.hparams import write_session
-from cnnzoo.training.run_dir import RunDir, is_run
+from cnnzoo.training.run_dir import RunDir
 from cnnzoo.training.search_study import alive, suggest
 from cnnzoo.training.trainer import train
 
