@@ -100,10 +100,14 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
     if config.runtime.precision == "auto":  # the run's config.yaml records the choice; a resume keeps it
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"precision": precision.policy})})
     signature = dataset_signature(config)
+    folder_splits_ = None
     if config.data.path:  # the run's records name the folder (a base config's `data.name` is not it), and
         origin = signature.builder.listing.origin  # hold its full path: resume and predict read them elsewhere
         config = config.model_copy(update={"data": config.data.model_copy(
             update={"name": origin.resolve().stem, "path": str(origin.resolve())})})  # (`.`: the folder's name)
+        # before the model: a class folder misspelt in test/ is a class more, and the model's size not the cause
+        by_split = assign(signature.builder, config)
+        folder_splits_ = (by_split, folder_splits(config, by_split, signature.builder.class_names))
 
     def scope():
         return placement.strategy.scope() if placement is not None else contextlib.nullcontext()
@@ -120,8 +124,8 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
         callbacks = config_callbacks(config)
     if config.train.pictures.grad_cam_layer is not None:  # a name that is no spatial layer: said now
         find_layer(model, config.train.pictures.grad_cam_layer, config.where("train", "pictures", "grad_cam_layer"))
-    if config.data.path:
-        return _folder_plan(config, strategy, precision, signature, model, callbacks, loaded)
+    if folder_splits_ is not None:
+        return _folder_plan(config, strategy, precision, signature, model, callbacks, loaded, *folder_splits_)
     try:
         source = locate(signature.builder, config, manual_dir_of(config, manual_dir))
     except DataError as exc:
@@ -139,11 +143,10 @@ def plan(config: Config, manual_dir: str | None = None, *, placement: Placement 
     return with_data(result, splits, cache) if prepared else _noted(result)
 
 
-def _folder_plan(config: Config, strategy, precision, signature: DatasetSignature, model, callbacks, loaded) -> Plan:
+def _folder_plan(config: Config, strategy, precision, signature: DatasetSignature, model, callbacks, loaded,
+                 by_split: dict[str, list], splits: Splits) -> Plan:
     """The plan for `data.path`: the files are read already (names and headers), so everything is known."""
     folder = signature.builder
-    by_split = assign(folder, config)
-    splits = folder_splits(config, by_split, folder.class_names)
     details, notes, warnings_ = described(folder, config, by_split)
     result = Plan(config, strategy, precision, signature, Source(folder, None, None, folder.description), splits,
                   HELD_IN_MEMORY, config.train.steps_per_epoch, model, callbacks,
