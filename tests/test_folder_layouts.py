@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from cnnzoo.data.folder_listing import list_images
 from conftest import cli, write
 from test_folders import MODEL, folder, image
@@ -148,3 +150,18 @@ def test_validate_counts_the_images_the_run_reads(tmp_path):
         assert done.returncode == 0, done.stderr
         rows[train] = next(line.split() for line in done.stdout.splitlines() if line.split()[:1] == ["all"])
     assert int(rows["train[:50%]"][1]) == int(rows["train"][1]) // 2 and rows["train[:50%]"][2:] == rows["train"][2:]
+
+
+@pytest.mark.slow
+def test_a_resume_refuses_a_folder_whose_classes_changed(tmp_path):
+    """Its outputs stand for the classes it started with: a swapped class would be trained, and
+    predicted, under the old one's name."""
+    pets = folder(tmp_path / "pets", per_class=20)
+    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {pets}\n  data_dir: {tmp_path / 'tfds'}\n")
+    assert cli("train", config, "--output-dir", tmp_path / "run").returncode == 0
+    (pets / "eel").rename(pets / "fox")
+    done = cli("train", "--resume", tmp_path / "run", "train.epochs=2")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "classes of" in done.stderr and "gone: eel; new: fox" in done.stderr, done.stderr
+    (pets / "fox").rename(pets / "eel")
+    assert cli("train", "--resume", tmp_path / "run", "train.epochs=2").returncode == 0

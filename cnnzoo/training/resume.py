@@ -37,6 +37,7 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
         raise CnnzooError(f"the run in {run.path} already completed",
                           hint=f"Train longer with `cnnzoo train --resume {run.path} train.epochs=N`.")
     config = load_config(run.config, [*earlier, *overrides])
+    check_same_classes(run, config)
     placement = start_runtime(config, choose_strategy(config))
     with placement.strategy.scope():
         planned = plan(config, manual_dir, placement=placement)
@@ -80,6 +81,28 @@ def _learning_rate_as_configured(planned, log) -> None:
     variable.assign(float(wanted))
     if old != float(wanted):
         log(f"cnnzoo: learning rate {float(wanted):g} from the override (the saved state had {old:g})")
+
+
+def check_same_classes(run: RunDir, config: Config) -> None:
+    """A run on image files resumes on the classes it started with: its outputs stand for them, in the
+    order of `classes.json`. A class folder renamed, added or removed since is refused, naming it."""
+    import json
+
+    from cnnzoo.data.folder_listing import list_images
+    from cnnzoo.data.folder_source import origin_of
+
+    if not config.data.path or not run.classes.is_file():
+        return
+    before = json.loads(run.classes.read_text())["class_names"]
+    now = list_images(origin_of(config), config.where("data", "path")).class_names
+    if now != before:
+        gone, new = [c for c in before if c not in now], [c for c in now if c not in before]
+        change = "; ".join(part for part in (f"gone: {', '.join(gone)}" if gone else "",
+                                             f"new: {', '.join(new)}" if new else "") if part)
+        raise CnnzooError(f"the classes of {config.data.path} changed since the run started ({change or 'reordered'}): "
+                          f"its outputs stand for {', '.join(before)}; nothing in {run.path} was changed",
+                          hint="Put the class folders back as they were to resume, or train a new run on the folder "
+                               "as it is now (`model.weights: " + str(run.path) + "` starts it from this run's weights).")
 
 
 def check_same_weights(run: RunDir, earlier: list[str], overrides: tuple[str, ...], model) -> None:
