@@ -81,6 +81,18 @@ def test_a_class_named_train_is_a_class_unless_every_folder_names_a_split(tmp_pa
     image(tmp_path / "splits" / "valid" / "car" / "b.png")  # Roboflow's and Kaggle's name
     listing = list_images(tmp_path / "splits", None)
     assert listing.class_names == ["car"] and sorted(f.split for f in listing.files) == ["train", "validation"]
+    image(tmp_path / "capitals" / "Train" / "car" / "a.png")  # as some exports name them
+    image(tmp_path / "capitals" / "Test" / "car" / "b.png")
+    assert sorted(f.split for f in list_images(tmp_path / "capitals", None).files) == ["test", "train"]
+
+
+def test_split_folders_beside_class_folders_or_without_train_are_refused(tmp_path):
+    pets = folder(tmp_path / "pets", per_class=2)
+    image(pets / "test" / "cat" / "a.png")  # a test split begun beside the class folders
+    assert "split folders (test) beside class folders (cat, dog, eel)" in refused(tmp_path, pets)
+    image(tmp_path / "only" / "test" / "cat" / "a.png")
+    image(tmp_path / "only" / "val" / "cat" / "b.png")
+    assert "beside no train folder" in refused(tmp_path, tmp_path / "only")
 
 
 def test_two_folders_of_one_split_are_refused_and_loose_images_are_listed_as_skipped(tmp_path):

@@ -108,27 +108,31 @@ def _holds_runs(folder: Path) -> bool:
 
 
 def _split_folders(origin: Path, subfolders: list[Path], where: Location | None) -> dict[str, Path]:
-    """{split: its folder} when the subfolders are split folders (every one names a split, `train` among
-    them), else {} (class folders: a class may be called `train`, when its folder holds images)."""
-    splits = [d for d in subfolders if d.name in SPLIT_FOLDERS]
-    if not any(d.name == "train" for d in splits):
-        return {}
+    """{split: its folder} when the subfolders are split folders (named as a split in any case, `train`
+    among them), else {}: class folders, where a class may be called `train` (its folder holds images)."""
+    splits = [d for d in subfolders if d.name.lower() in SPLIT_FOLDERS]
+    if not splits or all(_holds_images(d) for d in splits):
+        return {}  # no split folder, or classes named as splits
     others = [d.name for d in subfolders if d not in splits]
-    train = origin / "train"
-    if others and any(f.is_file() for f in train.iterdir()):
-        return {}  # `train` is one of the classes
-    if others:
-        raise DataError(f"{origin} holds split folders ({', '.join(d.name for d in splits)}) beside other folders "
-                        f"({', '.join(others)})", location=where, path="data.path",
-                        hint="Put every class folder inside train/ (and test/), or give a folder of class folders only.")
+    if others or not any(SPLIT_FOLDERS[d.name.lower()] == "train" for d in splits):
+        raise DataError(f"{origin} holds split folders ({', '.join(d.name for d in splits)}) beside "
+                        + (f"class folders ({', '.join(others)})" if others else "no train folder"),
+                        location=where, path="data.path",
+                        hint="Lay the images out as DIR/train/<class>/... and DIR/test/<class>/... (a validation/ "
+                             "folder optional), or as DIR/<class>/... only.")
     found: dict[str, Path] = {}
     for d in splits:
-        if SPLIT_FOLDERS[d.name] in found:
-            raise DataError(f"{origin} holds both {found[SPLIT_FOLDERS[d.name]].name} and {d.name}, two folders of "
-                            f"the {SPLIT_FOLDERS[d.name]} split", location=where, path="data.path",
-                            hint="Merge them into one, or move one out of the folder.")
-        found[SPLIT_FOLDERS[d.name]] = d
+        split = SPLIT_FOLDERS[d.name.lower()]
+        if split in found:
+            raise DataError(f"{origin} holds both {found[split].name} and {d.name}, two folders of the {split} split",
+                            location=where, path="data.path", hint="Merge them into one, or move one out of the folder.")
+        found[split] = d
     return found
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether image files lie directly in `folder` (a class folder's do; a split folder holds class folders)."""
+    return any(f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() for f in folder.iterdir())
 
 
 def _rel(listing: FolderListing, path: Path) -> str:
