@@ -302,3 +302,18 @@ def test_a_runs_recorded_versions_do_not_import_tfds(monkeypatch):
     recorded = versions()
     assert "tensorflow_datasets" not in sys.modules
     assert recorded["tensorflow_datasets"] == tfds.__version__
+
+
+def test_kept_pixels_a_run_found_are_read_after_another_run_replaced_them(tmp_path):
+    """Two runs at once on a folder that grew: the one that writes first removes the pixel file the
+    other's index named; the other still reads the pixels it found."""
+    from cnnzoo.data import kept_images
+
+    path = tmp_path / "kept.npz"
+    first = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    assert kept_images.save(path, {"a": (4, 4), "b": (4, 4)}, {}, {"a": 0, "b": 1}, first) is None
+    found = kept_images.load(path)  # this run's view: rows a, b
+    other = np.zeros((3, 4, 4, 3), np.uint8)
+    assert kept_images.save(path, {"a": (4, 4), "b": (4, 4), "c": (4, 4)}, {}, {"a": 0, "b": 1, "c": 2}, other) is None
+    assert len(list(tmp_path.glob("*.npy"))) == 1  # the replaced pixel file is gone from the folder
+    np.testing.assert_array_equal(found.images(), first)

@@ -90,6 +90,7 @@ def test_kept_pixels_are_read_into_aligned_memory(tmp_path):
 
     images = np.random.default_rng(1).integers(0, 256, (300, 9, 7, 3), dtype=np.uint8)
     np.save(tmp_path / "kept.npy", images)
-    read = _read_pixels(tmp_path / "kept.npy")
+    with open(tmp_path / "kept.npy", "rb", buffering=0) as fp:
+        read = _read_pixels(fp)
     assert read.ctypes.data % ALIGNMENT == 0
     np.testing.assert_array_equal(read, images)

@@ -4,7 +4,8 @@
 file version seen (`path\\0bytes\\0mtime`): its header size or why it was skipped, and the row of
 its decoded, resized pixels, which are in the `.npy` file it names beside it (written with one
 `tofile`, no zip and no checksum, and read straight into aligned memory that a tensor then shares:
-writing 10,000 small images into the `.npz` itself took 0.1 s of CPU). A run decodes only the files
+writing 10,000 small images into the `.npz` itself took 0.1 s of CPU; held open from the moment
+the index is read, so two runs at once never lose the file one of them found). A run decodes only the files
 it does not find there, then writes both files under unique temporary names and renames them, the
 pixels first (a killed run or two writers never leave half a file), in a thread of its own while
 the run goes on. A missing or short pixel file means decoding again. On a read-only or full disk
@@ -39,6 +40,9 @@ class Store:
     rows: dict[str, int]  # key -> its row in `images`
     pixels: Path | None = None  # the .npy file of the decoded pixels
     _images: np.ndarray | None = field(default=None, repr=False)
+    # The pixel file, held open from `load`: another run writing the store meanwhile removes the file it
+    # replaces, and an open file is still read whole (on POSIX; elsewhere the removal fails and is let be).
+    _file: object | None = field(default=None, repr=False)
 
     def covers(self, files) -> bool:
         return all(f.key in self.rows or f.key in self.reasons or isinstance(self.native.get(f.key), str)
@@ -46,7 +50,9 @@ class Store:
 
     def images(self) -> np.ndarray:
         if self._images is None:
-            self._images = _read_pixels(self.pixels)
+            with self._file or open(self.pixels, "rb", buffering=0) as fp:
+                fp.seek(0)
+                self._images, self._file = _read_pixels(fp), None
         return self._images
 
 
@@ -62,18 +68,17 @@ def _pixels_header(fp) -> tuple[tuple[int, ...], np.dtype, int]:
     return shape, dtype, size
 
 
-def _read_pixels(path: Path) -> np.ndarray:
-    """The .npy file's array, read straight into 64-byte aligned memory (a tensor can then share it:
-    `cnnzoo.data.pipeline.as_tensor`)."""
-    with open(path, "rb", buffering=0) as fp:
-        shape, dtype, size = _pixels_header(fp)
-        array = aligned_empty(shape, dtype)
-        view, done = memoryview(array.reshape(-1).view(np.uint8)), 0
-        while done < size:
-            got = fp.readinto(view[done:])
-            if not got:
-                raise EOFError(f"{path} ends after {done:,} of {size:,} bytes")
-            done += got
+def _read_pixels(fp) -> np.ndarray:
+    """The array of an open .npy file (unbuffered, at its start), read straight into 64-byte aligned
+    memory (a tensor can then share it: `cnnzoo.data.pipeline.as_tensor`)."""
+    shape, dtype, size = _pixels_header(fp)
+    array = aligned_empty(shape, dtype)
+    view, done = memoryview(array.reshape(-1).view(np.uint8)), 0
+    while done < size:
+        got = fp.readinto(view[done:])
+        if not got:
+            raise EOFError(f"{fp.name} ends after {done:,} of {size:,} bytes")
+        done += got
     return array
 
 
@@ -92,8 +97,12 @@ def load(path: Path) -> Store | None:
         with np.load(path) as arrays:
             keys, native, reasons, rows = (arrays[k] for k in ("keys", "native", "reasons", "rows"))
             pixels = path.with_name(str(arrays["pixels"]))
-        with open(pixels, "rb") as fp:  # there, and whole
-            _pixels_header(fp)
+        fp = open(pixels, "rb", buffering=0)
+        try:
+            _pixels_header(fp)  # there, and whole
+        except ValueError:
+            fp.close()
+            raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or damaged: decoded again
         return None
     return Store(
@@ -101,7 +110,7 @@ def load(path: Path) -> Store | None:
         {str(k): (str(r) if n[0] < 0 else (int(n[0]), int(n[1]))) for k, n, r in zip(keys, native, reasons)},
         {str(k): str(r) for k, n, r, row in zip(keys, native, reasons, rows) if n[0] >= 0 and row < 0},
         {str(k): int(row) for k, row in zip(keys, rows) if row >= 0},
-        pixels,
+        pixels, _file=fp,
     )
 
 
