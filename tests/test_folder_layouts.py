@@ -77,27 +77,30 @@ def test_a_class_named_train_is_a_class_unless_every_folder_names_a_split(tmp_pa
     for name in ("train", "car", "bus"):
         image(tmp_path / "vehicles" / name / f"{name}.png")
     assert list_images(tmp_path / "vehicles", None).class_names == ["bus", "car", "train"]
-    image(tmp_path / "splits" / "train" / "car" / "a.png")
-    image(tmp_path / "splits" / "valid" / "car" / "b.png")  # Roboflow's and Kaggle's name
+    for split, name in (("train", "a"), ("valid", "b")):  # valid/: Roboflow's and Kaggle's name
+        for cls in ("bus", "car"):
+            image(tmp_path / "splits" / split / cls / f"{name}.png")
     listing = list_images(tmp_path / "splits", None)
-    assert listing.class_names == ["car"] and sorted(f.split for f in listing.files) == ["train", "validation"]
-    image(tmp_path / "capitals" / "Train" / "car" / "a.png")  # as some exports name them
-    image(tmp_path / "capitals" / "Test" / "car" / "b.png")
-    assert sorted(f.split for f in list_images(tmp_path / "capitals", None).files) == ["test", "train"]
+    assert listing.class_names == ["bus", "car"]
+    assert sorted(f.split for f in listing.files) == ["train", "train", "validation", "validation"]
+    for split in ("Train", "Test"):  # as some exports name them
+        for cls in ("bus", "car"):
+            image(tmp_path / "capitals" / split / cls / "a.png")
+    assert sorted({f.split for f in list_images(tmp_path / "capitals", None).files}) == ["test", "train"]
 
 
 def test_split_folders_beside_class_folders_or_without_train_are_refused(tmp_path):
     pets = folder(tmp_path / "pets", per_class=2)
     image(pets / "test" / "cat" / "a.png")  # a test split begun beside the class folders
     assert "split folders (test) beside class folders (cat, dog, eel)" in refused(tmp_path, pets)
-    image(tmp_path / "only" / "test" / "cat" / "a.png")
-    image(tmp_path / "only" / "val" / "cat" / "b.png")
+    folder(tmp_path / "only" / "test", per_class=1)
+    folder(tmp_path / "only" / "val", per_class=1)
     assert "beside no train folder" in refused(tmp_path, tmp_path / "only")
 
 
 def test_two_folders_of_one_split_are_refused_and_loose_images_are_listed_as_skipped(tmp_path):
     for split in ("train", "val", "validation"):
-        image(tmp_path / "both" / split / "car" / "a.png")
+        folder(tmp_path / "both" / split, per_class=1)
     assert "both val and validation" in refused(tmp_path, tmp_path / "both")
     pets = folder(tmp_path / "pets", per_class=2)
     image(pets / "stray.png")
@@ -177,3 +180,13 @@ def test_a_resume_refuses_a_folder_whose_classes_changed(tmp_path):
     assert "classes of" in done.stderr and "gone: eel; new: fox" in done.stderr, done.stderr
     (pets / "fox").rename(pets / "eel")
     assert cli("train", "--resume", tmp_path / "run", "train.epochs=2").returncode == 0
+
+
+def test_one_class_is_refused_pointing_at_the_folder_one_level_down(tmp_path):
+    """A dataset unzipped into a folder of its own: data.path one level too high is one class."""
+    folder(tmp_path / "download" / "pets", per_class=2)
+    error = refused(tmp_path, tmp_path / "download")
+    assert "holds one class folder, pets" in error and f"data.path: {tmp_path / 'download' / 'pets'}" in error
+    folder(tmp_path / "p", per_class=2)
+    sheet = write(tmp_path / "one.csv", "path,label\np/cat/cat0.png,cat\np/cat/cat1.jpg,cat\n")
+    assert "labels every image `cat`" in refused(tmp_path, sheet)

@@ -92,6 +92,12 @@ def list_images(origin: Path, where: Location | None) -> FolderListing:
             if count == 0:
                 raise DataError(f"class folder {folder} holds no image files", location=where, path="data.path",
                                 hint="Add images (JPEG, PNG, BMP or GIF) to it, or remove the folder.")
+    if len(names) == 1:
+        inner = origin / names[0] if not split_dirs else None
+        raise DataError(f"{origin} holds one class folder, {names[0]}: a classifier needs two classes or more",
+                        location=where, path="data.path",
+                        hint=f"If the classes are the folders inside it, give `data.path: {inner}`." if inner and
+                        _subfolders(inner) else "Add a folder of images for each other class.")
     return listing
 
 
@@ -224,6 +230,9 @@ def _from_csv(origin: Path, where: Location | None) -> FolderListing:
         _add_row(listing, origin, row, line, where, lines)
     if not listing.files:
         raise DataError(f"{origin} lists no images", location=where, path="data.path")
+    if len(names) == 1:
+        raise DataError(f"{origin} labels every image `{names[0]}`: a classifier needs two classes or more",
+                        location=where, path="data.path", hint="Add rows of images of the other classes.")
     return listing
 
 
