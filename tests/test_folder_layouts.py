@@ -190,3 +190,22 @@ def test_one_class_is_refused_pointing_at_the_folder_one_level_down(tmp_path):
     folder(tmp_path / "p", per_class=2)
     sheet = write(tmp_path / "one.csv", "path,label\np/cat/cat0.png,cat\np/cat/cat1.jpg,cat\n")
     assert "labels every image `cat`" in refused(tmp_path, sheet)
+
+
+@pytest.mark.slow
+def test_evaluate_a_split_of_a_folder_run_as_the_run_split_it(tmp_path):
+    """The run's test images stay held out: --split validation reads the run's validation images only."""
+    import json
+
+    pets = folder(tmp_path / "pets", per_class=30)
+    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {pets}\n  data_dir: {tmp_path / 'tfds'}\n")
+    table = cli("validate", config).stdout
+    counts = next(line.split() for line in table.splitlines() if line.split()[:1] == ["all"])[1:]
+    assert cli("train", config, "--output-dir", tmp_path / "run").returncode == 0
+    for split, expected in zip(("train", "validation", "test"), counts):
+        done = cli("evaluate", tmp_path / "run", "--split", split, "--json")
+        assert done.returncode == 0, done.stderr
+        support = sum(c["support"] for c in json.loads(done.stdout)["per_class"].values())
+        assert support == int(expected), (split, support, counts)
+    done = cli("evaluate", tmp_path / "run", "--split", "valid")
+    assert done.returncode == 2 and "--split" in done.stderr and "net.yaml" not in done.stderr, done.stderr

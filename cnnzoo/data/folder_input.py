@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -149,8 +150,10 @@ def _say(note: str, log) -> None:
 
 
 def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool = False,
-                         folder: FolderDataset | None = None, log=None) -> Datasets:
-    """Decode (or load) the folder's images and build the run's pipelines (`folder`: as a plan opened it)."""
+                         folder: FolderDataset | None = None, log=None, evaluated: str | None = None) -> Datasets:
+    """Decode (or load) the folder's images and build the run's pipelines (`folder`: as a plan opened it).
+    `evaluated`: a split of the run's own (`validation`, `train[:10%]`) as the test pipeline, for
+    `cnnzoo evaluate --split`: the files are split as the run split them, its test images held out."""
     import tensorflow as tf
 
     dataset = folder or open_folder(config)
@@ -160,6 +163,9 @@ def load_folder_datasets(config: Config, *, one_hot: bool, static_shapes: bool =
     for name, files in by_split.items():  # files that failed to decode just now are not used
         by_split[name] = [f for f in files if f.key in rows]
     splits = folder_splits(config, by_split, dataset.class_names)
+    if evaluated is not None:
+        check_split(config, _infos(by_split), "test_split", evaluated, given="--split")
+        splits = replace(splits, test=evaluated)
     preprocess = preprocess_fn(config.data, len(dataset.class_names), one_hot)
     pixels = as_tensor(images)  # one tensor for every split: each gathers its rows
 

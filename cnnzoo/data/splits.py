@@ -74,20 +74,22 @@ def known_splits(builder) -> dict:
     return {name: SimpleNamespace(num_examples=n) for name, n in sizes().items()} if sizes else {}
 
 
-def check_split(config: Config, split_infos, key: str, spec: str) -> None:
-    """A DataError naming the splits there are, unless `spec` (e.g. `train[:10%]`) reads from them."""
+def check_split(config: Config, split_infos, key: str, spec: str, given: str | None = None) -> None:
+    """A DataError naming the splits there are, unless `spec` (e.g. `train[:10%]`) reads from them;
+    `given`: the command-line option that named it (else the config key `key` did)."""
     import tensorflow_datasets as tfds
 
     try:
         tfds.core.ReadInstruction.from_spec(spec).to_absolute(split_infos)
     except (ValueError, AssertionError, KeyError) as exc:
-        raise no_split(config, split_infos, key, spec, exc) from None
+        raise no_split(config, split_infos, key, spec, exc, given) from None
 
 
-def no_split(config: Config, split_infos, key: str, spec: str, exc: BaseException) -> DataError:
+def no_split(config: Config, split_infos, key: str, spec: str, exc: BaseException,
+             given: str | None = None) -> DataError:
     return DataError(
         f"dataset `{config.data.name}` has no split `{spec}` ({str(exc).strip().splitlines()[0]})",
-        location=config.where("data", key), path=f"data.{key}",
+        location=None if given else config.where("data", key), path=given or f"data.{key}",
         hint=f"Its splits: {', '.join(split_infos)}. Slices such as `train[:10%]` also work.",
     )
 

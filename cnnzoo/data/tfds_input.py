@@ -18,18 +18,22 @@ from cnnzoo.data.splits import no_split, resolve_splits
 
 
 def load_datasets(config: Config, *, one_hot: bool, manual_dir: str | None = None,
-                  static_shapes: bool = False, source: Source | None = None, log=None) -> Datasets:
+                  static_shapes: bool = False, source: Source | None = None, log=None,
+                  evaluated: str | None = None) -> Datasets:
     """Prepare the configured TFDS dataset (offline from manual_dir if given), or decode the images
     of `data.path`, and build pipelines.
 
     `static_shapes` drops each split's last partial batch (TPUs compile for one batch shape).
-    `source` is where a plan found the examples (else it is looked up here).
+    `source` is where a plan found the examples (else it is looked up here). `evaluated`: a split
+    read as the test pipeline (`cnnzoo evaluate --split`), the run's other splits as they were.
     """
     if config.data.path:
         from cnnzoo.data.folder_input import load_folder_datasets
 
         return load_folder_datasets(config, one_hot=one_hot, static_shapes=static_shapes,
-                                    folder=source.reader if source else None, log=log)
+                                    folder=source.reader if source else None, log=log, evaluated=evaluated)
+    if evaluated:  # a catalogue's splits are the dataset's own: naming one as the test split moves nothing
+        config = config.model_copy(update={"data": config.data.model_copy(update={"test_split": evaluated})})
     data = config.data
     signature = dataset_signature(config)
     image_shape, num_classes = signature.image_shape, signature.num_classes

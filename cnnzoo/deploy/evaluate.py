@@ -18,9 +18,8 @@ def evaluate(path: str, split: str | None = None, config_path: str | None = None
     from cnnzoo.training.tta import augmented_test
 
     config, model = load_trained(path, config_path)
-    if split:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"test_split": split})})
-    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir)
+    data = load_datasets(config, one_hot=uses_one_hot_labels(config.train.loss.name), manual_dir=manual_dir,
+                         evaluated=split)
     if not model.compiled:
         compile_model(model, config)
     build_metrics(model, data.test.element_spec)
@@ -30,5 +29,5 @@ def evaluate(path: str, split: str | None = None, config_path: str | None = None
     names = class_names_of(path, config) or data.class_names
     names = names if names and len(names) == predicted.probabilities.shape[1] else \
         [str(i) for i in range(predicted.probabilities.shape[1])]
-    return {"model": model.name, "dataset": config.data.name, "split": config.data.test_split,
+    return {"model": model.name, "dataset": config.data.name, "split": split or config.data.test_split,
             "metrics": {**metrics, **tta}, "per_class": per_class(predicted.matrix, names)}
