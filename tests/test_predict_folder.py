@@ -264,3 +264,35 @@ def test_links_pipes_and_odd_names_in_a_folder_are_rows_with_their_reason(run, p
     done = cli("predict", run.run_dir.path, "--csv", tmp_path / "v1.png", tmp_path / "b.png")  # --csv's value
     assert done.returncode == 2 and "would overwrite that image" in done.stderr, done.stderr
     assert (tmp_path / "v1.png").read_bytes() == (folder / "a.png").read_bytes()
+
+
+@pytest.mark.slow
+def test_an_rgb_folder_runs_export_rounds_half_way_pixels_as_training_did(digits, tmp_path):
+    """A resize lands pixels exactly half-way between two levels (a weight of 1/2 on neighbours an odd
+    number apart); TFLite's and ONNX Runtime's resize put such a value a float's width either side, so
+    the rounding must not hinge on it."""
+    for label in range(3):
+        (tmp_path / "shots" / str(label)).mkdir(parents=True)
+        for i in range(8):
+            colour(digits[(label + i) % 8], 28 + 7 * i, 28 + 5 * i).save(tmp_path / "shots" / str(label) / f"{i}.png")
+    config = write(tmp_path / "rgb.yaml", f"""
+model:
+  name: rgb_net
+  layers: [{{Conv2D: [8, 3, {{activation: relu}}]}}, Flatten, {{Dense: 3}}, {{Activation: softmax}}]
+data:
+  path: {tmp_path / 'shots'}
+  preprocessing: {{resize: [30, 30]}}
+  data_dir: {tmp_path / 'tfds'}
+  validation_split: null
+  test_split: 0.2
+train: {{epochs: 1, optimizer: {{name: adam, learning_rate: 0.01}}, pictures: false}}
+runtime: {{seed: 3}}
+""")
+    assert cli("train", config, "--output-dir", tmp_path / "run").returncode == 0
+    photo = tmp_path / "photo.png"
+    colour(digits[5], 20, 20).save(photo)  # 20x20 to 30x30: a third of the rows and columns weigh 1/2 and 1/2
+    ours = predicted(tmp_path / "run", photo)
+    for fmt in ("tflite", "onnx"):
+        target = tmp_path / f"model.{fmt}"
+        assert cli("export", tmp_path / "run", "--format", fmt, "-o", target).returncode == 0
+        agree(deployed(fmt, target, photo, tmp_path), ours)

@@ -26,10 +26,12 @@ import numpy as np
 from numpy.lib import format as npy
 
 from cnnzoo.data.decoded import write_npz
+from cnnzoo.data.preprocessing import ROUND_UP
 from cnnzoo.files import atomic_file
 from cnnzoo.memory import aligned_empty
 
 FOLDER = "cnnzoo-folders"
+ROUNDING = f"floor(x + {ROUND_UP})"  # how the kept pixels were made whole: a store rounded otherwise is decoded again
 
 
 @dataclass
@@ -95,6 +97,8 @@ def load(path: Path) -> Store | None:
     wait(path)
     try:
         with np.load(path) as arrays:
+            if str(arrays["rounding"]) != ROUNDING:  # (KeyError: kept before the rounding was recorded)
+                return None
             keys, native, reasons, rows = (arrays[k] for k in ("keys", "native", "reasons", "rows"))
             pixels = path.with_name(str(arrays["pixels"]))
         fp = open(pixels, "rb", buffering=0)
@@ -126,7 +130,7 @@ def save(path: Path, native: dict, reasons: dict[str, str], rows: dict[str, int]
         with atomic_file(pixels) as f:
             npy.write_array(f, np.ascontiguousarray(images), allow_pickle=False)
         write_npz(path, keys=np.array(keys, dtype=str), native=sizes, reasons=why, rows=row,
-                  pixels=np.array(pixels.name))
+                  pixels=np.array(pixels.name), rounding=np.array(ROUNDING))
     except OSError as exc:
         pixels.unlink(missing_ok=True)
         return f"the decoded images could not be kept in {path} ({exc.strerror or exc}): the next run decodes them again"

@@ -13,6 +13,20 @@ from cnnzoo.config.schema import DataConfig
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
+# Whole 0-255 values: x + ROUND_UP, floored (what training keeps, `predict` reads and an export computes).
+# Not round-half-to-even: a bilinear resize often lands exactly on a half (a weight of 1/2 on two
+# neighbours), and TFLite's and ONNX Runtime's resize put such a value a float's width either side of it,
+# so an export rounded it to the other level. With the step 1/1000 below the half, the engines' float
+# differences (~1e-5 here) decide nothing; an exact value of a resize of small sizes never lies there.
+ROUND_UP = 0.501
+
+
+def whole(x, floor, clip):
+    """`x` (0-255, float) as whole values 0-255, by `floor` and `clip` of the engine computing it
+    (TensorFlow's in training and predict, keras.ops' in an export): the same definition in each."""
+    return clip(floor(x + ROUND_UP), 0.0, 255.0)
+
+
 def rounds_pixels(data: DataConfig) -> bool:
     """Whether the run's images were rounded to whole 0-255 values after their colour conversion and
     resize: a folder's are (decoded once and kept as uint8), a catalogue dataset's are resized in float

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.config.schema import DataConfig
-from cnnzoo.data.preprocessing import rounds_pixels
+from cnnzoo.data.preprocessing import rounds_pixels, whole
 from cnnzoo.deploy.runs import EXPORTED, class_names_of, load_trained
 from cnnzoo.deploy.runtimes import METADATA, export_metadata
 from cnnzoo.models.compile import outputs_logits
@@ -56,7 +56,7 @@ def with_preprocessing(model, data: DataConfig, logits: bool = False):
         # export is called as model(x), served as a SavedModel or converted to TFLite (which then fails).
         x = keras.layers.Resizing(rows, cols, interpolation="bilinear", name="resize")(x, training=False)
     if rounds_pixels(data):  # as the kept pixels were: Keras ops, saved with the model (no custom layer)
-        x = keras.ops.clip(keras.ops.round(x), 0.0, 255.0)
+        x = whole(x, keras.ops.floor, keras.ops.clip)
     prep = data.preprocessing
     x = keras.layers.Rescaling(1.0 / 255 if prep.rescale else 1.0, name="scale_to_unit")(x)
     if prep.mean is not None or prep.std is not None:
