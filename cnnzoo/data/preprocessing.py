@@ -17,8 +17,8 @@ GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 # Not round-half-to-even: a bilinear resize often lands exactly on a half (a weight of 1/2 on two
 # neighbours), and TFLite's and ONNX Runtime's resize put such a value a float's width either side of it,
 # so an export rounded it to the other level. With the step 1/1000 below the half, the engines' float
-# differences (~1e-5 here) rarely decide anything: a resize's exact values land there only for output
-# sizes whose doubled product 1000 divides (e.g. 25x10), on the half for every size.
+# differences (~1e-5 here) rarely decide anything: a resize's exact values land on the step only when
+# 1000 divides (2 x rows)(2 x cols) of its output (e.g. 25x10), on the half for every size.
 ROUND_UP = 0.501
 
 
