@@ -236,11 +236,15 @@ def test_export_paths_it_cannot_write_and_exported_models_given_as_runs_are_refu
     cases = [("keras", tmp_path / "model.onnx", "--format keras writes a .keras file"),
              ("tflite", photos, "is a folder; --format tflite writes one file"),
              ("savedmodel", photos, "a folder holding other files"),
-             ("keras", photos / "a.jpg" / "m.keras", "cannot write")]
+             ("keras", photos / "a.jpg" / "m.keras", "cannot write"),
+             ("onnx", photos / "a.jpg", "--format onnx writes a .onnx file"),
+             ("keras", run.run_dir.path / "model.keras", "that is the run's own folder")]
+    model = (run.run_dir.path / "model.keras").read_bytes()
     for fmt, target, said in cases:
         done = cli("export", run.run_dir.path, "--format", fmt, "-o", target)
         assert done.returncode == 2 and "Traceback" not in done.stderr and said in done.stderr, done.stderr
-    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"] and (photos / "a.jpg").read_bytes() == b"\xff\xd8\xff"
+    assert (run.run_dir.path / "model.keras").read_bytes() == model
 
     exported = cli("export", run.run_dir.path, "--format", "keras")  # into the run: run/export/<name>.keras
     assert exported.returncode == 0, exported.stderr

@@ -142,18 +142,27 @@ def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = 
 
 
 def _check_target(target: Path, fmt: str) -> None:
-    """Refuse an output path the format cannot be written to, before the model is converted."""
+    """Refuse an output path the format cannot be written to, or that is a run's own model, before the
+    model is converted (an earlier export of the same format at that path is replaced)."""
+    from cnnzoo.files import is_run
+
+    run = target.parent.parent if target.parent.name == "checkpoints" else target.parent
+    if is_run(run):
+        raise CnnzooError(f"-o {target}: that is the run's own folder; its models stay as they are",
+                          hint=f"Leave -o out (the export goes to {run / 'export'}), or give another path.")
     if fmt == "savedmodel":
         if target.is_file() or (target.is_dir() and any(target.iterdir()) and not (target / "saved_model.pb").exists()):
             raise CnnzooError(f"-o {target}: a SavedModel is a folder of its own, and this is "
                               + ("a file" if target.is_file() else "a folder holding other files"),
                               hint="Give a new folder's name, e.g. -o exported_model.")
         return
-    if fmt == "keras" and target.suffix != ".keras":
-        raise CnnzooError(f"-o {target}: --format keras writes a .keras file", hint=f"Give e.g. -o {target.stem}.keras.")
     if target.is_dir():
         raise CnnzooError(f"-o {target} is a folder; --format {fmt} writes one file", hint=f"Give a file name in it, "
                           f"e.g. -o {target / ('model.' + fmt)}.")
+    suffix = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}[fmt]
+    if target.suffix != suffix:  # also keeps a photo or a note of the same name from being overwritten
+        raise CnnzooError(f"-o {target}: --format {fmt} writes a {suffix} file",
+                          hint=f"Give e.g. -o {target.with_suffix(suffix)}.")
 
 
 def _tflite(inference, quantize: bool) -> bytes:
