@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from cnnzoo import load_config, train
 from cnnzoo.data.preprocessing import preprocess_images
-from conftest import CONFIGS, TINY, cli, without_cnnzoo
+from conftest import CONFIGS, TINY, cli, without_cnnzoo, write
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +265,11 @@ def test_a_run_that_did_not_complete_points_at_its_resume_and_its_last_checkpoin
     done = cli("evaluate", killed)
     assert done.returncode == 2 and "has no model.keras: it did not complete" in done.stderr, done.stderr
     assert f"cnnzoo train --resume {killed}" in done.stderr and str(killed / "checkpoints" / "last.keras") in done.stderr
+
+
+@pytest.mark.slow
+def test_a_config_another_model_was_trained_with_is_refused(run, tmp_path):
+    other = write(tmp_path / "other.yaml", f"extends: {CONFIGS / 'quickstart.yaml'}\ndata:\n"
+                  "  preprocessing: {resize: [24, 24]}\n")
+    done = cli("predict", run.run_dir.model, "--config", other, tmp_path / "x.png")
+    assert done.returncode == 2 and "not the config this model was trained with" in done.stderr, done.stderr

@@ -81,6 +81,12 @@ def test_pictures_cli_writes_the_grad_cam_of_your_own_image(pictures_run, tmp_pa
     done = cli("pictures", pictures_run, "--image", tmp_path / "missing.png")
     assert done.returncode == 2 and "missing.png" in done.stderr
     assert hot.std() > 0.05
+    (tmp_path / "photos").mkdir()  # a folder with a bad file: the others are drawn, the bad one named
+    imsave(tmp_path / "photos" / "one.png", digit)
+    (tmp_path / "photos" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0")
+    done = cli("pictures", pictures_run, "--image", tmp_path / "photos", "-o", tmp_path / "folder")
+    assert done.returncode == 0 and done.stdout.split() == [str(tmp_path / "folder" / "grad_cam-one.png")], done.stderr
+    assert "not drawn" in done.stderr and "cut.jpg" in done.stderr
 
 
 def test_a_model_without_convolutions_says_so_once_and_still_judges(tmp_path):

@@ -260,6 +260,9 @@ def test_links_pipes_and_odd_names_in_a_folder_are_rows_with_their_reason(run, p
     assert reasons == {f"{folder}/a.png": "", f"{folder}/broken.jpg": "a broken link",
                        f"{folder}/caf\\xe9.png": "its name is not UTF-8 (rename the file)",
                        f"{folder}/linked": "a link to a folder (not followed)", f"{folder}/pipe.jpg": "not a regular file"}
+    done = cli("predict", run.run_dir.path, folder / os.fsdecode(b"caf\xe9.png"), "--csv", out)  # named itself
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "its name is not UTF-8" in out.read_text()
     shutil.copy(folder / "a.png", tmp_path / "v1.png")
     done = cli("predict", run.run_dir.path, "--csv", tmp_path / "v1.png", tmp_path / "b.png")  # --csv's value
     assert done.returncode == 2 and "would overwrite that image" in done.stderr, done.stderr

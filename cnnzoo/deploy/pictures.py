@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from cnnzoo.deploy.runs import load_trained
-from cnnzoo.errors import CnnzooError
+from cnnzoo.errors import CnnzooError, CnnzooWarning
 
 
 def write_pictures(path: str, output: str | None = None, config_path: str | None = None,
@@ -57,17 +58,22 @@ def _own_images(path: str, config, model, given: list[str]) -> list[tuple[str, n
     if layer is None:
         raise CnnzooError(f"the model `{model.name}` has no layer with spatial output: Grad-CAM cannot be drawn")
     cam, names, shape = GradCam(model, layer.name), class_names_of(path, config), tuple(model.input_shape[1:])
-    out, used = [], set()
+    out, used, unread = [], set(), []
     for source in (source for image in given for source in gather(image, shape)):
         pixels, error = _pixels(source, shape, rounds_pixels(config.data))
-        if pixels is None:
-            raise CnnzooError(f"cannot read {source.label}: {error}")
+        if pixels is None:  # as predict: one bad file of a folder never stops the others
+            unread.append(f"{source.label} ({error})")
+            continue
         name = f"grad_cam-{Path(source.label).stem or 'image'}"
         while name in used:  # photo.jpg and photo.png, or two folders' photo.jpg
             name += "_"
         used.add(name)
         images = np.asarray(preprocess_images(pixels[None], config.data), np.float32)
         out.append((name, own_images_grad_cam(cam, images, names)))
+    if unread and not out:
+        raise CnnzooError(f"none of the images could be read: {'; '.join(unread[:3])}" + ("; ..." if len(unread) > 3 else ""))
+    for what in unread:
+        warnings.warn(f"not drawn: {what}", CnnzooWarning, stacklevel=2)
     return out
 
 

@@ -99,7 +99,10 @@ def gather(given: str, shape: tuple[int, ...]) -> list[Source]:
         raise CnnzooError(f"no such file or folder: {given}")
     if path.suffix.lower() == ".npy":
         return _array_rows(given, path, shape)
-    return [Source(given, path)]  # any name: decoding says whether it is an image
+    from cnnzoo.data.folder_listing import checked, shown
+
+    _, why = checked(path.stat, path.is_symlink(), given)  # a name that is not UTF-8: as in a folder
+    return [Source(shown(given), path, error=why)]  # any suffix: decoding says whether it is an image
 
 
 def _folder(given: str, folder: Path) -> list[Source]:

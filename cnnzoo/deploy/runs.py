@@ -41,6 +41,7 @@ def load_trained(path: str, config_path: str | None = None):
     run = _run_of(model_file)
     if config_path:
         config: Config = load_config(config_path)
+        _check_trained_with(config, config_path, model, model_file)
     elif run is not None:
         config = load_config(run.config, run.config_overrides())  # with every resume's overrides
     else:
@@ -49,6 +50,18 @@ def load_trained(path: str, config_path: str | None = None):
             hint="Pass the config it was trained with: --config configs/X.yaml.",
         )
     return config, model
+
+
+def _check_trained_with(config: Config, config_path: str, model, model_file: Path) -> None:
+    """Refuse a --config whose images could not be the model's input: another size, or channels."""
+    rows, cols, channels = (tuple(model.input_shape[1:]) + (None, None, None))[:3]
+    resize = config.data.preprocessing.resize
+    wanted = 3 if config.data.color_mode == "rgb" else 1
+    if (resize and (rows, cols) != tuple(resize)) or (config.data.path and channels != wanted):
+        got = f"{resize[0]}x{resize[1]}" if resize and (rows, cols) != tuple(resize) else f"{wanted}-channel"
+        raise CnnzooError(f"--config {config_path} gives the model {got} images, but {model_file} takes "
+                          f"{rows}x{cols}x{channels}: it is not the config this model was trained with",
+                          hint="Pass the config of the run the model comes from (its config.yaml).")
 
 
 def class_names_of(path: str, config: Config) -> list[str] | None:
