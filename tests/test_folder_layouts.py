@@ -209,3 +209,15 @@ def test_evaluate_a_split_of_a_folder_run_as_the_run_split_it(tmp_path):
         assert support == int(expected), (split, support, counts)
     done = cli("evaluate", tmp_path / "run", "--split", "valid")
     assert done.returncode == 2 and "--split" in done.stderr and "net.yaml" not in done.stderr, done.stderr
+
+
+def test_a_small_class_the_hash_held_out_whole_is_said_as_such(tmp_path):
+    from cnnzoo.data.folder_listing import ImageFile
+    from cnnzoo.data.folder_source import split_of
+
+    pets = folder(tmp_path / "pets", per_class=20)
+    name = next(f"fox/fox{i}.png" for i in range(100)  # a fourth class of one image, which the hash holds out
+                if split_of(ImageFile(f"fox/fox{i}.png", 3, None, 0, 0), 0.1, 0.1) != "train")
+    image(pets / name)
+    error = refused(tmp_path, pets, "model.layers.2.Dense=4")
+    assert "class `fox` has no training image" in error and "the hash held out all 1 of its images" in error, error

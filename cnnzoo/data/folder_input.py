@@ -61,12 +61,18 @@ def _check_trained(config: Config, train: list, by_split: dict[str, list], class
     trained = {f.label for f in train}
     for label, name in enumerate(class_names):
         if label not in trained:
-            where = {split: n for split, files in by_split.items() if (n := sum(f.label == label for f in files))}
+            files = [f for split_files in by_split.values() for f in split_files if f.label == label]
+            where = {split: n for split, split_files in by_split.items()
+                     if (n := sum(f.label == label for f in split_files))}
             held = ", ".join(f"{n:,} in {split}" for split, n in where.items()) or "none usable"
-            raise DataError(f"class `{name}` has no training image in {config.data.path} ({held})",
+            hashed = files and all(f.split is None for f in files)  # held out by the hash, not by a folder
+            raise DataError(f"class `{name}` has no training image in {config.data.path} ({held}" +
+                            (f": the hash held out all {len(files):,} of its images)" if hashed else ")"),
                             location=config.where("data", "path"), path="data.path",
-                            hint="Check the class folders' names in every split (a misspelt one is a class of its "
-                                 "own), add training images of the class, or remove it.")
+                            hint="Add images of the class (the hold-outs take a share of each class's images at "
+                                 "random), or remove it." if hashed else "Check the class folders' names in every "
+                                 "split (a misspelt one is a class of its own), add training images of the class, "
+                                 "or remove it.")
 
 
 def files_of(spec: str, by_split: dict[str, list]) -> list:
