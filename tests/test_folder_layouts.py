@@ -117,6 +117,8 @@ def test_the_current_folder_as_data_path_is_named_as_its_folder_and_its_runs_are
         done = cli("train", config, cwd=pets)
         assert done.returncode == 0, done.stderr
     assert len(list((pets / "runs").iterdir())) == 2
+    assert cli("train", config, "--output-dir", "mine", cwd=pets).returncode == 0  # claimed, then listed
+    assert cli("validate", config, cwd=pets).returncode == 0
 
 
 def test_a_class_with_no_training_image_is_refused_naming_it(tmp_path):

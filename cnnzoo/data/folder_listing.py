@@ -106,7 +106,9 @@ def _subfolders(folder: Path) -> list[Path]:
 
 
 def _holds_runs(folder: Path) -> bool:
-    """A `runs/` folder of cnnzoo's runs (a run started inside its image folder writes them there): no class."""
+    """A run's folder, or a `runs/` folder of runs (a run started inside its image folder writes there): no class."""
+    if is_run(folder) or (folder / CLAIM).exists():  # (--output-dir: claimed before the folder is listed)
+        return True
     if folder.name != "runs":  # cnnzoo's default place for runs: other names are not looked into
         return False
     runs = [d for d in folder.iterdir() if d.is_dir()]
