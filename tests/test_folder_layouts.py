@@ -223,3 +223,12 @@ def test_a_small_class_the_hash_held_out_whole_is_said_as_such(tmp_path):
     image(pets / name)
     error = refused(tmp_path, pets, "model.layers.2.Dense=4")
     assert "class `fox` has no training image" in error and "the hash held out all 1 of its images" in error, error
+
+
+def test_a_validation_folder_left_unused_is_warned(tmp_path):
+    for split in ("train", "valid", "test"):
+        folder(tmp_path / "pets" / split, per_class=3)
+    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {tmp_path / 'pets'}\n  data_dir: {tmp_path / 'tfds'}\n")
+    done = cli("validate", config, "data.validation_split=test")
+    assert done.returncode == 0 and "the 9 images of the folder's validation split are not used" in done.stderr
+    assert "are not used" not in cli("validate", config).stderr
