@@ -87,7 +87,7 @@ def test_preprocessing_must_match_the_channels():
     from cnnzoo.data.catalog import dataset_signature
 
     config = load_config(CONFIGS / "quickstart.yaml", ["data.preprocessing={mean: [0.1, 0.2, 0.3]}"])
-    with pytest.raises(DataError, match="3 values for 3 channels, but `mnist_sample` images have 1"):
+    with pytest.raises(DataError, match=r"3 values, one per channel, but the model.s images have 1 channel \(`mnist"):
         dataset_signature(config)
     signature = dataset_signature(load_config(CONFIGS / "quickstart.yaml"))
     assert (signature.image_shape, signature.num_classes) == ((28, 28, 1), 10)

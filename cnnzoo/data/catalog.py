@@ -41,7 +41,9 @@ def _checked(config: Config, signature: DatasetSignature) -> DatasetSignature:
         values = getattr(config.data.preprocessing, key)
         if values is not None and len(values) not in (1, channels):
             raise DataError(
-                f"{len(values)} values for {len(values)} channels, but `{config.data.name}` images have {channels}",
+                f"{len(values)} values, one per channel, but the model's images have {channels} channel"
+                + ("s" if channels > 1 else "") + (f" (`data.color_mode: {config.data.color_mode}`)" if config.data.path
+                                                    else f" (`{config.data.name}`'s)"),
                 location=config.where("data", "preprocessing", key),
                 path=f"data.preprocessing.{key}",
                 hint=f"Give one value per channel ({channels}), or one for all.",

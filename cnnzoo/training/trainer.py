@@ -107,7 +107,7 @@ def write_data_records(run: RunDir, data, log: Log) -> None:
     if data.skipped:
         with run.skipped.open("w", newline="") as f:
             csv.writer(f).writerows([("file", "reason"), *data.skipped])
-        log(f"cnnzoo: {len(data.skipped):,} files skipped (not images, empty, truncated or too large); "
+        log(f"cnnzoo: {len(data.skipped):,} files skipped (not images, unreadable, or not in a class folder); "
             f"each is listed with its reason in {run.skipped}")
 
 
