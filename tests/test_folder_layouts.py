@@ -228,7 +228,21 @@ def test_a_small_class_the_hash_held_out_whole_is_said_as_such(tmp_path):
 def test_a_validation_folder_left_unused_is_warned(tmp_path):
     for split in ("train", "valid", "test"):
         folder(tmp_path / "pets" / split, per_class=3)
-    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {tmp_path / 'pets'}\n  data_dir: {tmp_path / 'tfds'}\n")
+    config = write(tmp_path / "net.yaml", MODEL + f"data:\n  path: {tmp_path / 'pets'}\n"
+                   f"  data_dir: {tmp_path / 'tfds'}\n")
     done = cli("validate", config, "data.validation_split=test")
     assert done.returncode == 0 and "the 9 images of the folder's validation split are not used" in done.stderr
     assert "are not used" not in cli("validate", config).stderr
+
+
+def test_a_csvs_paths_are_the_same_files_however_written(tmp_path):
+    """Absolute, ./ and ../ spellings name a file as its path from the CSV's folder: the hash that
+    splits it is the same on a machine where the folders lie elsewhere."""
+    folder(tmp_path / "pets", per_class=2)
+    (tmp_path / "sheets").mkdir()
+    spelt = [f"{tmp_path}/pets/cat/cat0.png", "../pets/./cat/cat1.jpg", "../pets/dog/../dog/dog0.png",
+             "../pets/eel/eel0.png"]
+    sheet = write(tmp_path / "sheets" / "labels.csv", "path,label\n" + "".join(
+        f"{path},{path.split('/')[-2]}\n" for path in spelt))
+    assert [f.rel for f in list_images(sheet, None).files] == [
+        "../pets/cat/cat0.png", "../pets/cat/cat1.jpg", "../pets/dog/dog0.png", "../pets/eel/eel0.png"]

@@ -247,7 +247,9 @@ def _add_row(listing: FolderListing, origin: Path, row: dict, line: int, where: 
     given = row["path"]
     if "\\" in given and not (listing.root / given).exists():  # a path written on Windows
         given = given.replace("\\", "/")
-    path, rel = listing.root / given, Path(given).as_posix()
+    path = listing.root / given
+    # relative to the CSV's folder however written (absolute, ./, ../): the splits' hash is the same anywhere
+    rel = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(listing.root))).as_posix()
     if not path.is_file():
         kind = "is a folder, not an image file" if path.is_dir() else "does not exist"
         raise DataError(f"{origin}:{line}: {row['path']} {kind} (looked for {path})", location=where,
