@@ -76,6 +76,9 @@ def test_predict_png_and_npy_with_the_runs_preprocessing(run, test_images, tmp_p
             assert result["top"][0]["probability"] == pytest.approx(float(expected[i].max()), abs=1e-5)
     bad = cli("predict", str(run.run_dir.path), str(tmp_path / "missing.png"))
     assert bad.returncode == 2 and "no such file" in bad.stderr
+    np.save(tmp_path / "rgb.npy", np.zeros((2, 30, 30, 3), np.uint8))  # the shape given is the one said
+    bad = cli("predict", str(run.run_dir.path), str(tmp_path / "rgb.npy"), "--json")
+    assert "shaped (2, 30, 30, 3), but the model takes raw pixels of shape (28, 28, 1)" in bad.stdout, bad.stdout
 
 
 LOADED = """

@@ -138,13 +138,14 @@ def _array_rows(given: str, path: Path, shape: tuple[int, ...]) -> list[Source]:
         return [Source(given, path, error=f"not a .npy array of pixels: {str(exc).splitlines()[0]}")]
     if not isinstance(array, np.ndarray):  # an .npz archive named .npy
         return [Source(given, path, error="not a .npy array of pixels: an archive of several arrays")]
+    given_shape = array.shape
     if array.shape[-1:] != shape[-1:]:  # no channel axis: (N, 28, 28) or (28, 28)
         array = array[..., None]
     if array.ndim == len(shape):  # a single image
         array = array[None]
     if array.shape[1:] != shape or array.dtype.kind not in "biuf":
-        return [Source(given, path, error=f"an array of {array.dtype} images of shape {array.shape[1:]}, but the "
-                       f"model takes raw pixels of shape {shape}: (N, rows, cols[, channels])")]
+        return [Source(given, path, error=f"an array of {array.dtype} shaped {given_shape}, but the model takes "
+                       f"raw pixels of shape {shape}: (N, {', '.join(map(str, shape))}), or one image, at that size")]
     return [Source(f"{given}[{i}]", path, array=array[i]) for i in range(len(array))]
 
 
