@@ -106,9 +106,9 @@ def described(dataset: FolderDataset, config: Config, by_split: dict[str, list])
         lines.append(f"{len(skipped):,} files skipped: " + "; ".join(f"{f} ({why})" for f, why in skipped[:3])
                      + ("; ..." if len(skipped) > 3 else ""))
     specs = " ".join(spec for spec in split_names(config).values() if spec)  # (a slice names its split too)
-    unused = [f"the {n:,} images of the folder's validation split are not used: `data.validation_split: "
-              f"{config.data.validation_split}` validates on another" for n in [len(by_split.get("validation", []))]
-              if n and "validation" not in specs]
+    given = len(by_split.get("validation", []))
+    unused = [f"the {given:,} images of the folder's validation split are not used: `data.validation_split: "
+              f"{config.data.validation_split}` validates on another"] if given and "validation" not in specs else []
     balanced = config.train.class_weight == "balanced"
     said = imbalance(read["train"], dataset.class_names, balanced)
     if said and balanced:  # the advice taken: a fact of the run, not a warning

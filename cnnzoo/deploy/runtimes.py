@@ -103,13 +103,12 @@ class LiteRtModel:
         except (ValueError, RuntimeError) as exc:
             raise CnnzooError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
         (self.input, details), = self.runner.get_input_details().items()
-        self.shape, self.names, self.rounded = _described(path, _tflite_metadata(content),
-                                                          details["shape_signature"][-1])
+        self.channels = int(details["shape_signature"][-1])  # the export's input's
+        self.shape, self.names, self.rounded = _described(path, _tflite_metadata(content), self.channels)
         self.classes = int(next(iter(self.runner.get_output_details().values()))["shape_signature"][-1])
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        channels = self.runner.get_input_details()[self.input]["shape_signature"][-1]
-        return next(iter(self.runner(**{self.input: _as_input(pixels, channels)}).values()))
+        return next(iter(self.runner(**{self.input: _as_input(pixels, self.channels)}).values()))
 
 
 def open_model(model_path: str, config_path: str | None = None):
