@@ -196,3 +196,9 @@ def test_print_config_resolved_shows_the_expanded_layers():
     stage2 = resolved[4]["block"]
     assert stage2["name"] == "stage2_block1" and stage2["uses"] == "basic" and stage2["shortcut"] == "A"
     assert stage2["layers"][0]["Conv2D"]["filters"] == 32 and stage2["layers"][0]["Conv2D"]["strides"] == 2
+
+
+def test_null_for_a_key_that_takes_no_null_says_so(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIGS / "quickstart.yaml", ["data.test_split=null"])
+    assert "`test_split` cannot be null: give a value, or leave the key out for its default" in str(error.value)

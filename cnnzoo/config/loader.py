@@ -214,6 +214,8 @@ def _to_config_error(err: dict, data: dict, marks: Marks, source: str) -> Config
         hint = "YAML reads yes/no/on/off/true/false as booleans: quote the value if you meant a string."
     elif isinstance(value, str) and is_number(value):
         hint = "Write numbers without quotes."
+    elif value is None and path:  # YAML's `null` (or an empty value) where the key has no "none"
+        hint = f"`{path[-1]}` cannot be null: give a value, or leave the key out for its default."
     return ConfigError(message, location=location, path=dotted, hint=hint)
 
 

@@ -37,7 +37,7 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
         raise CnnzooError(f"the run in {run.path} already completed",
                           hint=f"Train longer with `cnnzoo train --resume {run.path} train.epochs=N`.")
     config = load_config(run.config, [*earlier, *overrides])
-    check_same_classes(run, config)
+    check_same_classes(run, config)  # before the plan, whose model check would blame the last layer's size
     placement = start_runtime(config, choose_strategy(config))
     with placement.strategy.scope():
         planned = plan(config, manual_dir, placement=placement)
