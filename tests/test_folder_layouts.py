@@ -181,7 +181,11 @@ def test_a_resume_refuses_a_folder_whose_classes_changed(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "classes of" in done.stderr and "gone: eel; new: fox" in done.stderr, done.stderr
     (pets / "fox").rename(pets / "eel")
-    assert cli("train", "--resume", tmp_path / "run", "train.epochs=2").returncode == 0
+    for i in range(30):  # more images of a class: resumed, and said
+        image(pets / "eel" / f"more{i}.png")
+    done = cli("train", "--resume", tmp_path / "run", "train.epochs=2")
+    assert done.returncode == 0 and "when the run started: the resumed epochs train on the folder as it is now" in \
+        done.stdout, done.stdout + done.stderr
 
 
 def test_one_class_is_refused_pointing_at_the_folder_one_level_down(tmp_path):

@@ -44,6 +44,7 @@ def resume(run_path: str, overrides: tuple[str, ...] = (), *, manual_dir: str | 
         if overrides:
             check_same_weights(run, earlier, overrides, planned.model)
         planned, data = trainer.prepared(planned, manual_dir, log)
+        _note_images_changed(run, planned.config, data, log)
         with trainer.worker_folder(placement) as scratch:
             if scratch is not None:  # a worker restores from a copy of the chief's state (a shared filesystem)
                 run = RunDir(shutil.copytree(run.path, scratch / "run"), shared=run.path)
@@ -103,6 +104,20 @@ def check_same_classes(run: RunDir, config: Config) -> None:
                           f"its outputs stand for {', '.join(before)}; nothing in {run.path} was changed",
                           hint="Put the class folders back as they were to resume, or train a new run on the folder "
                                "as it is now (`model.weights: " + str(run.path) + "` starts it from this run's weights).")
+
+
+def _note_images_changed(run: RunDir, config: Config, data, log) -> None:
+    """Say when a folder's training images are not those the run started with (added or removed since)."""
+    import json
+
+    try:
+        then = json.loads(run.classes.read_text()).get("training_images")
+    except (OSError, ValueError):
+        return
+    now = sum(data.class_counts) if data.class_counts else None
+    if then is not None and now is not None and now != then:
+        log(f"cnnzoo: {config.data.path} has {now:,} training images, {then:,} when the run started: "
+            "the resumed epochs train on the folder as it is now")
 
 
 def check_same_weights(run: RunDir, earlier: list[str], overrides: tuple[str, ...], model) -> None:

@@ -8,7 +8,8 @@
       backup/          the resume state (removed when the run completes)
       history.csv      one row per epoch, appended across resumes
       model.keras      the final model (plain Keras: loads without cnnzoo)
-      classes.json     the class names the outputs stand for (what predict and the pictures show)
+      classes.json     the class names the outputs stand for (what predict and the pictures show), and
+                       the training images where known (a resume says when a folder's changed)
       skipped_files.csv  files of a `data.path` folder that were not used, and why
       initialization.json  kernels computed from training images before the first step (`patch_whitening`)
       metrics.json     per-epoch history, epoch times, final validation and test metrics

@@ -100,10 +100,12 @@ def prepared(planned, manual_dir: str | None, log: Log = print):
 
 
 def write_data_records(run: RunDir, data, log: Log) -> None:
-    """The class names the outputs stand for, and the files of a folder that were skipped, with why."""
+    """The class names the outputs stand for (with the training images where known: a resume compares),
+    and the files of a folder that were skipped, with why."""
     import csv
 
-    write_json(run.classes, {"class_names": data.class_names or [str(i) for i in range(data.num_classes)]})
+    write_json(run.classes, {"class_names": data.class_names or [str(i) for i in range(data.num_classes)],
+                             **({"training_images": sum(data.class_counts)} if data.class_counts else {})})
     if data.skipped:
         with run.skipped.open("w", newline="") as f:
             csv.writer(f).writerows([("file", "reason"), *data.skipped])
