@@ -99,6 +99,8 @@ def test_a_weights_h5_file_loads_and_nothing_matching_is_an_error(tmp_path):
     other.save(tmp_path / "other.keras")
     done = cli("validate", tmp_path / "net.yaml", f"model.weights={tmp_path / 'other.keras'}")
     assert done.returncode == 2 and "no layer of the model matches the weights" in done.stderr, done.stderr
+    skipped = done.stderr.split("(skipped: ", 1)[1]  # a shape that differs is named first: the likely cause
+    assert skipped.split(";")[0].split(": ", 1)[1].startswith("shapes"), done.stderr
     done = cli("validate", tmp_path / "net.yaml", f"model.weights={tmp_path / 'missing.keras'}")
     assert done.returncode == 2 and "is not a file or a run folder" in done.stderr
 

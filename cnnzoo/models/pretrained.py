@@ -72,10 +72,12 @@ def load_weights(model, source: str, *, application: str | None, where: Location
             layer.set_weights(weights)
             report.loaded.append(layer.name)
     if not report.loaded:
+        shown = sorted(report.skipped, key=lambda s: not s[1].startswith("shapes"))[:3]  # the likely causes first
         raise BuildError(f"no layer of the model matches the weights in {label}",
                          location=where, path="model.weights",
                          hint="The layers are matched by name and weight shapes: start from a model of the same "
-                              f"layout (first skipped: {report.skipped[0][0]}: {report.skipped[0][1]}).")
+                              "layout (skipped: " + "; ".join(f"{name}: {why}" for name, why in shown)
+                              + ("; ..." if len(report.skipped) > 3 else "") + ").")
     return report
 
 
