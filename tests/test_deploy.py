@@ -276,3 +276,11 @@ def test_a_config_another_model_was_trained_with_is_refused(run, tmp_path):
                   "  preprocessing: {resize: [24, 24]}\n")
     done = cli("predict", run.run_dir.model, "--config", other, tmp_path / "x.png")
     assert done.returncode == 2 and "not the config this model was trained with" in done.stderr, done.stderr
+
+
+def test_a_missing_export_or_a_file_that_is_no_keras_model_is_said_as_such(tmp_path):
+    done = cli("predict", tmp_path / "missing.onnx", tmp_path / "x.png")
+    assert done.returncode == 2 and "no such file" in done.stderr and "cnnzoo export" in done.stderr, done.stderr
+    (tmp_path / "garbage.keras").write_text("not a model")
+    done = cli("predict", tmp_path / "garbage.keras", "--config", CONFIGS / "quickstart.yaml", tmp_path / "x.png")
+    assert done.returncode == 2 and "is not a Keras model file" in done.stderr, done.stderr

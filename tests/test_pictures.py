@@ -87,6 +87,9 @@ def test_pictures_cli_writes_the_grad_cam_of_your_own_image(pictures_run, tmp_pa
     done = cli("pictures", pictures_run, "--image", tmp_path / "photos", "-o", tmp_path / "folder")
     assert done.returncode == 0 and done.stdout.split() == [str(tmp_path / "folder" / "grad_cam-one.png")], done.stderr
     assert "not drawn" in done.stderr and "cut.jpg" in done.stderr
+    np.save(tmp_path / "batch.npy", np.zeros((2, 28, 28), np.uint8))  # rows of an array: named by their row
+    done = cli("pictures", pictures_run, "--image", tmp_path / "batch.npy", "-o", tmp_path / "rows")
+    assert done.stdout.split() == [str(tmp_path / "rows" / f"grad_cam-batch-{i}.png") for i in (0, 1)], done.stderr
 
 
 def test_a_model_without_convolutions_says_so_once_and_still_judges(tmp_path):

@@ -64,7 +64,8 @@ def _own_images(path: str, config, model, given: list[str]) -> list[tuple[str, n
         if pixels is None:  # as predict: one bad file of a folder never stops the others
             unread.append(f"{source.label} ({error})")
             continue
-        name = f"grad_cam-{Path(source.label).stem or 'image'}"
+        file, _, row = source.label.partition(".npy[")  # a row of an array: x.npy[3] -> x-3
+        name = f"grad_cam-{Path(file).stem or 'image'}" + (f"-{row.rstrip(']')}" if row else "")
         while name in used:  # photo.jpg and photo.png, or two folders' photo.jpg
             name += "_"
         used.add(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 from cnnzoo.config.loader import load_config
@@ -30,6 +31,8 @@ def load_trained(path: str, config_path: str | None = None):
             f"{path} is neither a completed run directory (with model.keras) nor a .keras file",
             hint="Pass the folder `cnnzoo train` wrote, e.g. runs/slide_cnn-20261125-130236, or its model.keras.",
         )
+    if model_file.suffix == ".keras" and not zipfile.is_zipfile(model_file):  # (Keras says "file not found")
+        raise CnnzooError(f"{model_file} is not a Keras model file: a .keras file is a zip archive")
     try:
         model = keras.models.load_model(model_file)
     except (ValueError, OSError) as exc:

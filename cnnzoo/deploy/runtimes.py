@@ -115,7 +115,9 @@ def open_model(model_path: str, config_path: str | None = None):
     """The model at `model_path`: an `.onnx` or `.tflite` export, else a run (directory or `.keras` file)."""
     path = Path(model_path)
     suffix = path.suffix.lower()
-    if suffix not in EXPORTS or not path.is_file():
+    if suffix in EXPORTS and not path.is_file():
+        raise CnnzooError(f"no such file: {path}", hint=f"Write it with `cnnzoo export RUN --format {suffix[1:]}`.")
+    if suffix not in EXPORTS:
         return KerasModel(model_path, config_path)
     if config_path:
         raise CnnzooError(f"--config goes with a .keras file; {path.name} is an export, which carries its "
