@@ -2,8 +2,8 @@
 
 Two layouts, as Keras' `image_dataset_from_directory` and most course material use them:
 - a folder of class subfolders, `DIR/<class>/**/*.jpg`, or of split subfolders of those,
-  `DIR/train/<class>/...`, `DIR/test/<class>/...` (and `validation/`, `val/` or `valid/`): split
-  folders only when every subfolder names a split, so a class may be called `train`;
+  `DIR/train/<class>/...`, `DIR/test/<class>/...` (and `validation/`, `val/` or `valid/`, in any
+  case): split folders when they hold class folders, so a class may be called `train`;
 - a CSV file with a header and columns `path,label` (paths relative to the CSV), optionally `split`,
   as spreadsheets save it (UTF-8, a BOM, empty rows, Windows' backslashes).
 Class names are the folder names or labels, sorted. Hidden files (`.DS_Store`, `Thumbs.db`,
@@ -107,12 +107,15 @@ def _subfolders(folder: Path) -> list[Path]:
 
 def _holds_runs(folder: Path) -> bool:
     """A run's folder, or a `runs/` folder of runs (a run started inside its image folder writes there): no class."""
-    if is_run(folder) or (folder / CLAIM).exists():  # (--output-dir: claimed before the folder is listed)
+    def a_run(d: Path) -> bool:  # (--output-dir: claimed before the folder is listed)
+        return is_run(d) or (d / CLAIM).exists()
+
+    if a_run(folder):
         return True
     if folder.name != "runs":  # cnnzoo's default place for runs: other names are not looked into
         return False
     runs = [d for d in folder.iterdir() if d.is_dir()]
-    return bool(runs) and all(is_run(d) or (d / CLAIM).exists() for d in runs)
+    return bool(runs) and all(a_run(d) for d in runs)
 
 
 def _split_folders(origin: Path, subfolders: list[Path], where: Location | None) -> dict[str, Path]:

@@ -21,12 +21,13 @@ import numpy as np
 
 from cnnzoo.config.schema import DataConfig
 from cnnzoo.data.preprocessing import rounds_pixels, whole
-from cnnzoo.deploy.runs import EXPORTED, class_names_of, load_trained
+from cnnzoo.deploy.runs import EXPORTED, class_names_of, load_trained, run_of
 from cnnzoo.deploy.runtimes import METADATA, export_metadata
 from cnnzoo.models.compile import outputs_logits
 from cnnzoo.errors import CnnzooError
 
-FORMATS = ("keras", "savedmodel", "tflite", "onnx")
+SUFFIXES = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}  # ("": a folder)
+FORMATS = tuple(SUFFIXES)
 
 
 def raw_channels(data: DataConfig, channels: int) -> int:
@@ -118,9 +119,7 @@ def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = 
     config, model = load_trained(run_path, config_path)
     inference = with_preprocessing(in_float32(model), config.data, outputs_logits(config))
     run = Path(run_path) if Path(run_path).is_dir() else Path(run_path).parent
-    suffix = {"keras": ".keras", "savedmodel": "", "tflite": "_int8.tflite" if quantize else ".tflite",
-              "onnx": ".onnx"}[fmt]
-    target = Path(output) if output else run / "export" / f"{model.name}{suffix}"
+    target = Path(output) if output else run / "export" / f"{model.name}{'_int8' if quantize else ''}{SUFFIXES[fmt]}"
     _check_target(target, fmt)
     import tensorflow as tf
 
@@ -144,12 +143,10 @@ def export(run_path: str, fmt: str, output: str | None = None, quantize: bool = 
 def _check_target(target: Path, fmt: str) -> None:
     """Refuse an output path the format cannot be written to, or that is a run's own model, before the
     model is converted (an earlier export of the same format at that path is replaced)."""
-    from cnnzoo.files import is_run
-
-    run = target.parent.parent if target.parent.name == "checkpoints" else target.parent
-    if is_run(run):
+    run = run_of(target)
+    if run is not None:
         raise CnnzooError(f"-o {target}: that is the run's own folder; its models stay as they are",
-                          hint=f"Leave -o out (the export goes to {run / 'export'}), or give another path.")
+                          hint=f"Leave -o out (the export goes to {run.path / 'export'}), or give another path.")
     if fmt == "savedmodel":
         if target.is_file() or (target.is_dir() and any(target.iterdir()) and not (target / "saved_model.pb").exists()):
             raise CnnzooError(f"-o {target}: a SavedModel is a folder of its own, and this is "
@@ -159,7 +156,7 @@ def _check_target(target: Path, fmt: str) -> None:
     if target.is_dir():
         raise CnnzooError(f"-o {target} is a folder; --format {fmt} writes one file", hint=f"Give a file name in it, "
                           f"e.g. -o {target / ('model.' + fmt)}.")
-    suffix = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}[fmt]
+    suffix = SUFFIXES[fmt]
     if target.suffix != suffix:  # also keeps a photo or a note of the same name from being overwritten
         raise CnnzooError(f"-o {target}: --format {fmt} writes a {suffix} file",
                           hint=f"Give e.g. -o {target.with_suffix(suffix)}.")

@@ -41,7 +41,7 @@ def load_trained(path: str, config_path: str | None = None):
         raise CnnzooError(f"{model_file} is an export (`cnnzoo export`: it takes raw photos, its preprocessing "
                           "built in), not a trained run's model", hint="Pass the run it was exported from (its "
                           "folder or model.keras); or export it as .onnx or .tflite, which `predict` runs as they are.")
-    run = _run_of(model_file)
+    run = run_of(model_file)
     if config_path:
         config: Config = load_config(config_path)
         _check_trained_with(config, config_path, model, model_file)
@@ -77,7 +77,7 @@ def class_names_of(path: str, config: Config) -> list[str] | None:
     from cnnzoo.data.catalog import class_names
 
     given = Path(path)
-    run = _run_of(given / "model.keras" if given.is_dir() else given)
+    run = run_of(given / "model.keras" if given.is_dir() else given)
     if run is not None:
         try:
             names = json.loads((run.path / "classes.json").read_text())["class_names"]
@@ -88,7 +88,7 @@ def class_names_of(path: str, config: Config) -> list[str] | None:
     return class_names(config)
 
 
-def _run_of(model_file: Path) -> RunDir | None:
+def run_of(model_file: Path) -> RunDir | None:
     """The run a model file is part of: run/model.keras, run/checkpoints/best.keras (not run/export/...)."""
     folder = model_file.parent.parent if model_file.parent.name == "checkpoints" else model_file.parent
     return RunDir(folder) if is_run(folder) else None
